@@ -1,0 +1,112 @@
+//! `cadenza bench ...`: speed figures, printed; never part of the test suite.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::Outcome;
+use crate::files::RollFormat;
+use crate::midi::{ImportOptions, import};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time MIDI import (parse + quantise) of every MIDI file under DIR.
+    Import {
+        /// Folder searched recursively for .mid/.midi files.
+        dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: &BenchCommand) -> anyhow::Result<Outcome> {
+    match command {
+        BenchCommand::Import { dir, json } => {
+            let figures = bench_import(dir)?;
+            if *json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!(
+                    "MIDI import of {} files ({} notes kept, {} failed): \
+                     {:.3} / {:.3} / {:.3} ms per file (min / median / max), \
+                     {:.0} notes per second",
+                    figures.files,
+                    figures.notes,
+                    figures.failed,
+                    figures.ms_per_file_min,
+                    figures.ms_per_file_median,
+                    figures.ms_per_file_max,
+                    figures.notes_per_s
+                );
+            }
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ImportFigures {
+    files: usize,
+    failed: usize,
+    notes: usize,
+    ms_per_file_min: f64,
+    ms_per_file_median: f64,
+    ms_per_file_max: f64,
+    notes_per_s: f64,
+}
+
+/// Each file is read into memory first, then imported repeatedly for at least
+/// 5 ms (3 runs minimum); its time is the median run.
+fn bench_import(dir: &std::path::Path) -> anyhow::Result<ImportFigures> {
+    let options = ImportOptions::default();
+    let mut per_file = Vec::new();
+    let mut notes = 0usize;
+    let mut failed = 0usize;
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
+        if !entry.file_type().is_file()
+            || RollFormat::of_path(entry.path()) != Some(RollFormat::Midi)
+        {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path())
+            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        let mut runs = Vec::new();
+        let started = Instant::now();
+        let mut kept = None;
+        while runs.len() < 3 || started.elapsed() < Duration::from_millis(5) {
+            let run_start = Instant::now();
+            let result = import(&bytes, &options);
+            runs.push(run_start.elapsed());
+            kept = result.ok().map(|(_, report)| report.notes_kept);
+            if kept.is_none() {
+                break;
+            }
+        }
+        let Some(kept) = kept else {
+            failed += 1;
+            continue;
+        };
+        notes += kept;
+        runs.sort();
+        per_file.push(runs[runs.len() / 2].as_secs_f64() * 1e3);
+    }
+    if per_file.is_empty() {
+        bail!("no importable MIDI files under {}", dir.display());
+    }
+    let total_ms: f64 = per_file.iter().sum();
+    per_file.sort_by(f64::total_cmp);
+    Ok(ImportFigures {
+        files: per_file.len(),
+        failed,
+        notes,
+        ms_per_file_min: per_file[0],
+        ms_per_file_median: per_file[per_file.len() / 2],
+        ms_per_file_max: per_file[per_file.len() - 1],
+        notes_per_s: notes as f64 / (total_ms / 1e3),
+    })
+}

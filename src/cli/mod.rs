@@ -1,0 +1,125 @@
+//! The headless command line: `cadenza info`, `convert`, `bench`.
+//!
+//! Exit codes: 0 success, 1 a batch where some files failed, 2 a usage or fatal
+//! error. Errors go to stderr, one line each, naming the file.
+
+mod bench;
+mod convert;
+mod info;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::files::LoadOptions;
+use crate::midi::{ExportOptions, ImportOptions};
+use crate::roll::{DEFAULT_STEPS_PER_QUARTER, RollMeta, Tempo};
+
+/// Cadenza: piano rolls, a neural continuation model and a SoundFont synth.
+#[derive(Debug, Parser)]
+#[command(name = "cadenza", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a MIDI or PNG file holds: steps, notes, pitch range, tempo, programs.
+    Info(info::InfoArgs),
+    /// Convert MIDI <-> midi2img PNG (or MIDI -> normalised MIDI); files or whole folders.
+    Convert(convert::ConvertArgs),
+    /// Measure speed; prints figures (never run inside the test suite).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// How the program ended, mapped to the documented exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A batch finished but some files failed.
+    PartialFailure,
+}
+
+/// Exit code for a usage or fatal error (clap uses it for usage errors too).
+pub const EXIT_FATAL: u8 = 2;
+
+/// Runs a parsed command line and turns the result into an exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Some(Command::Info(args)) => info::run(&args),
+        Some(Command::Convert(args)) => convert::run(&args),
+        Some(Command::Bench(command)) => bench::run(&command),
+        None => info::run_default(),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::PartialFailure) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+/// Options for reading rolls, shared by the subcommands that read files.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// Grid resolution in steps per quarter note (1..=24; 4 = sixteenths).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_STEPS_PER_QUARTER,
+          value_parser = clap::value_parser!(u8).range(1..=24))]
+    pub steps_per_quarter: u8,
+    /// Keep notes on MIDI channel 10 (General MIDI drums), left out by default.
+    #[arg(long)]
+    pub include_drums: bool,
+}
+
+/// Tempo and instrument: what a PNG lacks, or an override for MIDI.
+#[derive(Debug, Clone, Args)]
+pub struct MetaArgs {
+    /// Tempo in quarter notes per minute (default: the file's, 120 for PNG).
+    #[arg(long, value_name = "BPM", value_parser = parse_bpm)]
+    pub tempo: Option<Tempo>,
+    /// General MIDI program 0..=127 (default: the file's, 0 = piano for PNG).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
+    pub program: Option<u8>,
+}
+
+impl ReadArgs {
+    fn load_options(&self, meta: &MetaArgs) -> LoadOptions {
+        LoadOptions {
+            midi: ImportOptions {
+                steps_per_quarter: self.steps_per_quarter,
+                include_drums: self.include_drums,
+            },
+            png_meta: RollMeta {
+                steps_per_quarter: self.steps_per_quarter,
+                tempo: meta.tempo.unwrap_or_default(),
+                program: meta.program.unwrap_or(0),
+            },
+        }
+    }
+}
+
+impl MetaArgs {
+    /// Applies the overrides the user gave to a roll's metadata.
+    fn apply(&self, meta: RollMeta) -> RollMeta {
+        RollMeta {
+            tempo: self.tempo.unwrap_or(meta.tempo),
+            program: self.program.unwrap_or(meta.program),
+            ..meta
+        }
+    }
+}
+
+fn parse_bpm(text: &str) -> Result<Tempo, String> {
+    let bpm: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    Tempo::from_bpm(bpm).ok_or_else(|| format!("{bpm} BPM is outside 4..=1000"))
+}
+
+fn export_options(velocity: u8) -> ExportOptions {
+    ExportOptions { velocity }
+}

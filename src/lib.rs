@@ -1,0 +1,20 @@
+//! Cadenza: continue piano rolls with a small neural network and hear the result.
+//!
+//! The pipeline: a MIDI file ([`midi`]) or a midi2img PNG ([`image`]) becomes a
+//! binary [`roll::PianoRoll`] of 106 pitches by time steps; 9-step windows of it
+//! feed a Conv1D+LSTM network that predicts the next step; generation feeds the
+//! predictions back, and the result goes out again as MIDI, PNG and audio.
+//!
+//! Modules: [`roll`] (the roll, no IO), [`midi`] and [`image`] (file formats),
+//! [`files`] (pick the format by extension), [`atomic`] (safe writes),
+//! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`cli`] (the
+//! headless command line).
+
+pub mod assets;
+pub mod atomic;
+pub mod cli;
+pub mod files;
+pub mod gm;
+pub mod image;
+pub mod midi;
+pub mod roll;

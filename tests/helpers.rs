@@ -1,0 +1,110 @@
+//! Builders for tiny MIDI files written byte by byte, so tests can state exactly
+//! what a file holds (running status, sysex, odd headers) and shared paths.
+
+use std::path::PathBuf;
+
+/// The `shared/` folder beside the repository (override: `CADENZA_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("CADENZA_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("corpus").is_dir(),
+        "the shared data folder is missing: expected {}/corpus (set CADENZA_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+/// Every `.mid` file of the shared corpus, sorted.
+pub fn corpus_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(shared_dir().join("corpus"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mid"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// One track's event bytes.
+#[derive(Default)]
+pub struct Track(pub Vec<u8>);
+
+impl Track {
+    pub fn delta(&mut self, mut ticks: u32) -> &mut Self {
+        let mut groups = vec![(ticks & 0x7f) as u8];
+        ticks >>= 7;
+        while ticks > 0 {
+            groups.push((ticks & 0x7f) as u8 | 0x80);
+            ticks >>= 7;
+        }
+        self.0.extend(groups.iter().rev());
+        self
+    }
+
+    /// Raw bytes after a delta: a status byte and data, or data alone (running status).
+    pub fn raw(&mut self, delta: u32, bytes: &[u8]) -> &mut Self {
+        self.delta(delta);
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    pub fn on(&mut self, delta: u32, channel: u8, key: u8, velocity: u8) -> &mut Self {
+        self.raw(delta, &[0x90 | channel, key, velocity])
+    }
+
+    pub fn off(&mut self, delta: u32, channel: u8, key: u8) -> &mut Self {
+        self.raw(delta, &[0x80 | channel, key, 64])
+    }
+
+    pub fn program(&mut self, delta: u32, channel: u8, program: u8) -> &mut Self {
+        self.raw(delta, &[0xC0 | channel, program])
+    }
+
+    pub fn tempo(&mut self, delta: u32, micros_per_quarter: u32) -> &mut Self {
+        let m = micros_per_quarter.to_be_bytes();
+        self.raw(delta, &[0xFF, 0x51, 0x03, m[1], m[2], m[3]])
+    }
+
+    pub fn end(&mut self, delta: u32) -> &mut Self {
+        self.raw(delta, &[0xFF, 0x2F, 0x00])
+    }
+
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// A Standard MIDI File from a format, the raw division word and track bodies.
+pub fn smf(format: u16, division: u16, tracks: &[Vec<u8>]) -> Vec<u8> {
+    let mut bytes = b"MThd".to_vec();
+    bytes.extend(6u32.to_be_bytes());
+    bytes.extend(format.to_be_bytes());
+    bytes.extend((tracks.len() as u16).to_be_bytes());
+    bytes.extend(division.to_be_bytes());
+    for track in tracks {
+        bytes.extend(b"MTrk");
+        bytes.extend((track.len() as u32).to_be_bytes());
+        bytes.extend(track);
+    }
+    bytes
+}
+
+/// A small deterministic generator (64-bit LCG) so tests need no RNG crate.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as u32
+    }
+
+    pub fn below(&mut self, n: u32) -> u32 {
+        self.next_u32() % n
+    }
+}

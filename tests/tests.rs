@@ -1,0 +1,9 @@
+//! Cadenza's integration tests: one binary, one module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod cli;
+mod corpus;
+mod helpers;
+mod image_png;
+mod midi_import;
+mod roll_trips;
