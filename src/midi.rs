@@ -5,22 +5,7 @@
 //! ticks, exactly as the file says; [`import`] then quantises them onto the
 //! roll's grid in beats, so the grid does not depend on tempo.
 //!
-//! # What is fatal and what is tolerated
-//! Import is lenient where a musician would still want the music and strict where
-//! nothing sensible can be read:
-//! - **Errors** ([`ImportError`]): an empty file, a gzip-compressed file, bytes
-//!   that are not a Standard MIDI File (no `MThd` or RMID header), a header that
-//!   cannot be read, PPQ 0 or an SMPTE rate with 0 ticks per frame, and a file
-//!   with no track at all.
-//! - **Tolerated, and counted in the [`ImportReport`]**: a chunk or track cut
-//!   short (the bytes that are there are read, the rest of that track is dropped,
-//!   and the track counts as damaged), unknown chunks, running status, sysex and
-//!   meta events (skipped), a note-on with velocity 0 (a note-off), a note-off
-//!   with no open note (ignored), overlapping notes of one pitch (a note-off ends
-//!   the earliest open one; in the roll they merge but keep both onsets), notes
-//!   with no note-off (they end at their track's last event), drum-channel notes
-//!   (dropped unless asked for), pitches outside 21..=126 (dropped, never
-//!   wrapped), and anything past [`MAX_STEPS`] (cut there).
+//! What is fatal and what is tolerated is written on [`ImportError`].
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -37,8 +22,24 @@ use crate::roll::{
 /// The MIDI channel (0-based) that General MIDI reserves for drums: "channel 10".
 pub const DRUM_CHANNEL: u8 = 9;
 
-/// Why bytes could not be read as a MIDI file. See the module docs for what is
-/// tolerated instead of rejected.
+/// Why bytes could not be read as a MIDI file.
+///
+/// # What is fatal and what is tolerated
+/// Import is lenient where a musician would still want the music and strict where
+/// nothing sensible can be read:
+/// - **Errors** (the variants below): an empty file, a gzip-compressed file, bytes
+///   that are not a Standard MIDI File (no `MThd` or RMID header), a header that
+///   cannot be read, PPQ 0 or an SMPTE rate with 0 ticks per frame, and a file
+///   with no track at all.
+/// - **Tolerated, and counted in the [`ImportReport`]**: a chunk or track cut
+///   short (the bytes that are there are read, the rest of that track is dropped,
+///   and the track counts as damaged), unknown chunks, running status, sysex and
+///   meta events (skipped), a note-on with velocity 0 (a note-off), a note-off
+///   with no open note (ignored), overlapping notes of one pitch (a note-off ends
+///   the earliest open one; in the roll they merge but keep both onsets), notes
+///   with no note-off (they end at their track's last event), drum-channel notes
+///   (dropped unless asked for), pitches outside 21..=126 (dropped, never
+///   wrapped), and anything past [`MAX_STEPS`] (cut there).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ImportError {
@@ -231,8 +232,8 @@ pub struct ImportReport {
 ///
 /// In format 2 each track is its own sequence; they are laid end to end.
 pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
-    check_magic(bytes)?;
-    let (header, track_iter) = midly::parse(bytes).map_err(|e| classify_parse_error(bytes, &e))?;
+    let smf = smf_bytes(bytes)?;
+    let (header, track_iter) = midly::parse(smf).map_err(|e| classify_parse_error(smf, &e))?;
     let timing = file_timing(header)?;
     let format = match header.format {
         Format::SingleTrack => 0,
@@ -350,12 +351,42 @@ fn close_open_notes(
     }
 }
 
-fn check_magic(bytes: &[u8]) -> Result<(), ImportError> {
-    match bytes {
-        [] => Err(ImportError::Empty),
-        [0x1f, 0x8b, ..] => Err(ImportError::Gzipped),
-        _ => Ok(()),
+/// The Standard MIDI File inside `bytes`: the bytes themselves, or the `data`
+/// chunk of an RMID (RIFF) wrapper. Also rejects an SMPTE division of -128
+/// frames per second, which midly 0.5.3 negates with an overflow.
+fn smf_bytes(bytes: &[u8]) -> Result<&[u8], ImportError> {
+    let smf = match bytes {
+        [] => return Err(ImportError::Empty),
+        [0x1f, 0x8b, ..] => return Err(ImportError::Gzipped),
+        [b'R', b'I', b'F', b'F', _, _, _, _, rest @ ..] => rmid_data(rest)?,
+        _ => bytes,
+    };
+    if smf.starts_with(b"MThd") && smf.get(12) == Some(&0x80) {
+        return Err(ImportError::Malformed(
+            "invalid SMPTE frame rate (-128 frames per second)".to_owned(),
+        ));
     }
+    Ok(smf)
+}
+
+/// The `data` chunk of an RMID file, given the bytes after the RIFF header.
+fn rmid_data(mut riff: &[u8]) -> Result<&[u8], ImportError> {
+    let malformed = |what: &str| ImportError::Malformed(format!("RMID wrapper: {what}"));
+    riff = riff
+        .strip_prefix(b"RMID")
+        .ok_or_else(|| malformed("not an RMID file"))?;
+    while riff.len() >= 8 {
+        let (id, rest) = riff.split_at(4);
+        let (length, rest) = rest.split_at(4);
+        let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let chunk = &rest[..length.min(rest.len())];
+        if id == b"data" {
+            return Ok(chunk);
+        }
+        // Chunks are padded to an even length.
+        riff = rest.get(length + (length & 1)..).unwrap_or_default();
+    }
+    Err(malformed("no data chunk"))
 }
 
 fn classify_parse_error(bytes: &[u8], error: &midly::Error) -> ImportError {

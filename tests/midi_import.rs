@@ -205,6 +205,18 @@ fn bad_input_gets_typed_errors() {
     assert_eq!(err(b"RIFX not a midi file"), ImportError::NotMidi);
     assert_eq!(err(b"%PDF-1.4"), ImportError::NotMidi);
     assert!(matches!(err(b"MThd\0\0"), ImportError::Malformed(_)));
+    assert!(matches!(
+        err(b"RIFF\x04\0\0\0RMXD"),
+        ImportError::Malformed(_)
+    ));
+
+    let mut t = Track::default();
+    t.on(0, 0, 60, 100).off(10, 0, 60).end(0);
+    let minus_128_fps = u16::from_be_bytes([0x80, 40]);
+    assert!(matches!(
+        err(&smf(1, minus_128_fps, &[t.take()])),
+        ImportError::Malformed(_)
+    ));
 
     let mut t = Track::default();
     t.on(0, 0, 60, 100).off(10, 0, 60).end(0);
@@ -219,6 +231,22 @@ fn bad_input_gets_typed_errors() {
         ImportError::ZeroSmpteResolution
     );
     assert_eq!(err(&smf(1, PPQ, &[])), ImportError::NoTracks);
+}
+
+#[test]
+fn rmid_files_are_unwrapped() {
+    let mut t = Track::default();
+    t.on(0, 0, 60, 100).off(480, 0, 60).end(0);
+    let midi = smf(1, PPQ, &[t.take()]);
+    let mut riff = b"RIFF".to_vec();
+    riff.extend((4 + 10 + 8 + midi.len() as u32).to_le_bytes());
+    riff.extend(b"RMID");
+    riff.extend(b"LIST\x01\0\0\0x\0"); // an odd-length chunk and its pad byte
+    riff.extend(b"data");
+    riff.extend((midi.len() as u32).to_le_bytes());
+    riff.extend(&midi);
+    let (roll, _) = import(&riff, &ImportOptions::default()).unwrap();
+    assert_eq!(notes_of(&roll), vec![(0, 60, 4)]);
 }
 
 #[test]
