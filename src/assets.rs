@@ -39,3 +39,71 @@ pub fn default_demo() -> &'static DemoRoll {
 pub fn demo(name: &str) -> Option<&'static DemoRoll> {
     DEMO_ROLLS.iter().find(|d| d.name == name)
 }
+
+/// A trained model embedded in the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct ShippedModel {
+    /// The name users type (`--model forward`).
+    pub name: &'static str,
+    /// The file name under `assets/models/`.
+    pub file_name: &'static str,
+    pub description: &'static str,
+    /// The model file's bytes (see `checkpoint`).
+    pub bytes: &'static [u8],
+}
+
+/// The shipped models; [`DEFAULT_MODEL`] is used when the user names none.
+pub const SHIPPED_MODELS: &[ShippedModel] = &[
+    ShippedModel {
+        name: "forward",
+        file_name: "forward.cadenza",
+        description: "the article's network trained on the corpus to predict the next step",
+        bytes: include_bytes!("../assets/models/forward.cadenza"),
+    },
+    ShippedModel {
+        name: "seed",
+        file_name: "seed.cadenza",
+        description: "the article's network trained as the article did (reversed time, \
+                      target two steps ahead)",
+        bytes: include_bytes!("../assets/models/seed.cadenza"),
+    },
+];
+
+/// The model the app and the CLI use when given none.
+pub const DEFAULT_MODEL: &str = "forward";
+
+/// The shipped model of that name.
+pub fn shipped_model(name: &str) -> Option<&'static ShippedModel> {
+    SHIPPED_MODELS.iter().find(|m| m.name == name)
+}
+
+/// Opens a model by path or shipped name (a file of that name wins); `None`
+/// opens [`DEFAULT_MODEL`]. Returns the model file and a name to show.
+pub fn open_model(
+    spec: Option<&str>,
+) -> Result<(crate::checkpoint::Checkpoint, String), crate::checkpoint::CheckpointError> {
+    use crate::checkpoint::{Checkpoint, CheckpointError};
+    let spec = spec.unwrap_or(DEFAULT_MODEL);
+    let path = std::path::Path::new(spec);
+    match shipped_model(spec) {
+        Some(shipped) if !path.exists() => Ok((
+            Checkpoint::from_bytes(shipped.bytes)?,
+            format!("{} (shipped)", shipped.name),
+        )),
+        _ if !path.exists() && !spec.contains(['/', '\\', '.']) => Err(CheckpointError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no such file, and no shipped model of that name (shipped: {})",
+                    SHIPPED_MODELS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }),
+        _ => Ok((Checkpoint::load(path)?, path.display().to_string())),
+    }
+}

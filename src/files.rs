@@ -121,3 +121,42 @@ pub fn save_roll(
         None => Err(RollFileError::UnknownFormat(path.to_owned())),
     }
 }
+
+/// The MIDI and PNG files under a folder, found recursively.
+#[derive(Clone, Debug, Default)]
+pub struct FoundFiles {
+    /// Roll files in file-name order, with the format their extension names.
+    pub rolls: Vec<(PathBuf, RollFormat)>,
+    /// Entries that could not be read while walking, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+    /// Other files, not MIDI or PNG.
+    pub ignored: usize,
+}
+
+/// Walks `dir` for MIDI and PNG files; `skip` leaves out paths (and, for a
+/// folder, everything under it) it returns true for.
+pub fn find_roll_files(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> FoundFiles {
+    let mut found = FoundFiles::default();
+    let walk = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.path() == dir || !skip(entry.path()));
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                let path = error.path().unwrap_or(dir).to_owned();
+                found.unreadable.push((path, error.to_string()));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        match RollFormat::of_path(entry.path()) {
+            Some(format) => found.rolls.push((entry.into_path(), format)),
+            None => found.ignored += 1,
+        }
+    }
+    found
+}

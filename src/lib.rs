@@ -6,15 +6,26 @@
 //! predictions back, and the result goes out again as MIDI, PNG and audio.
 //!
 //! Modules: [`roll`] (the roll, no IO), [`midi`] and [`image`] (file formats),
-//! [`files`] (pick the format by extension), [`atomic`] (safe writes),
+//! [`files`] (pick the format by extension), [`model`] (the seed network),
+//! [`keras`] (Keras weight import), [`checkpoint`] (model files),
+//! [`dataset`] and [`train`] (training on a folder of rolls), [`device`] (the
+//! one place naming burn backends), [`generate`] (continuation rules),
+//! [`atomic`] (safe writes),
 //! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`cli`] (the
 //! headless command line).
 
 pub mod assets;
 pub mod atomic;
+pub mod checkpoint;
 pub mod cli;
+pub mod dataset;
+pub mod device;
 pub mod files;
+pub mod generate;
 pub mod gm;
 pub mod image;
+pub mod keras;
 pub mod midi;
+pub mod model;
 pub mod roll;
+pub mod train;

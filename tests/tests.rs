@@ -3,7 +3,11 @@
 
 mod cli;
 mod corpus;
+mod gpu;
 mod helpers;
 mod image_png;
 mod midi_import;
+mod model_cli;
+mod model_files;
+mod model_parity;
 mod roll_trips;

@@ -1,4 +1,4 @@
-//! `cadenza bench ...`: speed figures, printed; never part of the test suite.
+//! `cadenza bench import`: speed figures, printed; never part of the test suite.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,6 +17,22 @@ pub enum BenchCommand {
     Import {
         /// Folder searched recursively for .mid/.midi files.
         dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time 106-step generation and training throughput of the seed network
+    /// on the CPU and, where there is one, a real GPU.
+    Model {
+        /// MIDI/PNG folder for the training figure (default: the shipped demo rolls).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model file or shipped name to generate with (default: the shipped default).
+        #[arg(long)]
+        model: Option<String>,
+        /// Also measure on a software GPU adapter such as lavapipe (very slow).
+        #[arg(long)]
+        software_gpu: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -42,6 +58,21 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<Outcome> {
                     figures.ms_per_file_max,
                     figures.notes_per_s
                 );
+            }
+            Ok(Outcome::Success)
+        }
+        BenchCommand::Model {
+            data,
+            model,
+            software_gpu,
+            json,
+        } => {
+            let figures =
+                super::bench_model::bench_model(data.as_deref(), model.as_deref(), *software_gpu)?;
+            if *json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                print!("{}", figures.to_text());
             }
             Ok(Outcome::Success)
         }

@@ -8,7 +8,9 @@ use indicatif::{ParallelProgressIterator as _, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::{MetaArgs, Outcome, ReadArgs, export_options};
-use crate::files::{LoadOptions, RollFormat, SaveOptions, load_roll, save_roll};
+use crate::files::{
+    FoundFiles, LoadOptions, RollFormat, SaveOptions, find_roll_files, load_roll, save_roll,
+};
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -136,32 +138,17 @@ fn convert_folder(plan: &Plan<'_>) -> anyhow::Result<Outcome> {
         .filter(|(out, inp)| out.starts_with(inp) && out != inp)
         .map(|(out, _)| out);
 
-    let mut sources = Vec::new();
-    let mut failures: Vec<(PathBuf, String)> = Vec::new();
-    let mut ignored = 0usize;
-    for entry in walkdir::WalkDir::new(input).sort_by_file_name() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(error) => {
-                let path = error.path().unwrap_or(input).to_owned();
-                failures.push((path, error.to_string()));
-                continue;
-            }
-        };
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let in_output = output_inside_input.as_ref().is_some_and(|out| {
-            entry
-                .path()
-                .canonicalize()
-                .is_ok_and(|path| path.starts_with(out))
-        });
-        match RollFormat::of_path(entry.path()) {
-            Some(format) if !in_output => sources.push((entry.into_path(), format)),
-            _ => ignored += 1,
-        }
-    }
+    // Never read back what this run writes when OUT lies inside IN.
+    let in_output = |path: &Path| {
+        output_inside_input
+            .as_ref()
+            .is_some_and(|out| path.canonicalize().is_ok_and(|path| path.starts_with(out)))
+    };
+    let FoundFiles {
+        rolls: sources,
+        unreadable: mut failures,
+        ignored,
+    } = find_roll_files(input, &in_output);
 
     let bar = ProgressBar::new(sources.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} files, {elapsed} elapsed, ETA {eta}")

@@ -1,11 +1,16 @@
-//! The headless command line: `cadenza info`, `convert`, `bench`.
+//! The headless command line: `cadenza info`, `convert`, `model`,
+//! `import-keras`, `train`, `generate`, `bench`.
 //!
 //! Exit codes: 0 success, 1 a batch where some files failed, 2 a usage or fatal
 //! error. Errors go to stderr, one line each, naming the file.
 
 mod bench;
+mod bench_model;
 mod convert;
+mod generate;
 mod info;
+mod model;
+mod train;
 
 use std::process::ExitCode;
 
@@ -29,6 +34,17 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Convert MIDI <-> midi2img PNG (or MIDI -> normalised MIDI); files or whole folders.
     Convert(convert::ConvertArgs),
+    /// Inspect the network: a Keras-style summary, or what a model file holds.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Turn the seed model's Keras weights (.npz) into a Cadenza model file.
+    ImportKeras(model::ImportKerasArgs),
+    /// Train the seed network on a folder of MIDI/PNG files.
+    Train(train::TrainArgs),
+    /// Continue a seed window with a model and write MIDI (and PNG).
+    Generate(generate::GenerateArgs),
+    /// List the GPU adapters and say which one `--backend auto` would use.
+    Devices,
     /// Measure speed; prints figures (never run inside the test suite).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -50,6 +66,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Convert(args)) => convert::run(&args),
+        Some(Command::Model(command)) => model::run(&command),
+        Some(Command::ImportKeras(args)) => model::import_keras(&args),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Generate(args)) => generate::run(&args),
+        Some(Command::Devices) => model::devices(),
         Some(Command::Bench(command)) => bench::run(&command),
         None => info::run_default(),
     };
@@ -76,7 +97,7 @@ pub struct ReadArgs {
 }
 
 /// Tempo and instrument: what a PNG lacks, or an override for MIDI.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct MetaArgs {
     /// Tempo in quarter notes per minute (default: the file's, 120 for PNG).
     #[arg(long, value_name = "BPM", value_parser = parse_bpm)]

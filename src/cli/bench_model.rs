@@ -1,0 +1,236 @@
+//! `cadenza bench model`: generation latency and training throughput of the
+//! seed network, per device. Printed figures only; never run by the tests.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::assets::{DEMO_ROLLS, open_model};
+use crate::dataset::{Dataset, Preset};
+use crate::device::{self, BackendChoice, SelectedDevice};
+use crate::files::LoadOptions;
+use crate::generate::{GenerateOptions, generate, generate_on, seed_window};
+use crate::midi::{ImportOptions, import};
+use crate::model::{SeedModel, SeedModelConfig, WINDOW_STEPS};
+use crate::train::{TrainSettings, Trainer};
+
+/// The figures, also printed as JSON.
+#[derive(Debug, Serialize)]
+pub struct ModelFigures {
+    /// Median wall time of one 106-step generation, model loaded, in ms
+    /// (the CPU path generation uses: the network's plain-Rust copy).
+    pub generate_ms_cpu: f64,
+    /// The same through burn's flex backend, for comparison.
+    pub generate_ms_cpu_burn: f64,
+    /// The same for 8 variations at once.
+    pub generate8_ms_cpu: f64,
+    /// One step of one variation (generate_ms_cpu / 106).
+    pub step_ms_cpu: f64,
+    /// Training windows per second at batch 32 (forward + backward + Adam).
+    pub train_windows_per_s_cpu: f64,
+    pub generate_ms_gpu: Option<f64>,
+    pub generate8_ms_gpu: Option<f64>,
+    pub step_ms_gpu: Option<f64>,
+    pub train_windows_per_s_gpu: Option<f64>,
+    pub gpu: Option<String>,
+    pub model: String,
+    pub train_data: String,
+    pub train_windows: usize,
+}
+
+impl ModelFigures {
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "model {}, training data {} ({} windows)",
+            self.model, self.train_data, self.train_windows
+        );
+        let _ = writeln!(
+            text,
+            "CPU: 106-step generation {:.2} ms (8 variations {:.2} ms), {:.3} ms per step \
+             (through burn flex: {:.2} ms); training on burn flex {:.0} windows/s at batch 32",
+            self.generate_ms_cpu,
+            self.generate8_ms_cpu,
+            self.step_ms_cpu,
+            self.generate_ms_cpu_burn,
+            self.train_windows_per_s_cpu
+        );
+        match (
+            &self.gpu,
+            self.generate_ms_gpu,
+            self.generate8_ms_gpu,
+            self.train_windows_per_s_gpu,
+        ) {
+            (Some(gpu), Some(one), Some(eight), Some(train)) => {
+                let _ = writeln!(
+                    text,
+                    "GPU {gpu}: 106-step generation {one:.2} ms (8 variations {eight:.2} ms), \
+                     {:.3} ms per step; training {train:.0} windows/s at batch 32",
+                    one / 106.0
+                );
+            }
+            _ => {
+                let _ = writeln!(text, "GPU: none measured (no real GPU adapter)");
+            }
+        }
+        text
+    }
+}
+
+/// Runs `f` at least `min_runs` times and for at least `min_time`, after two
+/// warm-up runs; returns the median run in milliseconds.
+fn median_ms(
+    min_runs: usize,
+    min_time: Duration,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    f()?;
+    f()?;
+    let mut runs = Vec::new();
+    let started = Instant::now();
+    while runs.len() < min_runs || started.elapsed() < min_time {
+        let run = Instant::now();
+        f()?;
+        runs.push(run.elapsed().as_secs_f64() * 1e3);
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[runs.len() / 2])
+}
+
+struct DeviceFigures {
+    generate_ms: f64,
+    /// Through burn even where generation would use the native copy.
+    generate_burn_ms: f64,
+    generate8_ms: f64,
+    train_windows_per_s: f64,
+}
+
+fn measure(
+    selected: &SelectedDevice,
+    checkpoint: Option<&crate::checkpoint::Checkpoint>,
+    window: &[u128; WINDOW_STEPS],
+    data: &Dataset,
+) -> anyhow::Result<DeviceFigures> {
+    let device = &selected.device;
+    let model: SeedModel = match checkpoint {
+        Some(checkpoint) => checkpoint.model(device)?,
+        None => SeedModelConfig::seed().init(device),
+    };
+    let time_generation = |variations: usize| {
+        let options = GenerateOptions {
+            variations,
+            ..GenerateOptions::default()
+        };
+        median_ms(5, Duration::from_secs(1), || {
+            generate_on(&model, selected, window, &options)?;
+            Ok(())
+        })
+    };
+    let generate_ms = time_generation(1)?;
+    let generate8_ms = time_generation(8)?;
+    let generate_burn_ms = median_ms(5, Duration::from_secs(1), || {
+        generate(&model, device, window, &GenerateOptions::default())?;
+        Ok(())
+    })?;
+
+    let settings = TrainSettings::default();
+    let mut trainer = Trainer::new(SeedModelConfig::seed(), settings, data, "bench", device)?;
+    let order = data.train_order(0, 0);
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    let mut batches = order.chunks(32).filter(|chunk| chunk.len() == 32).cycle();
+    let mut run_batch = |trainer: &mut Trainer| -> anyhow::Result<()> {
+        let chunk = batches
+            .next()
+            .context("no full batch of 32 windows in the training data")?;
+        data.fill_batch(chunk, &mut inputs, &mut targets);
+        trainer.step(&inputs, &targets)?;
+        Ok(())
+    };
+    for _ in 0..3 {
+        run_batch(&mut trainer)?;
+    }
+    let started = Instant::now();
+    let mut done = 0usize;
+    while done < 20 || started.elapsed() < Duration::from_secs(3) {
+        run_batch(&mut trainer)?;
+        done += 1;
+    }
+    let train_windows_per_s = (done * 32) as f64 / started.elapsed().as_secs_f64();
+    Ok(DeviceFigures {
+        generate_ms,
+        generate_burn_ms,
+        generate8_ms,
+        train_windows_per_s,
+    })
+}
+
+pub fn bench_model(
+    data_dir: Option<&Path>,
+    model: Option<&str>,
+    software_gpu: bool,
+) -> anyhow::Result<ModelFigures> {
+    let (checkpoint, model_name) = match open_model(model) {
+        Ok((checkpoint, name)) => (Some(checkpoint), name),
+        Err(error) if model.is_none() => {
+            eprintln!("note: no shipped model ({error}); timing a freshly initialised network");
+            (None, "seed network, untrained".to_owned())
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let (data, train_data) = match data_dir {
+        Some(dir) => (
+            Dataset::from_folder(dir, &LoadOptions::default(), Preset::Forward, 0.0, 0)?,
+            dir.display().to_string(),
+        ),
+        None => {
+            let rolls = DEMO_ROLLS
+                .iter()
+                .map(|demo| {
+                    import(demo.midi, &ImportOptions::default())
+                        .map(|(roll, _)| roll.sounding_masks().to_vec())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                Dataset::from_rolls(rolls, Preset::Forward, 0.0, 0)?,
+                "the shipped demo rolls".to_owned(),
+            )
+        }
+    };
+    let demo = crate::assets::default_demo();
+    let (seed_roll, _) = import(demo.midi, &ImportOptions::default())?;
+    let window = seed_window(&seed_roll, 0)?;
+
+    let cpu = measure(
+        &device::cpu_selected(None),
+        checkpoint.as_ref(),
+        &window,
+        &data,
+    )?;
+    let gpu_device = match device::select(BackendChoice::Gpu) {
+        Ok(selected) if selected.notice.is_none() || software_gpu => Some(selected),
+        _ => None,
+    };
+    let gpu = match &gpu_device {
+        Some(selected) => Some(measure(selected, checkpoint.as_ref(), &window, &data)?),
+        None => None,
+    };
+    Ok(ModelFigures {
+        generate_ms_cpu: cpu.generate_ms,
+        generate_ms_cpu_burn: cpu.generate_burn_ms,
+        generate8_ms_cpu: cpu.generate8_ms,
+        step_ms_cpu: cpu.generate_ms / 106.0,
+        train_windows_per_s_cpu: cpu.train_windows_per_s,
+        generate_ms_gpu: gpu.as_ref().map(|g| g.generate_ms),
+        generate8_ms_gpu: gpu.as_ref().map(|g| g.generate8_ms),
+        step_ms_gpu: gpu.as_ref().map(|g| g.generate_ms / 106.0),
+        train_windows_per_s_gpu: gpu.as_ref().map(|g| g.train_windows_per_s),
+        gpu: gpu_device.map(|selected| selected.label),
+        model: model_name,
+        train_data,
+        train_windows: data.report().windows_train,
+    })
+}

@@ -1,0 +1,194 @@
+//! `cadenza generate`: continue a seed window with a model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+
+use super::{MetaArgs, Outcome, ReadArgs, export_options};
+use crate::assets::{default_demo, open_model};
+use crate::device::{self, BackendChoice};
+use crate::files::{SaveOptions, load_roll, save_roll};
+use crate::generate::{Continuation, GenerateOptions, Rule, generate_on, seed_window};
+use crate::midi::import;
+use crate::roll::{PianoRoll, RollMeta};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuleName {
+    /// The article's: on iff p + vanish_proof * vanish_inc^k >= 1.
+    Boost,
+    /// On iff p >= --threshold.
+    Threshold,
+    /// On with probability p (sharpened by --temperature), seeded by --rng-seed.
+    Sample,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A model file or a shipped model's name (default: the shipped default).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A MIDI or PNG file to take the seed window from (default: a shipped demo).
+    #[arg(long)]
+    pub seed_file: Option<PathBuf>,
+    /// First step of the 9-step seed window.
+    #[arg(long, default_value_t = 0)]
+    pub seed_start: usize,
+    /// Steps to generate.
+    #[arg(long, default_value_t = 106)]
+    pub steps: usize,
+    #[arg(long, value_enum, default_value_t = RuleName::Boost)]
+    pub rule: RuleName,
+    #[arg(long, default_value_t = 0.65)]
+    pub vanish_proof: f64,
+    #[arg(long, default_value_t = 1.001)]
+    pub vanish_inc: f64,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub rng_seed: u64,
+    /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
+    #[arg(long, default_value_t = 1)]
+    pub variations: usize,
+    /// The MIDI file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the result as a midi2img PNG.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+    /// Put the seed window before the generated steps in the outputs.
+    #[arg(long)]
+    pub include_seed: bool,
+    /// Note-on velocity of the written MIDI.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=127))]
+    pub velocity: u8,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+impl GenerateArgs {
+    fn rule(&self) -> Rule {
+        match self.rule {
+            RuleName::Boost => Rule::Boost {
+                vanish_proof: self.vanish_proof,
+                vanish_inc: self.vanish_inc,
+            },
+            RuleName::Threshold => Rule::Threshold {
+                threshold: self.threshold,
+            },
+            RuleName::Sample => Rule::Sample {
+                temperature: self.temperature,
+                rng_seed: self.rng_seed,
+            },
+        }
+    }
+}
+
+/// `out.mid` for one variation, `out-<k>.mid` (1-based) for several.
+fn numbered(path: &Path, variation: usize, variations: usize) -> PathBuf {
+    if variations == 1 {
+        return path.to_owned();
+    }
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{}.{}", variation + 1, ext.to_string_lossy()),
+        None => format!("{stem}-{}", variation + 1),
+    };
+    path.with_file_name(name)
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
+    let (checkpoint, model_name) = open_model(args.model.as_deref())?;
+    let selected = device::select(args.backend)?;
+    if let Some(notice) = &selected.notice {
+        eprintln!("note: {notice}");
+    }
+    let model = checkpoint
+        .model(&selected.device)
+        .with_context(|| format!("cannot load the model {model_name}"))?;
+
+    let options = args.read.load_options(&MetaArgs::default());
+    let (seed_roll, seed_name) = match &args.seed_file {
+        Some(path) => (load_roll(path, &options)?.roll, path.display().to_string()),
+        None => {
+            let demo = default_demo();
+            let (roll, _) = import(demo.midi, &options.midi)
+                .with_context(|| format!("cannot read the shipped demo {}", demo.file_name))?;
+            (roll, format!("{} (shipped demo)", demo.name))
+        }
+    };
+    let window = seed_window(&seed_roll, args.seed_start)
+        .with_context(|| format!("cannot take a seed window from {seed_name}"))?;
+    let generate_options = GenerateOptions {
+        steps: args.steps,
+        rule: args.rule(),
+        variations: args.variations,
+    };
+    let started = Instant::now();
+    let continuations = generate_on(&model, &selected, &window, &generate_options)?;
+    let elapsed = started.elapsed();
+    let engine = if selected.native_inference {
+        "CPU (native inference)"
+    } else {
+        selected.label.as_str()
+    };
+    eprintln!(
+        "{model_name} on {engine}: {} x {} steps from {seed_name} at step {} in {:.1} ms",
+        args.variations,
+        args.steps,
+        args.seed_start,
+        elapsed.as_secs_f64() * 1e3
+    );
+
+    let save = SaveOptions {
+        midi: export_options(args.velocity),
+        png_chunk_columns: None,
+    };
+    for (index, continuation) in continuations.iter().enumerate() {
+        let roll = song_roll(continuation, &window, *seed_roll.meta(), args.include_seed)?;
+        let out = numbered(&args.out, index, args.variations);
+        save_roll(&roll, &out, &save)?;
+        let mut written = vec![out.display().to_string()];
+        if let Some(png) = &args.png {
+            let png = numbered(png, index, args.variations);
+            save_roll(&roll, &png, &save)?;
+            written.push(png.display().to_string());
+        }
+        let sounding = continuation.steps.iter().filter(|&&m| m != 0).count();
+        let peak = continuation
+            .probabilities
+            .iter()
+            .copied()
+            .fold(0.0f32, f32::max);
+        println!(
+            "{}: {} notes, {sounding} of {} generated steps sound, highest probability {peak:.3}",
+            written.join(" + "),
+            roll.note_count(),
+            continuation.steps.len()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// The generated steps (after the seed window when asked) as a roll with the
+/// seed's tempo, grid and instrument.
+fn song_roll(
+    continuation: &Continuation,
+    window: &[u128],
+    meta: RollMeta,
+    include_seed: bool,
+) -> anyhow::Result<PianoRoll> {
+    let mut steps = Vec::with_capacity(window.len() + continuation.steps.len());
+    if include_seed {
+        steps.extend_from_slice(window);
+    }
+    steps.extend_from_slice(&continuation.steps);
+    Ok(PianoRoll::from_sounding(steps, meta)?)
+}

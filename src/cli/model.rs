@@ -1,0 +1,181 @@
+//! `cadenza model summary|info` and `cadenza import-keras`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::assets::open_model;
+use crate::checkpoint::{Checkpoint, CheckpointHeader};
+use crate::device;
+use crate::keras::load_keras_npz;
+use crate::model::SeedModelConfig;
+use crate::model::summary::summarize;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Print the network layer by layer, as Keras's model.summary() does.
+    Summary {
+        /// A model file or shipped model name (default: the article's shape).
+        #[arg(long)]
+        model: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show where a model came from, its settings and its loss history.
+    Info {
+        /// A model file or shipped model name (default: the shipped default).
+        model: Option<String>,
+        /// Print the header as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportKerasArgs {
+    /// A NumPy .npz of the seed model's Keras weights, keys `NN.<layer>.<variable>`.
+    pub weights: PathBuf,
+    /// The Cadenza model file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(command: &ModelCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ModelCommand::Summary { model, json } => {
+            let config = match model {
+                Some(spec) => open_model(Some(spec))?.0.header.config,
+                None => SeedModelConfig::seed(),
+            };
+            let summary = summarize(&config.init(&device::cpu()), &config);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.to_text());
+            }
+        }
+        ModelCommand::Info { model, json } => {
+            let (checkpoint, name) = open_model(model.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&checkpoint.header)?);
+            } else {
+                print!("{}", describe(&name, &checkpoint));
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn describe(name: &str, checkpoint: &Checkpoint) -> String {
+    let header = &checkpoint.header;
+    let mut text = String::new();
+    let _ = writeln!(text, "{name}: {} network", header.architecture);
+    let _ = writeln!(text, "origin: {}", header.origin);
+    let _ = writeln!(text, "written by cadenza {}", header.cadenza_version);
+    let _ = writeln!(
+        text,
+        "resumable: {}",
+        if checkpoint.optimizer_state().is_some() {
+            "yes"
+        } else {
+            "no (no optimizer state)"
+        }
+    );
+    if let Some(training) = &header.training {
+        let s = &training.settings;
+        let _ = writeln!(
+            text,
+            "trained on {} ({} training / {} validation windows): preset {:?}, loss {:?}, \
+             batch {}, lr {}, seed {}",
+            training.data,
+            training.windows_train,
+            training.windows_validation,
+            s.preset,
+            s.loss,
+            s.batch_size,
+            s.learning_rate,
+            s.seed
+        );
+        text.push_str(&loss_table(training));
+    }
+    text
+}
+
+/// The loss history as an aligned table, the best epoch marked.
+pub fn loss_table(training: &crate::train::TrainingRecord) -> String {
+    let best = training.best_epoch().map(|r| r.epoch);
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{:>6}  {:>11}  {:>11}  {:>10}  {:>8}",
+        "epoch", "train loss", "val loss", "windows/s", "seconds"
+    );
+    for r in &training.log {
+        let validation = r
+            .validation_loss
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+        let _ = writeln!(
+            text,
+            "{:>6}  {:>11.6}  {:>11}  {:>10.0}  {:>8.1}{}",
+            r.epoch,
+            r.train_loss,
+            validation,
+            r.windows_per_s,
+            r.seconds,
+            if Some(r.epoch) == best {
+                "  <- best"
+            } else {
+                ""
+            }
+        );
+    }
+    text
+}
+
+pub fn import_keras(args: &ImportKerasArgs) -> anyhow::Result<Outcome> {
+    let config = SeedModelConfig::seed();
+    let model = load_keras_npz(&args.weights, &config, &device::cpu())
+        .with_context(|| format!("cannot import {}", args.weights.display()))?;
+    let origin = format!(
+        "imported from Keras weights {}",
+        args.weights.file_name().map_or_else(
+            || args.weights.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
+    );
+    Checkpoint::new(CheckpointHeader::new(config, origin), &model)?.save(&args.out)?;
+    println!(
+        "imported {} into {}",
+        args.weights.display(),
+        args.out.display()
+    );
+    Ok(Outcome::Success)
+}
+
+/// `cadenza devices`: the GPU adapters wgpu sees and what `auto` picks.
+pub fn devices() -> anyhow::Result<Outcome> {
+    let adapters = device::adapters();
+    if adapters.is_empty() {
+        println!("no wgpu adapters (Vulkan, Metal or DirectX 12)");
+    }
+    for adapter in adapters {
+        println!(
+            "{adapter}  driver: {}",
+            if adapter.driver.is_empty() {
+                "-"
+            } else {
+                &adapter.driver
+            }
+        );
+    }
+    let auto = device::select(device::BackendChoice::Auto)?;
+    println!("--backend auto uses {}", auto.label);
+    if let Some(notice) = auto.notice {
+        println!("  ({notice})");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,219 @@
+//! `cadenza train DATA_DIR --out MODEL ...`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::model::loss_table;
+use super::{MetaArgs, Outcome, ReadArgs};
+use crate::checkpoint::Checkpoint;
+use crate::dataset::{Dataset, Preset};
+use crate::device::{self, BackendChoice};
+use crate::model::SeedModelConfig;
+use crate::train::{LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer, best_path, csv_path};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A folder of MIDI and/or midi2img PNG files, searched recursively.
+    pub data_dir: PathBuf,
+    /// The model file to write after each epoch (and to resume from).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Total epochs (a resumed run continues up to this number).
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Stop when the validation loss has not improved for this many epochs.
+    #[arg(long, value_name = "EPOCHS")]
+    pub patience: Option<usize>,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// How windows and targets are cut: `forward` (next step) or `seed` (the article's).
+    #[arg(long, value_enum, default_value_t = Preset::Forward)]
+    pub preset: Preset,
+    #[arg(long, value_enum, default_value_t = LossKind::Mse)]
+    pub loss: LossKind,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Fraction of the files held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val: f64,
+    /// Seeds the weights, the split and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue the run saved in --out, with its own settings.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
+    let selected = device::select(args.backend)?;
+    if let Some(notice) = &selected.notice {
+        eprintln!("note: {notice}");
+    }
+    eprintln!("training on {}", selected.label);
+
+    let resumed = if args.resume {
+        if !args.out.exists() {
+            bail!("--resume: {} does not exist yet", args.out.display());
+        }
+        Some(
+            Checkpoint::load(&args.out)
+                .with_context(|| format!("cannot resume from {}", args.out.display()))?,
+        )
+    } else {
+        None
+    };
+    let settings = match resumed.as_ref().and_then(|c| c.header.training.as_ref()) {
+        Some(record) => record.settings.clone(),
+        None => TrainSettings {
+            preset: args.preset,
+            loss: args.loss,
+            batch_size: args.batch,
+            learning_rate: args.lr,
+            validation_fraction: args.val,
+            seed: args.seed,
+        },
+    };
+    let data = load_data(args, &settings)?;
+    let report = data.report();
+
+    let mut trainer = match &resumed {
+        Some(checkpoint) => {
+            let trainer = Trainer::resume(checkpoint, &selected.device)?;
+            eprintln!(
+                "resuming after epoch {} of {}",
+                trainer.record().epochs_done(),
+                args.epochs
+            );
+            trainer
+        }
+        None => Trainer::new(
+            SeedModelConfig::seed(),
+            settings,
+            &data,
+            &args.data_dir.display().to_string(),
+            &selected.device,
+        )?,
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    // Ctrl-C stops between batches; the last complete epoch stays saved.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+
+    let batches_per_epoch = report
+        .windows_train
+        .div_ceil(trainer.record().settings.batch_size);
+    let epochs_left = args.epochs.saturating_sub(trainer.record().epochs_done());
+    let bar = ProgressBar::new((batches_per_epoch * epochs_left) as u64).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} epoch {prefix} {msg} [{elapsed} elapsed, ETA {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let epochs = args.epochs;
+    let mut on_event = |event: &TrainEvent| match event {
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            batches,
+            loss,
+            windows_per_s,
+            ..
+        } => {
+            bar.inc(1);
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar.set_message(format!(
+                "batch {batch}/{batches} loss {loss:.5} {windows_per_s:.0} windows/s"
+            ));
+        }
+        TrainEvent::Epoch(record) => {
+            let line = format!(
+                "epoch {}: train loss {:.6}, validation loss {}, {:.0} windows/s",
+                record.epoch,
+                record.train_loss,
+                record
+                    .validation_loss
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}")),
+                record.windows_per_s
+            );
+            // A hidden bar (output not a terminal) prints nothing: say it plainly.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    };
+    let end = trainer.fit(
+        &data,
+        args.epochs,
+        args.patience,
+        &args.out,
+        &cancel,
+        &mut on_event,
+    );
+    bar.finish_and_clear();
+    let end = end?;
+    print_outcome(args, &trainer, end);
+    Ok(Outcome::Success)
+}
+
+/// Reads the training folder and says what it found.
+fn load_data(args: &TrainArgs, settings: &TrainSettings) -> anyhow::Result<Dataset> {
+    let load = args.read.load_options(&MetaArgs::default());
+    let data = Dataset::from_folder(
+        &args.data_dir,
+        &load,
+        settings.preset,
+        settings.validation_fraction,
+        settings.seed,
+    )?;
+    let report = data.report();
+    for (path, reason) in &report.files_failed {
+        eprintln!("skipped {}: {reason}", path.display());
+    }
+    eprintln!(
+        "{} files ({} for validation, {} too short, {} unreadable): {} training and {} \
+         validation windows",
+        report.files_used,
+        report.files_validation,
+        report.files_too_short,
+        report.files_failed.len(),
+        report.windows_train,
+        report.windows_validation
+    );
+    Ok(data)
+}
+
+/// The loss table and how the run ended.
+fn print_outcome(args: &TrainArgs, trainer: &Trainer, end: TrainEnd) {
+    println!("{}", loss_table(trainer.record()).trim_end());
+    let done = trainer.record().epochs_done();
+    match end {
+        TrainEnd::Finished => println!("finished {done} epochs"),
+        TrainEnd::EarlyStopped => println!(
+            "stopped after epoch {done}: no validation improvement for {} epochs",
+            args.patience.unwrap_or_default()
+        ),
+        TrainEnd::Cancelled => {
+            println!("cancelled; epoch {done} is the last saved (continue with --resume)");
+        }
+    }
+    if done > 0 {
+        println!(
+            "model: {} (best epoch: {}), loss history: {}",
+            args.out.display(),
+            best_path(&args.out).display(),
+            csv_path(&args.out).display()
+        );
+    }
+}

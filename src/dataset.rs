@@ -1,0 +1,315 @@
+//! Training data: piano rolls from a folder of MIDI and midi2img PNG files,
+//! cut into 9-step windows on the fly.
+//!
+//! Rolls are kept as one 128-bit mask per step, and a window is only a
+//! (song, start) pair until a batch is filled, so memory grows with the total
+//! number of steps, not with windows x 9 x 106 floats. The validation split is
+//! by file, so no validation window overlaps a training one.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom as _;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::files::{LoadOptions, find_roll_files, load_roll};
+use crate::model::WINDOW_STEPS;
+use crate::roll::PITCH_COUNT;
+
+/// How windows and targets are cut from a roll.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 9 steps predict the next step, forward in time (Cadenza's default).
+    #[default]
+    Forward,
+    /// The article's code: time reversed (its 90-degree image rotation), and
+    /// steps i..i+8 predict step i+10 (step i+9 is skipped).
+    Seed,
+}
+
+impl Preset {
+    /// Steps from a window's first step to its target.
+    pub fn target_offset(self) -> usize {
+        match self {
+            Self::Forward => WINDOW_STEPS,
+            Self::Seed => WINDOW_STEPS + 1,
+        }
+    }
+
+    fn reverses_time(self) -> bool {
+        self == Self::Seed
+    }
+}
+
+/// Why a dataset could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    #[error("{} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    #[error("no MIDI or PNG file under {} has the {needed} steps one window needs", dir.display())]
+    NoWindows { dir: PathBuf, needed: usize },
+    #[error("validation fraction {0} is outside 0..1")]
+    BadValidationFraction(f64),
+}
+
+/// One song's roll, as sounding masks in training order.
+#[derive(Clone, Debug)]
+struct Song {
+    steps: Vec<u128>,
+}
+
+/// A window: the song and its first step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    song: u32,
+    start: u32,
+}
+
+/// What building the dataset found, for the user.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DatasetReport {
+    pub files_used: usize,
+    pub files_validation: usize,
+    /// Files that could not be read, with the reason.
+    pub files_failed: Vec<(PathBuf, String)>,
+    /// Files shorter than one window plus its target.
+    pub files_too_short: usize,
+    pub steps: usize,
+    pub windows_train: usize,
+    pub windows_validation: usize,
+}
+
+/// Windows of a folder of rolls, split into training and validation by file.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    preset: Preset,
+    songs: Vec<Song>,
+    train: Vec<Window>,
+    validation: Vec<Window>,
+    report: DatasetReport,
+}
+
+impl Dataset {
+    /// Reads every MIDI/PNG file under `dir` (in parallel) and splits the
+    /// files `validation_fraction` : rest, shuffled with `seed`.
+    pub fn from_folder(
+        dir: &Path,
+        options: &LoadOptions,
+        preset: Preset,
+        validation_fraction: f64,
+        seed: u64,
+    ) -> Result<Self, DatasetError> {
+        if !dir.is_dir() {
+            return Err(DatasetError::NotAFolder(dir.to_owned()));
+        }
+        let found = find_roll_files(dir, &|_| false);
+        let loaded: Vec<_> = found
+            .rolls
+            .par_iter()
+            .map(|(path, _)| {
+                (
+                    path.clone(),
+                    load_roll(path, options).map(|loaded| loaded.roll.sounding_masks().to_vec()),
+                )
+            })
+            .collect();
+        let mut files_failed = found.unreadable;
+        let mut rolls = Vec::with_capacity(loaded.len());
+        for (path, result) in loaded {
+            match result {
+                Ok(steps) => rolls.push(steps),
+                Err(error) => files_failed.push((path, error.to_string())),
+            }
+        }
+        let mut dataset = Self::from_rolls(rolls, preset, validation_fraction, seed).map_err(
+            |error| match error {
+                DatasetError::NoWindows { needed, .. } => DatasetError::NoWindows {
+                    dir: dir.to_owned(),
+                    needed,
+                },
+                other => other,
+            },
+        )?;
+        dataset.report.files_failed = files_failed;
+        Ok(dataset)
+    }
+
+    /// Builds the dataset from rolls given as sounding masks (one per step).
+    pub fn from_rolls(
+        rolls: Vec<Vec<u128>>,
+        preset: Preset,
+        validation_fraction: f64,
+        seed: u64,
+    ) -> Result<Self, DatasetError> {
+        if !(0.0..1.0).contains(&validation_fraction) {
+            return Err(DatasetError::BadValidationFraction(validation_fraction));
+        }
+        let needed = preset.target_offset() + 1;
+        let mut report = DatasetReport::default();
+        let mut songs = Vec::with_capacity(rolls.len());
+        for mut steps in rolls {
+            if steps.len() < needed {
+                report.files_too_short += 1;
+                continue;
+            }
+            if preset.reverses_time() {
+                steps.reverse();
+            }
+            report.steps += steps.len();
+            songs.push(Song { steps });
+        }
+        if songs.is_empty() {
+            return Err(DatasetError::NoWindows {
+                dir: PathBuf::new(),
+                needed,
+            });
+        }
+        let mut order: Vec<usize> = (0..songs.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        // At least one file for validation when asked, but never all of them.
+        let validation_files = if validation_fraction > 0.0 && songs.len() > 1 {
+            ((songs.len() as f64 * validation_fraction).round() as usize).clamp(1, songs.len() - 1)
+        } else {
+            0
+        };
+        let windows_of = |song: usize| {
+            let count = songs[song].steps.len() + 1 - needed;
+            (0..count).map(move |start| Window {
+                song: song as u32,
+                start: start as u32,
+            })
+        };
+        let validation: Vec<Window> = order[..validation_files]
+            .iter()
+            .flat_map(|&song| windows_of(song))
+            .collect();
+        let mut train_songs = order[validation_files..].to_vec();
+        train_songs.sort_unstable();
+        let train: Vec<Window> = train_songs
+            .iter()
+            .flat_map(|&song| windows_of(song))
+            .collect();
+        report.files_used = songs.len();
+        report.files_validation = validation_files;
+        report.windows_train = train.len();
+        report.windows_validation = validation.len();
+        Ok(Self {
+            preset,
+            songs,
+            train,
+            validation,
+            report,
+        })
+    }
+
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    pub fn report(&self) -> &DatasetReport {
+        &self.report
+    }
+
+    /// The training windows in the order of epoch `epoch`: shuffled with a
+    /// generator seeded from `seed` and the epoch, so a resumed run sees the
+    /// same order it would have seen.
+    pub fn train_order(&self, seed: u64, epoch: usize) -> Vec<Window> {
+        let mut order = self.train.clone();
+        let mixed = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        order.shuffle(&mut StdRng::seed_from_u64(mixed));
+        order
+    }
+
+    pub fn validation_windows(&self) -> &[Window] {
+        &self.validation
+    }
+
+    /// Writes `windows` as model input `[n, 9, 106]` and targets `[n, 106]`,
+    /// 0/1 floats, replacing what `inputs` and `targets` held.
+    pub fn fill_batch(&self, windows: &[Window], inputs: &mut Vec<f32>, targets: &mut Vec<f32>) {
+        inputs.clear();
+        targets.clear();
+        let offset = self.preset.target_offset();
+        for window in windows {
+            let steps = &self.songs[window.song as usize].steps;
+            let start = window.start as usize;
+            for &mask in &steps[start..start + WINDOW_STEPS] {
+                push_mask(mask, inputs);
+            }
+            push_mask(steps[start + offset], targets);
+        }
+    }
+}
+
+fn push_mask(mask: u128, out: &mut Vec<f32>) {
+    out.extend((0..PITCH_COUNT).map(|pitch| (mask >> pitch & 1) as f32));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod unit_tests {
+    use super::*;
+
+    /// A roll whose step `s` sounds only pitch `s % 106`, so windows can be
+    /// recognised by their values.
+    fn ramp(steps: usize) -> Vec<u128> {
+        (0..steps).map(|s| 1u128 << (s % PITCH_COUNT)).collect()
+    }
+
+    fn hot_pitch(row: &[f32]) -> usize {
+        row.iter().position(|&v| v == 1.0).unwrap()
+    }
+
+    #[test]
+    fn forward_windows_predict_the_next_step() {
+        let data = Dataset::from_rolls(vec![ramp(20)], Preset::Forward, 0.0, 0).unwrap();
+        assert_eq!(data.report().windows_train, 20 - 9);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let window = data.train_order(0, 0)[0];
+        data.fill_batch(&[window], &mut x, &mut y);
+        assert_eq!(x.len(), 9 * PITCH_COUNT);
+        let first = hot_pitch(&x[..PITCH_COUNT]);
+        assert_eq!(hot_pitch(&x[8 * PITCH_COUNT..]), first + 8);
+        assert_eq!(hot_pitch(&y), first + 9);
+    }
+
+    #[test]
+    fn seed_windows_run_backwards_and_skip_a_step() {
+        // 106 steps give the article's 96 windows per song.
+        let data = Dataset::from_rolls(vec![ramp(106)], Preset::Seed, 0.0, 0).unwrap();
+        assert_eq!(data.report().windows_train, 96);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        data.fill_batch(&[Window { song: 0, start: 0 }], &mut x, &mut y);
+        assert_eq!(hot_pitch(&x[..PITCH_COUNT]), 105);
+        assert_eq!(hot_pitch(&x[8 * PITCH_COUNT..]), 97);
+        assert_eq!(hot_pitch(&y), 95);
+    }
+
+    #[test]
+    fn validation_is_split_by_file_and_reproducible() {
+        let rolls: Vec<_> = (0..10).map(|i| ramp(30 + i)).collect();
+        let a = Dataset::from_rolls(rolls.clone(), Preset::Forward, 0.2, 7).unwrap();
+        let b = Dataset::from_rolls(rolls, Preset::Forward, 0.2, 7).unwrap();
+        assert_eq!(a.report().files_validation, 2);
+        assert_eq!(a.validation_windows(), b.validation_windows());
+        let val_songs: Vec<u32> = a.validation.iter().map(|w| w.song).collect();
+        assert!(a.train.iter().all(|w| !val_songs.contains(&w.song)));
+        assert_eq!(a.train_order(3, 1), b.train_order(3, 1));
+        assert_ne!(a.train_order(3, 1), a.train_order(3, 2));
+    }
+
+    #[test]
+    fn short_rolls_are_counted_and_an_empty_set_is_an_error() {
+        let data = Dataset::from_rolls(vec![ramp(5), ramp(12)], Preset::Forward, 0.0, 0).unwrap();
+        assert_eq!(data.report().files_too_short, 1);
+        assert!(matches!(
+            Dataset::from_rolls(vec![ramp(9)], Preset::Forward, 0.0, 0),
+            Err(DatasetError::NoWindows { needed: 10, .. })
+        ));
+        assert!(Dataset::from_rolls(vec![ramp(12)], Preset::Forward, 1.0, 0).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! An LSTM laid out as Keras lays it out, so Keras weights load unchanged and
+//! the parameter count matches the article's: one kernel, one recurrent kernel
+//! and one bias, each holding the gates' blocks side by side in the order
+//! input, forget, cell, output. (burn's `Lstm` keeps two biases per gate.)
+
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+
+/// Keras `LSTM(units)`: tanh activation, sigmoid recurrent activation.
+#[derive(Module, Debug)]
+pub struct KerasLstm {
+    /// `[d_input, 4 * units]`.
+    pub kernel: Param<Tensor<2>>,
+    /// `[units, 4 * units]`.
+    pub recurrent_kernel: Param<Tensor<2>>,
+    /// `[4 * units]`.
+    pub bias: Param<Tensor<1>>,
+    pub units: usize,
+}
+
+impl KerasLstm {
+    /// Keras's initialisation: Glorot-uniform kernel, orthogonal recurrent
+    /// kernel, zero bias except ones for the forget gate.
+    pub fn new(d_input: usize, units: usize, device: &Device) -> Self {
+        let glorot = Initializer::XavierUniform { gain: 1.0 };
+        let orthogonal = Initializer::Orthogonal { gain: 1.0 };
+        let mut bias = vec![0.0f32; 4 * units];
+        bias[units..2 * units].fill(1.0);
+        Self {
+            kernel: glorot.init_with([d_input, 4 * units], Some(d_input), Some(4 * units), device),
+            recurrent_kernel: orthogonal.init_with(
+                [units, 4 * units],
+                Some(units),
+                Some(4 * units),
+                device,
+            ),
+            bias: Param::from_data(burn::tensor::TensorData::new(bias, [4 * units]), device),
+            units,
+        }
+    }
+
+    /// Number of parameters: `4u(d_input + u + 1)`.
+    pub fn param_count(&self) -> usize {
+        let [d_input, _] = self.kernel.dims();
+        4 * self.units * (d_input + self.units + 1)
+    }
+
+    /// Runs the sequence from a zero state.
+    /// `input`: `[batch, time, d_input]`; returns every step's hidden state,
+    /// `[batch, time, units]`.
+    pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
+        let [batch, time, _] = input.dims();
+        let units = self.units;
+        // The input projection of every step at once: [batch, time, 4u].
+        let projected = input.matmul(self.kernel.val().unsqueeze()) + self.bias.val().unsqueeze();
+        let mut cell: Option<Tensor<2>> = None;
+        let mut hidden: Option<Tensor<2>> = None;
+        let mut outputs = Vec::with_capacity(time);
+        for step in 0..time {
+            // [batch, 4u]
+            let mut z = projected
+                .clone()
+                .narrow(1, step, 1)
+                .reshape([batch, 4 * units]);
+            // From the zero state the recurrent term is zero: skip the matmul.
+            if let Some(h) = &hidden {
+                z = z + h.clone().matmul(self.recurrent_kernel.val());
+            }
+            let gate = |k: usize| z.clone().narrow(1, k * units, units);
+            let input_gate = sigmoid(gate(0));
+            let candidate = gate(2).tanh() * input_gate;
+            let new_cell = match cell.take() {
+                Some(c) => sigmoid(gate(1)) * c + candidate,
+                None => candidate,
+            };
+            let new_hidden = sigmoid(gate(3)) * new_cell.clone().tanh();
+            outputs.push(new_hidden.clone().unsqueeze_dim(1));
+            cell = Some(new_cell);
+            hidden = Some(new_hidden);
+        }
+        Tensor::cat(outputs, 1)
+    }
+}

@@ -1,0 +1,197 @@
+//! `cadenza model summary`: a Keras-style table of the seed network.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{SeedModel, SeedModelConfig};
+
+/// One row of the summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LayerRow {
+    /// Keras-style name, e.g. `time_distributed_2 (TimeDistributed(Conv1D))`.
+    pub layer: String,
+    /// Output shape with `None` for the batch (and the outer time axis).
+    pub output_shape: String,
+    pub params: usize,
+    /// Parameters not trained by gradient descent (batch-norm moving statistics).
+    pub non_trainable: usize,
+}
+
+/// The whole table and its totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub rows: Vec<LayerRow>,
+    pub total: usize,
+    pub trainable: usize,
+    pub non_trainable: usize,
+}
+
+fn linear_params(layer: &burn::nn::Linear) -> usize {
+    let [d_input, d_output] = layer.weight.dims();
+    d_input * d_output + layer.bias.as_ref().map_or(0, |_| d_output)
+}
+
+/// Describes `model` (built from `config`) layer by layer.
+pub fn summarize(model: &SeedModel, config: &SeedModelConfig) -> Summary {
+    let (window, filters) = (config.window, config.filters);
+    let after_pool = [window / 2, window / 4, window / 8];
+    let norm_features = config.lstm2_units;
+    let row = |layer: &str, shape: String, params: usize, non_trainable: usize| LayerRow {
+        layer: layer.to_owned(),
+        output_shape: shape,
+        params,
+        non_trainable,
+    };
+    let td = |steps: usize| format!("(None, 1, {steps}, {filters})");
+    let rows = vec![
+        row(
+            "time_distributed (TimeDistributed(Conv1D))",
+            td(window),
+            linear_params(&model.conv0),
+            0,
+        ),
+        row(
+            "time_distributed_1 (TimeDistributed(MaxPooling1D))",
+            td(after_pool[0]),
+            0,
+            0,
+        ),
+        row(
+            "time_distributed_2 (TimeDistributed(Conv1D))",
+            td(after_pool[0]),
+            linear_params(&model.conv2),
+            0,
+        ),
+        row(
+            "time_distributed_3 (TimeDistributed(MaxPooling1D))",
+            td(after_pool[1]),
+            0,
+            0,
+        ),
+        row(
+            "time_distributed_4 (TimeDistributed(Conv1D))",
+            td(after_pool[1]),
+            linear_params(&model.conv4),
+            0,
+        ),
+        row(
+            "time_distributed_5 (TimeDistributed(MaxPooling1D))",
+            td(after_pool[2]),
+            0,
+            0,
+        ),
+        row(
+            "time_distributed_6 (TimeDistributed(Conv1D))",
+            td(after_pool[2]),
+            linear_params(&model.conv6),
+            0,
+        ),
+        row(
+            "time_distributed_7 (TimeDistributed(Flatten))",
+            format!("(None, 1, {})", after_pool[2] * filters),
+            0,
+            0,
+        ),
+        row(
+            "lstm (LSTM)",
+            format!("(None, 1, {})", model.lstm8.units),
+            model.lstm8.param_count(),
+            0,
+        ),
+        row(
+            "lstm_1 (LSTM)",
+            format!("(None, {})", model.lstm9.units),
+            model.lstm9.param_count(),
+            0,
+        ),
+        row(
+            "batch_normalization (BatchNormalization)",
+            format!("(None, {norm_features})"),
+            4 * norm_features,
+            2 * norm_features,
+        ),
+        row(
+            "dense (Dense)",
+            format!("(None, {})", config.pitches),
+            linear_params(&model.dense11),
+            0,
+        ),
+    ];
+    let total = rows.iter().map(|r| r.params).sum();
+    let non_trainable = rows.iter().map(|r| r.non_trainable).sum();
+    Summary {
+        rows,
+        total,
+        trainable: total - non_trainable,
+        non_trainable,
+    }
+}
+
+/// Thousands separated by commas, as Keras prints counts.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Summary {
+    /// The table as Keras's `model.summary()` draws it.
+    pub fn to_text(&self) -> String {
+        let width = [52, 22, 12];
+        let rule = |c: char| c.to_string().repeat(width.iter().sum::<usize>() + 4);
+        let mut text = String::new();
+        let _ = writeln!(text, "Model: \"seed\" (Conv1D + LSTM, Sim 2020)");
+        let _ = writeln!(text, "{}", rule('━'));
+        let _ = writeln!(
+            text,
+            "{:<w0$}  {:<w1$}  {:>w2$}",
+            "Layer (type)",
+            "Output Shape",
+            "Param #",
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2]
+        );
+        let _ = writeln!(text, "{}", rule('━'));
+        for row in &self.rows {
+            let _ = writeln!(
+                text,
+                "{:<w0$}  {:<w1$}  {:>w2$}",
+                row.layer,
+                row.output_shape,
+                grouped(row.params),
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2]
+            );
+        }
+        let _ = writeln!(text, "{}", rule('━'));
+        let _ = writeln!(text, " Total params: {}", grouped(self.total));
+        let _ = writeln!(text, " Trainable params: {}", grouped(self.trainable));
+        let _ = writeln!(
+            text,
+            " Non-trainable params: {}",
+            grouped(self.non_trainable)
+        );
+        text
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::grouped;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(251_370), "251,370");
+        assert_eq!(grouped(128), "128");
+        assert_eq!(grouped(1_000), "1,000");
+    }
+}

@@ -1,0 +1,546 @@
+//! Training the seed network: a plain loop over shuffled batches with Adam as
+//! Keras defines it, a validation pass per epoch, progress events, a cancel
+//! flag checked between batches, and a checkpoint after each epoch that holds
+//! everything `--resume` needs to continue exactly.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{
+    AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
+};
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomically;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+use crate::dataset::{Dataset, Preset, Window};
+use crate::model::{SeedModel, SeedModelConfig, WINDOW_STEPS};
+use crate::roll::PITCH_COUNT;
+
+/// The training loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Mean squared error, as the article trains.
+    #[default]
+    Mse,
+    /// Binary cross-entropy, the usual loss for independent on/off outputs.
+    Bce,
+}
+
+/// How a run trains; stored in the checkpoint so `--resume` needs none of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub preset: Preset,
+    pub loss: LossKind,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub validation_fraction: f64,
+    /// Seeds the weights, the file split and every epoch's shuffle.
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            preset: Preset::Forward,
+            loss: LossKind::Mse,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            validation_fraction: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (training-mode batch norm).
+    pub train_loss: f64,
+    /// Loss on the validation files, inference mode; none without validation.
+    pub validation_loss: Option<f64>,
+    pub windows_per_s: f64,
+    pub seconds: f64,
+}
+
+/// Settings and history of a training run, kept in its checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    pub settings: TrainSettings,
+    /// The folder trained on, as given.
+    pub data: String,
+    pub windows_train: usize,
+    pub windows_validation: usize,
+    pub log: Vec<EpochRecord>,
+}
+
+impl TrainingRecord {
+    pub fn epochs_done(&self) -> usize {
+        self.log.len()
+    }
+
+    /// The epoch with the lowest validation loss (training loss without
+    /// validation).
+    pub fn best_epoch(&self) -> Option<&EpochRecord> {
+        self.log.iter().min_by(|a, b| {
+            let key = |r: &EpochRecord| r.validation_loss.unwrap_or(r.train_loss);
+            key(a).total_cmp(&key(b))
+        })
+    }
+
+    /// The loss history as CSV.
+    pub fn to_csv(&self) -> String {
+        let mut csv = String::from("epoch,train_loss,validation_loss,windows_per_s,seconds\n");
+        for r in &self.log {
+            let validation = r
+                .validation_loss
+                .map_or(String::new(), |v| format!("{v:.8}"));
+            csv.push_str(&format!(
+                "{},{:.8},{},{:.1},{:.3}\n",
+                r.epoch, r.train_loss, validation, r.windows_per_s, r.seconds
+            ));
+        }
+        csv
+    }
+}
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    #[error(
+        "the loss became {loss} at epoch {epoch}, batch {batch}; stopped, and the last good \
+         checkpoint was kept"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        batch: usize,
+        loss: f32,
+    },
+    #[error("the batch size must be at least 1")]
+    ZeroBatch,
+    #[error("the learning rate {0} must be a finite number above 0")]
+    BadLearningRate(f64),
+    #[error("the checkpoint has no optimizer state to resume from (a shipped or imported model)")]
+    NothingToResume,
+    #[error("the checkpoint has no training record to resume")]
+    NoTrainingRecord,
+    #[error("cannot restore the optimizer state: {0}")]
+    OptimizerState(String),
+    #[error("the compute backend returned unreadable output: {0}")]
+    Backend(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Adam exactly as Keras 3 computes it: epsilon is added to `sqrt(v)` before
+/// the bias correction is applied through the step size. (burn's Adam scales
+/// epsilon by the correction, which moves near-zero-gradient weights by up to
+/// ~30x more on the first steps.) The state is burn's `AdamState`, so it saves
+/// and loads like burn's own.
+#[derive(Clone, Debug)]
+pub struct KerasAdam {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+impl Default for KerasAdam {
+    fn default() -> Self {
+        Self {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+        }
+    }
+}
+
+impl Optimizer for KerasAdam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (m, v, time) = match state {
+            Some(state) => (
+                state.momentum.moment_1,
+                state.momentum.moment_2,
+                state.momentum.time,
+            ),
+            None => (grad.zeros_like(), grad.zeros_like(), 0),
+        };
+        let time = time + 1;
+        // Keras: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2), in f32.
+        let m = m.clone() + (grad.clone() - m).mul_scalar(1.0 - self.beta_1);
+        let v = v.clone() + (grad.square() - v).mul_scalar(1.0 - self.beta_2);
+        let step = time as i32;
+        let alpha =
+            lr as f32 * (1.0 - self.beta_2.powi(step)).sqrt() / (1.0 - self.beta_1.powi(step));
+        let update = m
+            .clone()
+            .mul_scalar(alpha)
+            .div(v.clone().sqrt().add_scalar(self.epsilon));
+        let state = AdamState::new(AdaptiveMomentumState::new(time, m, v));
+        (tensor - update, Some(state))
+    }
+
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
+        state.momentum = state.momentum.to_device(device);
+        state
+    }
+}
+
+/// What the loop reports while it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainEvent {
+    /// After each batch.
+    Batch {
+        epoch: usize,
+        /// 1-based within the epoch.
+        batch: usize,
+        batches: usize,
+        loss: f32,
+        windows_per_s: f64,
+        /// Seconds left in the whole run, from this epoch's pace.
+        eta_seconds: f64,
+    },
+    /// After each epoch, once its checkpoint is written.
+    Epoch(EpochRecord),
+}
+
+/// How a run ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainEnd {
+    /// All epochs done.
+    Finished,
+    /// The validation loss stopped improving for `patience` epochs.
+    EarlyStopped,
+    /// The cancel flag was raised; the last complete epoch is saved.
+    Cancelled,
+}
+
+/// A model being trained, with its optimizer and history.
+pub struct Trainer {
+    model: SeedModel,
+    config: SeedModelConfig,
+    optimizer: ModuleOptimizer,
+    record: TrainingRecord,
+    device: Device,
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("record", &self.record)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_settings(settings: &TrainSettings) -> Result<(), TrainError> {
+    if settings.batch_size == 0 {
+        return Err(TrainError::ZeroBatch);
+    }
+    let lr = settings.learning_rate;
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(TrainError::BadLearningRate(lr));
+    }
+    Ok(())
+}
+
+/// The device to train on: `device` with automatic differentiation.
+pub fn training_device(device: &Device) -> Device {
+    device.clone().autodiff()
+}
+
+impl Trainer {
+    /// Starts a fresh run with Keras's initialisation, seeded by `settings.seed`.
+    pub fn new(
+        config: SeedModelConfig,
+        settings: TrainSettings,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        check_settings(&settings)?;
+        let device = training_device(device);
+        device.seed(settings.seed);
+        let model = config.init(&device);
+        Self::with_model(model, config, settings, data, data_name, &device)
+    }
+
+    /// Trains an existing model (already on a training device) from step one.
+    pub fn with_model(
+        model: SeedModel,
+        config: SeedModelConfig,
+        settings: TrainSettings,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        check_settings(&settings)?;
+        let report = data.report();
+        Ok(Self {
+            model,
+            config,
+            optimizer: ModuleOptimizer::from(KerasAdam::default()),
+            record: TrainingRecord {
+                settings,
+                data: data_name.to_owned(),
+                windows_train: report.windows_train,
+                windows_validation: report.windows_validation,
+                log: Vec::new(),
+            },
+            device: device.clone(),
+            inputs: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// Continues the run a checkpoint was written by, exactly where it stopped.
+    pub fn resume(checkpoint: &Checkpoint, device: &Device) -> Result<Self, TrainError> {
+        let record = checkpoint
+            .header
+            .training
+            .clone()
+            .ok_or(TrainError::NoTrainingRecord)?;
+        let optimizer_bytes = checkpoint
+            .optimizer_state()
+            .ok_or(TrainError::NothingToResume)?;
+        let device = training_device(device);
+        let model = checkpoint.model(&device)?;
+        let optimizer = ModuleOptimizer::from(KerasAdam::default())
+            .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
+            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+        Ok(Self {
+            model,
+            config: checkpoint.header.config.clone(),
+            optimizer,
+            record,
+            device,
+            inputs: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    pub fn record(&self) -> &TrainingRecord {
+        &self.record
+    }
+
+    /// The model for inference (no autodiff, batch norm on moving statistics).
+    pub fn model(&self) -> SeedModel {
+        self.model.valid()
+    }
+
+    fn loss(&self, predicted: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+        loss_of(self.record.settings.loss, predicted, target)
+    }
+
+    /// One optimizer step on `windows` (0/1 inputs `[n, 9, 106]` and targets
+    /// `[n, 106]`, row-major); returns the loss before the step.
+    pub fn step(&mut self, inputs: &[f32], targets: &[f32]) -> Result<f32, TrainError> {
+        let n = targets.len() / PITCH_COUNT;
+        let x = Tensor::<3>::from_data(
+            TensorData::new(inputs.to_vec(), [n, WINDOW_STEPS, PITCH_COUNT]),
+            &self.device,
+        );
+        let y = Tensor::<2>::from_data(
+            TensorData::new(targets.to_vec(), [n, PITCH_COUNT]),
+            &self.device,
+        );
+        let loss = self.loss(self.model.forward(x), y);
+        let value: f32 = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Ok(value);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optimizer.step(
+            self.record.settings.learning_rate,
+            self.model.clone(),
+            grads,
+        );
+        Ok(value)
+    }
+
+    /// The mean loss over `windows` in inference mode.
+    pub fn evaluate(&mut self, data: &Dataset, windows: &[Window]) -> Result<f64, TrainError> {
+        let model = self.model.valid();
+        let device = self.device.clone().without_autodiff();
+        let mut total = 0.0f64;
+        for chunk in windows.chunks(256) {
+            data.fill_batch(chunk, &mut self.inputs, &mut self.targets);
+            let x = Tensor::<3>::from_data(
+                TensorData::new(
+                    self.inputs.clone(),
+                    [chunk.len(), WINDOW_STEPS, PITCH_COUNT],
+                ),
+                &device,
+            );
+            let y = Tensor::<2>::from_data(
+                TensorData::new(self.targets.clone(), [chunk.len(), PITCH_COUNT]),
+                &device,
+            );
+            let loss = loss_of(self.record.settings.loss, model.forward(x), y);
+            total += f64::from(scalar(loss)?) * chunk.len() as f64;
+        }
+        Ok(total / windows.len().max(1) as f64)
+    }
+
+    /// The model file for the current state, optimizer state included.
+    pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
+        let mut header = CheckpointHeader::new(self.config.clone(), origin);
+        header.training = Some(self.record.clone());
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+        Ok(Checkpoint::new(header, &self.model.valid())?.with_optimizer(optimizer.to_vec()))
+    }
+
+    /// Trains until `epochs` epochs are done in total (counting those of a
+    /// resumed run), writing `out` (and the loss CSV beside it) after each
+    /// epoch. With `patience`, stops once the validation loss has not improved
+    /// for that many epochs. The model at the best epoch is written to
+    /// [`best_path`]`(out)`.
+    pub fn fit(
+        &mut self,
+        data: &Dataset,
+        epochs: usize,
+        patience: Option<usize>,
+        out: &Path,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<TrainEnd, TrainError> {
+        let batch_size = self.record.settings.batch_size;
+        let origin = format!("trained by cadenza on {}", self.record.data);
+        while self.record.epochs_done() < epochs {
+            let epoch = self.record.epochs_done() + 1;
+            let order = data.train_order(self.record.settings.seed, epoch - 1);
+            let batches = order.len().div_ceil(batch_size);
+            let started = Instant::now();
+            let mut loss_sum = 0.0f64;
+            for (index, chunk) in order.chunks(batch_size).enumerate() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(TrainEnd::Cancelled);
+                }
+                let mut inputs = std::mem::take(&mut self.inputs);
+                let mut targets = std::mem::take(&mut self.targets);
+                data.fill_batch(chunk, &mut inputs, &mut targets);
+                let loss = self.step(&inputs, &targets);
+                self.inputs = inputs;
+                self.targets = targets;
+                let loss = loss?;
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch,
+                        batch: index + 1,
+                        loss,
+                    });
+                }
+                loss_sum += f64::from(loss) * chunk.len() as f64;
+                let seen = (index * batch_size + chunk.len()) as f64;
+                let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+                let windows_per_s = seen / elapsed;
+                let left =
+                    (order.len() as f64 - seen) + (epochs - epoch) as f64 * order.len() as f64;
+                on_event(&TrainEvent::Batch {
+                    epoch,
+                    batch: index + 1,
+                    batches,
+                    loss,
+                    windows_per_s,
+                    eta_seconds: left / windows_per_s,
+                });
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let validation = data.validation_windows();
+            let validation_loss = if validation.is_empty() {
+                None
+            } else {
+                Some(self.evaluate(data, validation)?)
+            };
+            let record = EpochRecord {
+                epoch,
+                train_loss: loss_sum / order.len().max(1) as f64,
+                validation_loss,
+                windows_per_s: order.len() as f64 / seconds.max(1e-9),
+                seconds,
+            };
+            self.record.log.push(record.clone());
+            let checkpoint = self.checkpoint(&origin)?;
+            checkpoint.save(out)?;
+            let csv_path = csv_path(out);
+            write_atomically(&csv_path, self.record.to_csv().as_bytes()).map_err(|source| {
+                TrainError::Write {
+                    path: csv_path,
+                    source,
+                }
+            })?;
+            if self.record.best_epoch().map(|r| r.epoch) == Some(epoch) {
+                checkpoint.without_optimizer().save(&best_path(out))?;
+            }
+            on_event(&TrainEvent::Epoch(record));
+            if let (Some(patience), Some(best)) = (patience, self.record.best_epoch())
+                && epoch - best.epoch >= patience
+            {
+                return Ok(TrainEnd::EarlyStopped);
+            }
+        }
+        Ok(TrainEnd::Finished)
+    }
+}
+
+/// `model.cadenza` -> `model.loss.csv`.
+pub fn csv_path(out: &Path) -> PathBuf {
+    out.with_extension("loss.csv")
+}
+
+/// `model.cadenza` -> `model.best.cadenza`.
+pub fn best_path(out: &Path) -> PathBuf {
+    let extension = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("cadenza");
+    out.with_extension(format!("best.{extension}"))
+}
+
+fn loss_of(kind: LossKind, predicted: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+    match kind {
+        LossKind::Mse => (predicted - target).square().mean(),
+        LossKind::Bce => {
+            // Keras clips to [eps, 1 - eps] with eps = 1e-7.
+            let p = predicted.clamp(1e-7, 1.0 - 1e-7);
+            let not_target = target.clone().neg().add_scalar(1.0);
+            let not_p = p.clone().neg().add_scalar(1.0);
+            (target * p.log() + not_target * not_p.log()).neg().mean()
+        }
+    }
+}
+
+fn scalar(tensor: Tensor<1>) -> Result<f32, TrainError> {
+    tensor
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+        .first()
+        .copied()
+        .ok_or_else(|| TrainError::Backend("an empty loss".to_owned()))
+}

@@ -1,0 +1,69 @@
+//! The wgpu path against the CPU on the parity inputs. Without a GPU this runs
+//! on Mesa's software Vulkan (lavapipe), which `.ci/setup` installs; where no
+//! adapter exists at all the test says so and passes without checking.
+
+use burn::tensor::{Tensor, TensorData};
+use cadenza::device::{self, BackendChoice};
+use cadenza::generate::{GenerateOptions, generate};
+use cadenza::keras::load_keras_npz;
+use cadenza::model::SeedModelConfig;
+
+use crate::helpers::shared_dir;
+
+#[test]
+fn gpu_and_cpu_agree_on_the_parity_inputs() {
+    let gpu = match device::select(BackendChoice::Gpu) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            eprintln!("SKIPPED gpu_and_cpu_agree_on_the_parity_inputs: {error}");
+            return;
+        }
+    };
+    eprintln!("GPU test on {} ({})", gpu.label, device::adapters().len());
+    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let config = SeedModelConfig::seed();
+    let cpu = device::cpu();
+    let on_cpu = load_keras_npz(&weights, &config, &cpu).unwrap();
+    let on_gpu = load_keras_npz(&weights, &config, &gpu.device).unwrap();
+
+    let mut archive =
+        npyz::npz::NpzArchive::open(shared_dir().join("parity/vectors_trained_1ep.npz")).unwrap();
+    let x: Vec<f32> = archive
+        .by_name("x_batch")
+        .unwrap()
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    let batch = x.len() / (9 * 106);
+    let forward = |model: &cadenza::model::SeedModel, device| {
+        let input = Tensor::<3>::from_data(TensorData::new(x.clone(), [batch, 9, 106]), device);
+        model
+            .forward(input)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (forward(&on_cpu, &cpu), forward(&on_gpu, &gpu.device));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff <= 1e-4, "CPU and GPU differ by {diff}");
+
+    // Generation on the GPU: the same probabilities step by step.
+    let window: [u128; 9] = std::array::from_fn(|step| 0b1001_0001u128 << (20 + step));
+    let options = GenerateOptions {
+        steps: 4,
+        ..GenerateOptions::default()
+    };
+    let a = &generate(&on_cpu, &cpu, &window, &options).unwrap()[0];
+    let b = &generate(&on_gpu, &gpu.device, &window, &options).unwrap()[0];
+    let diff = a
+        .probabilities
+        .iter()
+        .zip(&b.probabilities)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff <= 1e-4, "generation differs by {diff}");
+}

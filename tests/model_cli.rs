@@ -1,0 +1,271 @@
+//! `cadenza model`, `import-keras`, `train` and `generate` as a user runs them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::helpers::shared_dir;
+
+fn cadenza(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cadenza"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn model_summary_prints_the_keras_table() {
+    let out = cadenza(&["model", "summary"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for expected in [
+        "lstm (LSTM)",
+        "(None, 1, 9, 128)",
+        "131,584",
+        "Total params: 251,370",
+        "Trainable params: 251,242",
+        "Non-trainable params: 128",
+    ] {
+        assert!(shown.contains(expected), "missing {expected:?} in\n{shown}");
+    }
+}
+
+#[test]
+fn import_keras_then_generate_writes_midi_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("keras.cadenza");
+    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let out = cadenza(&["import-keras", path(&weights), "--out", path(&model)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let info = cadenza(&["model", "info", path(&model)]);
+    assert!(text(&info.stdout).contains("imported from Keras weights"));
+
+    let seed = shared_dir().join("corpus/keyboard/bach-wtc1-prelude1-bwv846.mid");
+    let midi = dir.path().join("song.mid");
+    let png = dir.path().join("song.png");
+    let out = cadenza(&[
+        "generate",
+        "--model",
+        path(&model),
+        "--seed-file",
+        path(&seed),
+        "--seed-start",
+        "16",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&midi),
+        "--png",
+        path(&png),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("notes"));
+    let roll = cadenza::files::load_roll(&png, &Default::default())
+        .unwrap()
+        .roll;
+    assert_eq!(roll.steps(), 106, "the PNG holds the generated steps only");
+    let midi_roll = cadenza::files::load_roll(&midi, &Default::default())
+        .unwrap()
+        .roll;
+    assert!(midi_roll.note_count() > 0);
+
+    // Three variations with the seed in front: numbered files of 9 + 20 steps.
+    let many = dir.path().join("many.png");
+    let out = cadenza(&[
+        "generate",
+        "--model",
+        path(&model),
+        "--seed-file",
+        path(&seed),
+        "--steps",
+        "20",
+        "--rule",
+        "sample",
+        "--rng-seed",
+        "3",
+        "--variations",
+        "3",
+        "--include-seed",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&dir.path().join("many.mid")),
+        "--png",
+        path(&many),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for k in 1..=3 {
+        let png = dir.path().join(format!("many-{k}.png"));
+        let roll = cadenza::files::load_roll(&png, &Default::default())
+            .unwrap()
+            .roll;
+        assert_eq!(roll.steps(), 29);
+        assert!(dir.path().join(format!("many-{k}.mid")).is_file());
+    }
+}
+
+#[test]
+fn bad_model_files_and_parameters_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.cadenza");
+    std::fs::write(&junk, b"not a model at all").unwrap();
+    let out = cadenza(&[
+        "generate",
+        "--model",
+        path(&junk),
+        "--out",
+        path(&dir.path().join("x.mid")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a Cadenza model file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let model = dir.path().join("m.cadenza");
+    assert!(
+        cadenza(&["import-keras", path(&weights), "--out", path(&model)])
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    let out = cadenza(&["model", "info", path(&model)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("truncated"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cadenza(&[
+        "import-keras",
+        path(&dir.path().join("none.npz")),
+        "--out",
+        path(&model),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("none.npz"));
+
+    std::fs::write(&model, &bytes).unwrap();
+    for bad in [
+        ["--steps", "0"],
+        ["--vanish-proof", "NaN"],
+        ["--seed-start", "100000"],
+    ] {
+        let mut args = vec!["generate", "--model", path(&model), "--backend", "cpu"];
+        args.extend(bad);
+        let out_file = dir.path().join("x.mid");
+        args.extend(["--out", path(&out_file)]);
+        let out = cadenza(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn train_writes_a_model_and_its_loss_history_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/demo")
+            .join(name);
+        std::fs::copy(source, data.join(name)).unwrap();
+    }
+    std::fs::write(data.join("broken.mid"), b"MThd garbage").unwrap();
+    let model = dir.path().join("little.cadenza");
+    let out = cadenza(&[
+        "train",
+        path(&data),
+        "--out",
+        path(&model),
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--val",
+        "0.5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("broken.mid"), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("val loss"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(model.is_file());
+    let csv = std::fs::read_to_string(dir.path().join("little.loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2);
+
+    let out = cadenza(&[
+        "train",
+        path(&data),
+        "--out",
+        path(&model),
+        "--epochs",
+        "2",
+        "--backend",
+        "cpu",
+        "--resume",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("resuming after epoch 1"));
+    let csv = std::fs::read_to_string(dir.path().join("little.loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+}
+
+#[test]
+fn the_shipped_models_load_and_generate_with_no_arguments() {
+    for shipped in cadenza::assets::SHIPPED_MODELS {
+        let checkpoint = cadenza::checkpoint::Checkpoint::from_bytes(shipped.bytes).unwrap();
+        checkpoint.model(&cadenza::device::cpu()).unwrap();
+        let training = checkpoint.header.training.as_ref().unwrap();
+        assert!(training.best_epoch().unwrap().validation_loss.unwrap() < 0.05);
+        assert!(
+            checkpoint.optimizer_state().is_none(),
+            "{} ships optimizer state",
+            shipped.name
+        );
+    }
+    assert!(cadenza::assets::shipped_model(cadenza::assets::DEFAULT_MODEL).is_some());
+
+    let dir = tempfile::tempdir().unwrap();
+    let song = dir.path().join("song.mid");
+    let out = cadenza(&["generate", "--out", path(&song)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("forward (shipped)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let roll = cadenza::files::load_roll(&song, &Default::default())
+        .unwrap()
+        .roll;
+    assert_eq!(roll.steps(), 106);
+
+    let info = cadenza(&["model", "info", "seed"]);
+    assert!(info.status.success());
+    assert!(
+        text(&info.stdout).contains("<- best"),
+        "{}",
+        text(&info.stdout)
+    );
+}
