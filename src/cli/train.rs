@@ -120,39 +120,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let epochs = args.epochs;
-    let mut on_event = |event: &TrainEvent| match event {
-        TrainEvent::Batch {
-            epoch,
-            batch,
-            batches,
-            loss,
-            windows_per_s,
-            ..
-        } => {
-            bar.inc(1);
-            bar.set_prefix(format!("{epoch}/{epochs}"));
-            bar.set_message(format!(
-                "batch {batch}/{batches} loss {loss:.5} {windows_per_s:.0} windows/s"
-            ));
-        }
-        TrainEvent::Epoch(record) => {
-            let line = format!(
-                "epoch {}: train loss {:.6}, validation loss {}, {:.0} windows/s",
-                record.epoch,
-                record.train_loss,
-                record
-                    .validation_loss
-                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}")),
-                record.windows_per_s
-            );
-            // A hidden bar (output not a terminal) prints nothing: say it plainly.
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
-    };
+    let mut on_event = |event: &TrainEvent| show_progress(&bar, epochs, event);
     let end = trainer.fit(
         &data,
         args.epochs,
@@ -215,5 +183,42 @@ fn print_outcome(args: &TrainArgs, trainer: &Trainer, end: TrainEnd) {
             best_path(&args.out).display(),
             csv_path(&args.out).display()
         );
+    }
+}
+
+/// Moves the bar on each batch and prints a line per epoch.
+fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
+    match event {
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            batches,
+            loss,
+            windows_per_s,
+            ..
+        } => {
+            bar.inc(1);
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar.set_message(format!(
+                "batch {batch}/{batches} loss {loss:.5} {windows_per_s:.0} windows/s"
+            ));
+        }
+        TrainEvent::Epoch(record) => {
+            let line = format!(
+                "epoch {}: train loss {:.6}, validation loss {}, {:.0} windows/s",
+                record.epoch,
+                record.train_loss,
+                record
+                    .validation_loss
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}")),
+                record.windows_per_s
+            );
+            // A hidden bar (output not a terminal) prints nothing: say it plainly.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
     }
 }
