@@ -10,12 +10,14 @@
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
 //! [`dataset`] and [`train`] (training on a folder of rolls), [`device`] (the
 //! one place naming burn backends), [`generate`] (continuation rules),
-//! [`atomic`] (safe writes),
+//! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
+//! writes),
 //! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`cli`] (the
 //! headless command line).
 
 pub mod assets;
 pub mod atomic;
+pub mod audio;
 pub mod checkpoint;
 pub mod cli;
 pub mod dataset;

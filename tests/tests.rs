@@ -1,6 +1,7 @@
 //! Cadenza's integration tests: one binary, one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod audio;
 mod cli;
 mod corpus;
 mod gpu;

@@ -21,6 +21,16 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Time offline rendering, SoundFont loading and, where an output device
+    /// opens, play-to-sound latency and underruns under load.
+    Audio {
+        /// Seconds of live playback while the other core generates.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Time 106-step generation and training throughput of the seed network
     /// on the CPU and, where there is one, a real GPU.
     Model {
@@ -58,6 +68,15 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<Outcome> {
                     figures.ms_per_file_max,
                     figures.notes_per_s
                 );
+            }
+            Ok(Outcome::Success)
+        }
+        BenchCommand::Audio { seconds, json } => {
+            let figures = super::bench_audio::bench_audio(*seconds)?;
+            if *json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                print!("{}", figures.to_text());
             }
             Ok(Outcome::Success)
         }

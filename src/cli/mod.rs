@@ -1,10 +1,13 @@
 //! The headless command line: `cadenza info`, `convert`, `model`,
-//! `import-keras`, `train`, `generate`, `bench`.
+//! `import-keras`, `train`, `generate`, `render`, `play` (with the `gui`
+//! feature), `devices`, `bench`.
 //!
 //! Exit codes: 0 success, 1 a batch where some files failed, 2 a usage or fatal
 //! error. Errors go to stderr, one line each, naming the file.
 
+mod audio;
 mod bench;
+mod bench_audio;
 mod bench_model;
 mod convert;
 mod generate;
@@ -43,6 +46,13 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Continue a seed window with a model and write MIDI (and PNG).
     Generate(generate::GenerateArgs),
+    /// Render a MIDI file or roll PNG to a WAV file with a SoundFont.
+    Render(audio::RenderArgs),
+    /// Play a MIDI file or roll PNG on the default audio output.
+    #[cfg(feature = "gui")]
+    Play(audio::PlayArgs),
+    /// List the shipped SoundFont and the SF2 files in the usual system folders.
+    Soundfonts,
     /// List the GPU adapters and say which one `--backend auto` would use.
     Devices,
     /// Measure speed; prints figures (never run inside the test suite).
@@ -70,6 +80,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::ImportKeras(args)) => model::import_keras(&args),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Generate(args)) => generate::run(&args),
+        Some(Command::Render(args)) => audio::render(&args),
+        #[cfg(feature = "gui")]
+        Some(Command::Play(args)) => audio::play(&args),
+        Some(Command::Soundfonts) => audio::soundfonts(),
         Some(Command::Devices) => model::devices(),
         Some(Command::Bench(command)) => bench::run(&command),
         None => info::run_default(),
