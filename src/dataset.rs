@@ -88,6 +88,9 @@ pub struct DatasetReport {
 pub struct Dataset {
     preset: Preset,
     songs: Vec<Song>,
+    /// Indices into `songs`, sorted.
+    train_songs: Vec<usize>,
+    validation_songs: Vec<usize>,
     train: Vec<Window>,
     validation: Vec<Window>,
     report: DatasetReport,
@@ -183,7 +186,9 @@ impl Dataset {
                 start: start as u32,
             })
         };
-        let validation: Vec<Window> = order[..validation_files]
+        let mut validation_songs = order[..validation_files].to_vec();
+        validation_songs.sort_unstable();
+        let validation: Vec<Window> = validation_songs
             .iter()
             .flat_map(|&song| windows_of(song))
             .collect();
@@ -200,6 +205,8 @@ impl Dataset {
         Ok(Self {
             preset,
             songs,
+            train_songs,
+            validation_songs,
             train,
             validation,
             report,
@@ -226,6 +233,39 @@ impl Dataset {
 
     pub fn validation_windows(&self) -> &[Window] {
         &self.validation
+    }
+
+    /// The same songs with every one held out, for scoring a model on music
+    /// it was not trained on.
+    pub fn all_held_out(mut self) -> Self {
+        self.validation_songs = (0..self.songs.len()).collect();
+        self.train_songs.clear();
+        self.validation.append(&mut self.train);
+        self.validation.sort_unstable_by_key(|w| (w.song, w.start));
+        self.report.files_validation = self.songs.len();
+        self.report.windows_validation = self.validation.len();
+        self.report.windows_train = 0;
+        self
+    }
+
+    /// The steps (in training order: reversed for the seed preset) of the
+    /// training songs, or of the validation songs.
+    pub fn songs(&self, validation: bool) -> impl Iterator<Item = &[u128]> {
+        let part = if validation {
+            &self.validation_songs
+        } else {
+            &self.train_songs
+        };
+        part.iter().map(|&song| self.songs[song].steps.as_slice())
+    }
+
+    /// A window's 9 input steps and its target step, as bitmasks.
+    pub fn window_masks(&self, window: Window) -> ([u128; WINDOW_STEPS], u128) {
+        let steps = &self.songs[window.song as usize].steps;
+        let start = window.start as usize;
+        let mut input = [0u128; WINDOW_STEPS];
+        input.copy_from_slice(&steps[start..start + WINDOW_STEPS]);
+        (input, steps[start + self.preset.target_offset()])
     }
 
     /// Writes `windows` as model input `[n, 9, 106]` and targets `[n, 106]`,

@@ -8,7 +8,8 @@
 //! Modules: [`roll`] (the roll, no IO), [`midi`] and [`image`] (file formats),
 //! [`files`] (pick the format by extension), [`model`] (the seed network),
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
-//! [`dataset`] and [`train`] (training on a folder of rolls), [`device`] (the
+//! [`dataset`] and [`train`] (training on a folder of rolls), [`eval`]
+//! (held-out figures), [`device`] (the
 //! one place naming burn backends), [`generate`] (continuation rules),
 //! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
 //! writes),
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod dataset;
 pub mod device;
+pub mod eval;
 pub mod files;
 pub mod generate;
 pub mod gm;

@@ -38,18 +38,8 @@ pub struct GenerateArgs {
     /// Steps to generate.
     #[arg(long, default_value_t = 106)]
     pub steps: usize,
-    #[arg(long, value_enum, default_value_t = RuleName::Boost)]
-    pub rule: RuleName,
-    #[arg(long, default_value_t = 0.65)]
-    pub vanish_proof: f64,
-    #[arg(long, default_value_t = 1.001)]
-    pub vanish_inc: f64,
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f32,
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 0)]
-    pub rng_seed: u64,
+    #[command(flatten)]
+    pub rule: RuleArgs,
     /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
     #[arg(long, default_value_t = 1)]
     pub variations: usize,
@@ -71,8 +61,25 @@ pub struct GenerateArgs {
     pub read: ReadArgs,
 }
 
-impl GenerateArgs {
-    fn rule(&self) -> Rule {
+/// How probabilities become notes, as flags.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    #[arg(long, value_enum, default_value_t = RuleName::Boost)]
+    pub rule: RuleName,
+    #[arg(long, default_value_t = 0.65)]
+    pub vanish_proof: f64,
+    #[arg(long, default_value_t = 1.001)]
+    pub vanish_inc: f64,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub rng_seed: u64,
+}
+
+impl RuleArgs {
+    pub fn rule(&self) -> Rule {
         match self.rule {
             RuleName::Boost => Rule::Boost {
                 vanish_proof: self.vanish_proof,
@@ -128,7 +135,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot take a seed window from {seed_name}"))?;
     let generate_options = GenerateOptions {
         steps: args.steps,
-        rule: args.rule(),
+        rule: args.rule.rule(),
         variations: args.variations,
     };
     let started = Instant::now();

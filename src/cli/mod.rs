@@ -10,6 +10,7 @@ mod bench;
 mod bench_audio;
 mod bench_model;
 mod convert;
+mod eval;
 mod generate;
 mod info;
 mod model;
@@ -46,6 +47,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Continue a seed window with a model and write MIDI (and PNG).
     Generate(generate::GenerateArgs),
+    /// Score a model on held-out music: next-step prediction and its own continuations.
+    Eval(eval::EvalArgs),
     /// Render a MIDI file or roll PNG to a WAV file with a SoundFont.
     Render(audio::RenderArgs),
     /// Play a MIDI file or roll PNG on the default audio output.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::ImportKeras(args)) => model::import_keras(&args),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Generate(args)) => generate::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Render(args)) => audio::render(&args),
         #[cfg(feature = "gui")]
         Some(Command::Play(args)) => audio::play(&args),
