@@ -14,8 +14,10 @@
 //! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
 //! writes),
 //! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`cli`] (the
-//! headless command line).
+//! headless command line), `app` (the desktop app, feature `gui`).
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod assets;
 pub mod atomic;
 pub mod audio;

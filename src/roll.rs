@@ -190,6 +190,17 @@ pub struct PianoRoll {
     meta: RollMeta,
 }
 
+impl Default for PianoRoll {
+    /// An empty roll (no steps) with the default metadata.
+    fn default() -> Self {
+        Self {
+            sounding: Vec::new(),
+            onsets: Vec::new(),
+            meta: RollMeta::default(),
+        }
+    }
+}
+
 impl fmt::Debug for PianoRoll {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PianoRoll")

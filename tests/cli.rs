@@ -40,8 +40,8 @@ fn info_reports_a_corpus_file_as_text_and_json() {
 }
 
 #[test]
-fn no_subcommand_describes_the_bundled_demo() {
-    let out = cadenza(&[]);
+fn info_without_a_file_describes_the_bundled_demo() {
+    let out = cadenza(&["info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("prelude-c-major-bwv846.mid"));
 }

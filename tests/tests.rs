@@ -1,6 +1,8 @@
 //! Cadenza's integration tests: one binary, one module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+#[cfg(feature = "gui")]
+mod app_ui;
 mod audio;
 mod cli;
 mod corpus;

@@ -2,7 +2,7 @@
 //! an output device opens, play-to-sound latency and underruns under load.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -123,7 +123,9 @@ mod live {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use super::{Duration, Instant, LiveFigures, Song};
+    use std::time::{Duration, Instant};
+
+    use super::{LiveFigures, Song};
     use crate::audio::output::AudioOutput;
     use crate::audio::player::PlayerCommand;
     use crate::audio::soundfont::SoundFont;

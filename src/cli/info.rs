@@ -15,8 +15,9 @@ use crate::midi::{ImportOptions, ImportReport, import};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// A MIDI file (.mid, .midi) or a midi2img PNG (.png).
-    pub file: PathBuf,
+    /// A MIDI file (.mid, .midi) or a midi2img PNG (.png); without one, the
+    /// shipped demo piece.
+    pub file: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -181,19 +182,22 @@ fn print(info: &FileInfo, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
+    let Some(file) = &args.file else {
+        return run_default();
+    };
     let options = args.read.load_options(&args.meta);
-    let mut loaded = load_roll(&args.file, &options)?;
+    let mut loaded = load_roll(file, &options)?;
     let meta = args.meta.apply(*loaded.roll.meta());
     loaded.roll.set_meta(meta)?;
     print(
-        &FileInfo::new(args.file.display().to_string(), loaded),
+        &FileInfo::new(file.display().to_string(), loaded),
         args.json,
     )?;
     Ok(Outcome::Success)
 }
 
-/// What `cadenza` with no subcommand does until the desktop app lands: describe
-/// the bundled demo piece and point at the subcommands.
+/// `cadenza info` without a file (and `cadenza` without the `gui` feature):
+/// describe the bundled demo piece and point at the subcommands.
 pub fn run_default() -> anyhow::Result<Outcome> {
     let demo = default_demo();
     let (roll, report) = import(demo.midi, &ImportOptions::default())
@@ -207,6 +211,6 @@ pub fn run_default() -> anyhow::Result<Outcome> {
         &FileInfo::new(format!("demo: {}", demo.file_name), loaded),
         false,
     )?;
-    println!("\nRun `cadenza --help` for the commands (info, convert, bench).");
+    println!("\nRun `cadenza --help` for the commands.");
     Ok(Outcome::Success)
 }

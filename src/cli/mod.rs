@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Soundfonts) => audio::soundfonts(),
         Some(Command::Devices) => model::devices(),
         Some(Command::Bench(command)) => bench::run(&command),
-        None => info::run_default(),
+        None => open_app(),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -100,6 +100,19 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// No subcommand: the desktop app, or a description of the demo piece in a
+/// build without it.
+#[cfg(feature = "gui")]
+fn open_app() -> anyhow::Result<Outcome> {
+    crate::app::run()?;
+    Ok(Outcome::Success)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_app() -> anyhow::Result<Outcome> {
+    info::run_default()
 }
 
 /// Options for reading rolls, shared by the subcommands that read files.

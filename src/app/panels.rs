@@ -1,0 +1,237 @@
+//! The panels: a top bar (files, transport), the generation controls, the
+//! roll with its plot, and a status bar. Each draws and returns [`Command`]s.
+
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::roll_view::{self, RollViewInput};
+use super::{CadenzaApp, Command, Params, RuleKind};
+use crate::generate::Rule;
+use crate::model::WINDOW_STEPS;
+
+/// Draws the whole window for one frame.
+pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
+    let mut commands = Vec::new();
+    egui::Panel::top("top-bar").show(ui, |ui| top_bar(ui, app, &mut commands));
+    egui::Panel::bottom("status-bar").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} · {} · {}",
+                app.source_name, app.model_name, app.device_label
+            ));
+            ui.separator();
+            ui.label(&app.status);
+        });
+    });
+    egui::Panel::left("controls")
+        .resizable(false)
+        .default_size(260.0)
+        .show(ui, |ui| controls(ui, app, &mut commands));
+    egui::CentralPanel::default().show(ui, |ui| {
+        let plot_height = 150.0;
+        let roll_height = (ui.available_height() - plot_height - 12.0).max(120.0);
+        ui.allocate_ui(egui::Vec2::new(ui.available_width(), roll_height), |ui| {
+            let generated = app.generated.as_ref().map(|g| {
+                (
+                    g.seed_start + WINDOW_STEPS,
+                    g.continuations[g.chosen].steps.as_slice(),
+                )
+            });
+            let input = RollViewInput {
+                source: &app.source,
+                generated,
+                key: app.display_key,
+                seed_start: app.seed_start,
+                playhead: app.playhead(),
+                zoom: app.zoom,
+            };
+            commands.extend(roll_view::show(ui, &mut app.textures, &input));
+        });
+        plot(ui, app);
+    });
+    // Keyboard: Space plays, G generates, arrows move the seed window.
+    let (space, g, left, right) = ui.input(|i| {
+        (
+            i.key_pressed(egui::Key::Space),
+            i.key_pressed(egui::Key::G),
+            i.key_pressed(egui::Key::ArrowLeft),
+            i.key_pressed(egui::Key::ArrowRight),
+        )
+    });
+    if !ui.ctx().egui_wants_keyboard_input() {
+        if space {
+            commands.push(if app.playhead().is_some() {
+                Command::Stop
+            } else {
+                Command::Play
+            });
+        }
+        if g {
+            commands.push(Command::Generate);
+        }
+        if left {
+            commands.push(Command::SetSeed(app.seed_start.saturating_sub(1)));
+        }
+        if right {
+            commands.push(Command::SetSeed(app.seed_start + 1));
+        }
+    }
+    commands
+}
+
+fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        if ui.button("Open...").clicked()
+            && let Some(path) = rfd::FileDialog::new()
+                .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
+                .pick_file()
+        {
+            commands.push(Command::Open(path));
+        }
+        if ui.button("Save MIDI...").clicked()
+            && let Some(path) = rfd::FileDialog::new()
+                .add_filter("MIDI", &["mid"])
+                .set_file_name("cadenza.mid")
+                .save_file()
+        {
+            commands.push(Command::SaveMidi(path));
+        }
+        ui.separator();
+        let sound = app.audio_problem().map(str::to_owned);
+        ui.add_enabled_ui(sound.is_none(), |ui| {
+            if ui.button("Play").clicked() {
+                commands.push(Command::Play);
+            }
+            if ui.button("Stop").clicked() {
+                commands.push(Command::Stop);
+            }
+        });
+        if let Some(reason) = sound {
+            ui.label(egui::RichText::new(reason).weak());
+        }
+        ui.separator();
+        ui.add(
+            egui::Slider::new(&mut app.zoom, 1.0..=24.0)
+                .show_value(false)
+                .text("zoom"),
+        );
+    });
+}
+
+fn controls(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
+    let mut params: Params = app.params;
+    ui.heading("Generate");
+    ui.label(format!(
+        "Seed window: steps {}..{}",
+        app.seed_start,
+        app.seed_start + WINDOW_STEPS
+    ));
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut params.rule, RuleKind::Boost, "Boost");
+        ui.selectable_value(&mut params.rule, RuleKind::Threshold, "Threshold");
+        ui.selectable_value(&mut params.rule, RuleKind::Sample, "Sample");
+    });
+    match params.rule {
+        RuleKind::Boost => {
+            ui.add(egui::Slider::new(&mut params.vanish_proof, 0.0..=1.0).text("vanish_proof"));
+            ui.add(
+                egui::Slider::new(&mut params.vanish_inc, 0.99..=1.02)
+                    .step_by(0.0005)
+                    .fixed_decimals(4)
+                    .text("vanish_inc"),
+            );
+        }
+        RuleKind::Threshold => {
+            ui.add(egui::Slider::new(&mut params.threshold, 0.01..=0.99).text("threshold"));
+        }
+        RuleKind::Sample => {
+            ui.add(egui::Slider::new(&mut params.temperature, 0.1..=3.0).text("temperature"));
+            ui.add(egui::Slider::new(&mut params.rng_seed, 0..=999).text("rng seed"));
+        }
+    }
+    ui.add(egui::Slider::new(&mut params.steps, 9..=1024).text("steps"));
+    ui.add(egui::Slider::new(&mut params.variations, 1..=8).text("variations"));
+    ui.checkbox(&mut params.live, "Live (regenerate on every change)");
+    if params != app.params {
+        commands.push(Command::ParamsChanged(params));
+    }
+    if ui.button("Generate (G)").clicked() {
+        commands.push(Command::Generate);
+    }
+    if let Some(generated) = &app.generated
+        && generated.continuations.len() > 1
+    {
+        ui.separator();
+        ui.label("Variation");
+        ui.horizontal_wrapped(|ui| {
+            for index in 0..generated.continuations.len() {
+                if ui
+                    .selectable_label(generated.chosen == index, format!("{}", index + 1))
+                    .clicked()
+                {
+                    commands.push(Command::ChooseVariation(index));
+                }
+            }
+        });
+    }
+}
+
+/// Notes per generated step, the boost's effective threshold and the mean
+/// probability, so the user sees the music hold or vanish.
+fn plot(ui: &mut egui::Ui, app: &CadenzaApp) {
+    let Some(generated) = &app.generated else {
+        ui.label("Generating...");
+        return;
+    };
+    let continuation = &generated.continuations[generated.chosen];
+    let notes: Vec<[f64; 2]> = continuation
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(k, m)| [k as f64, f64::from(m.count_ones())])
+        .collect();
+    let mean: Vec<[f64; 2]> = (0..continuation.steps.len())
+        .map(|k| {
+            let p = continuation.step_probabilities(k);
+            [
+                k as f64,
+                p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64 * 10.0,
+            ]
+        })
+        .collect();
+    let threshold: Option<Vec<[f64; 2]>> = match generated.options.rule {
+        Rule::Boost {
+            vanish_proof,
+            vanish_inc,
+        } => Some(
+            (0..continuation.steps.len())
+                .map(|k| {
+                    [
+                        k as f64,
+                        (1.0 - vanish_proof * vanish_inc.powi(k as i32)) * 10.0,
+                    ]
+                })
+                .collect(),
+        ),
+        Rule::Threshold { threshold } => Some(
+            (0..continuation.steps.len())
+                .map(|k| [k as f64, f64::from(threshold) * 10.0])
+                .collect(),
+        ),
+        Rule::Sample { .. } => None,
+    };
+    Plot::new("generation-plot")
+        .height(ui.available_height().max(80.0))
+        .legend(Legend::default())
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(Line::new("notes per step", PlotPoints::from(notes)));
+            plot.line(Line::new("mean probability x10", PlotPoints::from(mean)));
+            if let Some(threshold) = threshold {
+                plot.line(Line::new(
+                    "effective threshold x10",
+                    PlotPoints::from(threshold),
+                ));
+            }
+        });
+}

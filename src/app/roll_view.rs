@@ -1,0 +1,246 @@
+//! The piano roll as an image: high notes at the top, the seed part and the
+//! generated continuation in different colours, the 9-step seed window and
+//! the playhead drawn over it. Clicking or dragging picks the seed window.
+
+use eframe::egui::{
+    self, Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2,
+};
+
+use super::Command;
+use crate::model::WINDOW_STEPS;
+use crate::roll::{PITCH_COUNT, PianoRoll, Pitch};
+
+/// Columns per texture: GPUs refuse textures wider than 8192 pixels.
+const TEXTURE_COLUMNS: usize = 4096;
+const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 31);
+const BLACK_KEY_ROW: Color32 = Color32::from_rgb(19, 21, 25);
+const SEED_NOTE: Color32 = Color32::from_rgb(150, 180, 230);
+const GENERATED_NOTE: Color32 = Color32::from_rgb(255, 168, 64);
+const REPLACED_NOTE: Color32 = Color32::from_rgb(70, 78, 96);
+const KEYBOARD_WIDTH: f32 = 34.0;
+
+/// The textures of one roll, rebuilt only when the roll changes.
+#[derive(Default)]
+pub struct RollTextures {
+    key: u64,
+    chunks: Vec<TextureHandle>,
+}
+
+impl std::fmt::Debug for RollTextures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollTextures")
+            .field("key", &self.key)
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
+fn is_black_key(row: usize) -> bool {
+    matches!((row + 21) % 12, 1 | 3 | 6 | 8 | 10)
+}
+
+impl RollTextures {
+    /// Makes sure the textures show `input`; `input.key` identifies the
+    /// content, so they are rebuilt only when it changes.
+    fn update(&mut self, ctx: &egui::Context, input: &RollViewInput<'_>) {
+        if input.key == self.key && !self.chunks.is_empty() {
+            return;
+        }
+        self.key = input.key;
+        self.chunks.clear();
+        let source = input.source.sounding_masks();
+        let (from, generated) = input.generated.unwrap_or((usize::MAX, &[]));
+        let columns = input.columns();
+        for first in (0..columns.max(1)).step_by(TEXTURE_COLUMNS) {
+            let width = (columns - first).clamp(1, TEXTURE_COLUMNS);
+            let mut image = ColorImage::filled([width, PITCH_COUNT], BACKGROUND);
+            for x in 0..width {
+                let step = first + x;
+                let original = source.get(step).copied().unwrap_or(0);
+                let new = step
+                    .checked_sub(from)
+                    .and_then(|k| generated.get(k))
+                    .copied()
+                    .unwrap_or(0);
+                let after_seed = step >= from;
+                for row in 0..PITCH_COUNT {
+                    let bit = 1u128 << row;
+                    let colour = if new & bit != 0 {
+                        GENERATED_NOTE
+                    } else if original & bit != 0 {
+                        // The source beyond the seed window is what the
+                        // continuation replaces: shown dimmed.
+                        if after_seed { REPLACED_NOTE } else { SEED_NOTE }
+                    } else if is_black_key(row) {
+                        BLACK_KEY_ROW
+                    } else {
+                        BACKGROUND
+                    };
+                    image.pixels[(PITCH_COUNT - 1 - row) * width + x] = colour;
+                }
+            }
+            self.chunks.push(ctx.load_texture(
+                format!("roll-{first}"),
+                image,
+                TextureOptions::NEAREST,
+            ));
+        }
+    }
+}
+
+/// What the view needs to draw one frame.
+pub struct RollViewInput<'a> {
+    /// The roll the seed window is picked from.
+    pub source: &'a PianoRoll,
+    /// The continuation and the step it starts at (the seed window's end).
+    pub generated: Option<(usize, &'a [u128])>,
+    /// Changes whenever `source` or `generated` does.
+    pub key: u64,
+    pub seed_start: usize,
+    pub playhead: Option<f64>,
+    /// Horizontal pixels per step.
+    pub zoom: f32,
+}
+
+impl RollViewInput<'_> {
+    /// Steps drawn: the source, or further where the continuation ends later.
+    fn columns(&self) -> usize {
+        let generated_end = self.generated.map_or(0, |(from, steps)| from + steps.len());
+        self.source.steps().max(generated_end)
+    }
+}
+
+/// Draws the roll and returns what the user asked for.
+pub fn show(
+    ui: &mut egui::Ui,
+    textures: &mut RollTextures,
+    input: &RollViewInput<'_>,
+) -> Vec<Command> {
+    let mut commands = Vec::new();
+    textures.update(ui.ctx(), input);
+    let steps = input.columns().max(1);
+    let row_height = ((ui.available_height() - 8.0) / PITCH_COUNT as f32).clamp(2.0, 8.0);
+    let size = Vec2::new(
+        KEYBOARD_WIDTH + steps as f32 * input.zoom,
+        PITCH_COUNT as f32 * row_height,
+    );
+    egui::ScrollArea::horizontal()
+        .id_salt("roll-scroll")
+        .show(ui, |ui| {
+            let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
+            let painter = ui.painter_at(rect);
+            let grid = Rect::from_min_max(rect.min + Vec2::new(KEYBOARD_WIDTH, 0.0), rect.max);
+            // The image, one texture per chunk of columns.
+            for (index, texture) in textures.chunks.iter().enumerate() {
+                let first = (index * TEXTURE_COLUMNS) as f32 * input.zoom;
+                let width = texture.size()[0] as f32 * input.zoom;
+                let chunk_rect = Rect::from_min_size(
+                    grid.min + Vec2::new(first, 0.0),
+                    Vec2::new(width, grid.height()),
+                );
+                painter.image(
+                    texture.id(),
+                    chunk_rect,
+                    Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                    Color32::WHITE,
+                );
+            }
+            let x_of = |step: f64| grid.left() + step as f32 * input.zoom;
+            // Bar lines (4 quarters) and beat lines.
+            let per_quarter = usize::from(input.source.meta().steps_per_quarter).max(1);
+            if input.zoom * per_quarter as f32 >= 4.0 {
+                for step in (0..=steps).step_by(per_quarter) {
+                    let bar = step % (4 * per_quarter) == 0;
+                    let colour = if bar {
+                        Color32::from_gray(70)
+                    } else {
+                        Color32::from_gray(40)
+                    };
+                    let x = x_of(step as f64);
+                    painter.line_segment(
+                        [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
+                        Stroke::new(1.0, colour),
+                    );
+                }
+            }
+            // The keyboard strip: a label at every C.
+            painter.rect_filled(
+                Rect::from_min_max(rect.min, Pos2::new(grid.left(), rect.bottom())),
+                0.0,
+                Color32::from_gray(35),
+            );
+            for row in (0..PITCH_COUNT).filter(|row| (row + 21) % 12 == 0) {
+                let y = grid.top() + (PITCH_COUNT - 1 - row) as f32 * row_height;
+                if let Some(pitch) = Pitch::from_row(row) {
+                    painter.text(
+                        Pos2::new(rect.left() + 2.0, y + row_height / 2.0),
+                        egui::Align2::LEFT_CENTER,
+                        pitch.name(),
+                        egui::FontId::monospace(9.0),
+                        Color32::from_gray(200),
+                    );
+                }
+            }
+            paint_overlays(&painter, grid, input);
+            // Hover: pitch and step. Click or drag: move the seed window.
+            if let Some(pos) = response.hover_pos()
+                && grid.contains(pos)
+            {
+                let step = ((pos.x - grid.left()) / input.zoom) as usize;
+                let row = PITCH_COUNT - 1 - ((pos.y - grid.top()) / row_height) as usize;
+                if let Some(pitch) = Pitch::from_row(row.min(PITCH_COUNT - 1)) {
+                    response.clone().on_hover_text_at_pointer(format!(
+                        "{} (MIDI {}), step {step}",
+                        pitch.name(),
+                        pitch.midi()
+                    ));
+                }
+            }
+            if (response.clicked() || response.dragged())
+                && let Some(pos) = response.interact_pointer_pos()
+            {
+                let step = ((pos.x - grid.left()) / input.zoom).max(0.0) as usize;
+                // The window is centred on the pointer and kept in the roll.
+                let latest = input.source.steps().saturating_sub(WINDOW_STEPS);
+                let start = step.saturating_sub(WINDOW_STEPS / 2).min(latest);
+                if start != input.seed_start {
+                    commands.push(Command::SetSeed(start));
+                }
+            }
+        });
+    commands
+}
+
+/// The seed window, where generation begins, and the playhead.
+fn paint_overlays(painter: &egui::Painter, grid: Rect, input: &RollViewInput<'_>) {
+    let x_of = |step: f64| grid.left() + step as f32 * input.zoom;
+    // The seed window and where generation begins.
+    let seed = Rect::from_min_max(
+        Pos2::new(x_of(input.seed_start as f64), grid.top()),
+        Pos2::new(
+            x_of((input.seed_start + WINDOW_STEPS) as f64),
+            grid.bottom(),
+        ),
+    );
+    painter.rect_filled(seed, 0.0, Color32::from_rgba_unmultiplied(90, 160, 255, 45));
+    painter.rect_stroke(
+        seed,
+        0.0,
+        Stroke::new(1.5, Color32::from_rgb(90, 160, 255)),
+        egui::StrokeKind::Inside,
+    );
+    if let Some((from, _)) = input.generated {
+        let x = x_of(from as f64);
+        painter.line_segment(
+            [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
+            Stroke::new(2.0, GENERATED_NOTE),
+        );
+    }
+    if let Some(position) = input.playhead {
+        let x = x_of(position);
+        painter.line_segment(
+            [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
+            Stroke::new(2.0, Color32::WHITE),
+        );
+    }
+}
