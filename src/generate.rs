@@ -36,6 +36,62 @@ impl Rule {
     };
 }
 
+/// Which rule, by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleKind {
+    /// The article's: on iff p + vanish_proof * vanish_inc^k >= 1.
+    #[default]
+    Boost,
+    /// On iff p >= threshold.
+    Threshold,
+    /// On with probability p (sharpened by temperature), seeded.
+    Sample,
+}
+
+/// Every rule's parameters at once, as controls and flags hold them: switching
+/// the rule keeps the others' settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RuleSettings {
+    pub kind: RuleKind,
+    pub vanish_proof: f64,
+    pub vanish_inc: f64,
+    pub threshold: f32,
+    pub temperature: f32,
+    pub rng_seed: u64,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            kind: RuleKind::Boost,
+            vanish_proof: 0.65,
+            vanish_inc: 1.001,
+            threshold: 0.5,
+            temperature: 1.0,
+            rng_seed: 0,
+        }
+    }
+}
+
+impl RuleSettings {
+    /// The rule these settings select.
+    pub fn rule(&self) -> Rule {
+        match self.kind {
+            RuleKind::Boost => Rule::Boost {
+                vanish_proof: self.vanish_proof,
+                vanish_inc: self.vanish_inc,
+            },
+            RuleKind::Threshold => Rule::Threshold {
+                threshold: self.threshold,
+            },
+            RuleKind::Sample => Rule::Sample {
+                temperature: self.temperature,
+                rng_seed: self.rng_seed,
+            },
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GenerateOptions {

@@ -53,7 +53,7 @@ fn moving_the_vanish_proof_slider_regenerates_the_roll() {
     settle(&mut harness);
     let app = harness.state();
     assert!(
-        (app.params().vanish_proof - 0.95).abs() < 1e-9,
+        (app.params().rule.vanish_proof - 0.95).abs() < 1e-9,
         "{:?}",
         app.params()
     );

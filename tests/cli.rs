@@ -1,24 +1,6 @@
 //! The `cadenza` binary as a user runs it: output, files written, exit codes.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use crate::helpers::{Track, shared_dir, smf};
-
-fn cadenza(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cadenza"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::helpers::{Track, cadenza, path, shared_dir, smf, text};
 
 #[test]
 fn info_reports_a_corpus_file_as_text_and_json() {

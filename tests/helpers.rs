@@ -1,7 +1,8 @@
 //! Builders for tiny MIDI files written byte by byte, so tests can state exactly
 //! what a file holds (running status, sysex, odd headers) and shared paths.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The `shared/` folder beside the repository (override: `CADENZA_SHARED`).
 pub fn shared_dir() -> PathBuf {
@@ -107,4 +108,26 @@ impl Lcg {
     pub fn below(&mut self, n: u32) -> u32 {
         self.next_u32() % n
     }
+}
+
+/// Runs the `cadenza` binary. A private runtime folder keeps Mesa's Vulkan
+/// driver from complaining that there is none, as it does on machines
+/// without a desktop session.
+pub fn cadenza(args: &[&str]) -> Output {
+    let runtime = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cadenza"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap()
+}
+
+/// Process output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

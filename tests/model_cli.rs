@@ -1,28 +1,8 @@
 //! `cadenza model`, `import-keras`, `train` and `generate` as a user runs them.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use crate::helpers::shared_dir;
-
-fn cadenza(args: &[&str]) -> Output {
-    // A private runtime folder keeps Mesa's Vulkan driver from complaining
-    // that there is none, as it does on machines without a desktop session.
-    let runtime = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cadenza"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::helpers::{cadenza, path, shared_dir, text};
 
 #[test]
 fn model_summary_prints_the_keras_table() {

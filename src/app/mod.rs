@@ -21,7 +21,7 @@ use crate::audio::player::{PlayerCommand, Song};
 use crate::audio::soundfont::{SoundFont, load_soundfont};
 use crate::device::{self, BackendChoice};
 use crate::files::{LoadOptions, SaveOptions, load_roll, save_roll};
-use crate::generate::{Continuation, GenerateOptions, Rule, seed_window};
+use crate::generate::{Continuation, GenerateOptions, RuleSettings, seed_window};
 use crate::midi::{ImportOptions, import};
 use crate::model::WINDOW_STEPS;
 use crate::roll::PianoRoll;
@@ -29,23 +29,10 @@ use crate::roll::PianoRoll;
 use jobs::{GenerateJob, JobEvent, Jobs};
 use roll_view::RollTextures;
 
-/// Which rule the controls set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleKind {
-    Boost,
-    Threshold,
-    Sample,
-}
-
 /// The generation controls.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Params {
-    pub rule: RuleKind,
-    pub vanish_proof: f64,
-    pub vanish_inc: f64,
-    pub threshold: f32,
-    pub temperature: f32,
-    pub rng_seed: u64,
+    pub rule: RuleSettings,
     pub steps: usize,
     pub variations: usize,
     /// Regenerate as soon as a control changes.
@@ -55,12 +42,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Self {
-            rule: RuleKind::Boost,
-            vanish_proof: 0.65,
-            vanish_inc: 1.001,
-            threshold: 0.5,
-            temperature: 1.0,
-            rng_seed: 0,
+            rule: RuleSettings::default(),
             steps: 106,
             variations: 1,
             live: true,
@@ -73,19 +55,7 @@ impl Params {
         GenerateOptions {
             steps: self.steps,
             variations: self.variations,
-            rule: match self.rule {
-                RuleKind::Boost => Rule::Boost {
-                    vanish_proof: self.vanish_proof,
-                    vanish_inc: self.vanish_inc,
-                },
-                RuleKind::Threshold => Rule::Threshold {
-                    threshold: self.threshold,
-                },
-                RuleKind::Sample => Rule::Sample {
-                    temperature: self.temperature,
-                    rng_seed: self.rng_seed,
-                },
-            },
+            rule: self.rule.rule(),
         }
     }
 }

@@ -5,8 +5,8 @@ use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::roll_view::{self, RollViewInput};
-use super::{CadenzaApp, Command, Params, RuleKind};
-use crate::generate::Rule;
+use super::{CadenzaApp, Command, Params};
+use crate::generate::{Rule, RuleKind};
 use crate::model::WINDOW_STEPS;
 
 /// Draws the whole window for one frame.
@@ -127,26 +127,28 @@ fn controls(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
         app.seed_start + WINDOW_STEPS
     ));
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut params.rule, RuleKind::Boost, "Boost");
-        ui.selectable_value(&mut params.rule, RuleKind::Threshold, "Threshold");
-        ui.selectable_value(&mut params.rule, RuleKind::Sample, "Sample");
+        ui.selectable_value(&mut params.rule.kind, RuleKind::Boost, "Boost");
+        ui.selectable_value(&mut params.rule.kind, RuleKind::Threshold, "Threshold");
+        ui.selectable_value(&mut params.rule.kind, RuleKind::Sample, "Sample");
     });
-    match params.rule {
+    match params.rule.kind {
         RuleKind::Boost => {
-            ui.add(egui::Slider::new(&mut params.vanish_proof, 0.0..=1.0).text("vanish_proof"));
             ui.add(
-                egui::Slider::new(&mut params.vanish_inc, 0.99..=1.02)
+                egui::Slider::new(&mut params.rule.vanish_proof, 0.0..=1.0).text("vanish_proof"),
+            );
+            ui.add(
+                egui::Slider::new(&mut params.rule.vanish_inc, 0.99..=1.02)
                     .step_by(0.0005)
                     .fixed_decimals(4)
                     .text("vanish_inc"),
             );
         }
         RuleKind::Threshold => {
-            ui.add(egui::Slider::new(&mut params.threshold, 0.01..=0.99).text("threshold"));
+            ui.add(egui::Slider::new(&mut params.rule.threshold, 0.01..=0.99).text("threshold"));
         }
         RuleKind::Sample => {
-            ui.add(egui::Slider::new(&mut params.temperature, 0.1..=3.0).text("temperature"));
-            ui.add(egui::Slider::new(&mut params.rng_seed, 0..=999).text("rng seed"));
+            ui.add(egui::Slider::new(&mut params.rule.temperature, 0.1..=3.0).text("temperature"));
+            ui.add(egui::Slider::new(&mut params.rule.rng_seed, 0..=999).text("rng seed"));
         }
     }
     ui.add(egui::Slider::new(&mut params.steps, 9..=1024).text("steps"));

@@ -4,25 +4,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{MetaArgs, Outcome, ReadArgs, export_options};
 use crate::assets::{default_demo, open_model};
 use crate::device::{self, BackendChoice};
 use crate::files::{SaveOptions, load_roll, save_roll};
-use crate::generate::{Continuation, GenerateOptions, Rule, generate_on, seed_window};
+use crate::generate::{
+    Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_window,
+};
 use crate::midi::import;
 use crate::roll::{PianoRoll, RollMeta};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RuleName {
-    /// The article's: on iff p + vanish_proof * vanish_inc^k >= 1.
-    Boost,
-    /// On iff p >= --threshold.
-    Threshold,
-    /// On with probability p (sharpened by --temperature), seeded by --rng-seed.
-    Sample,
-}
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -64,8 +56,8 @@ pub struct GenerateArgs {
 /// How probabilities become notes, as flags.
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
-    #[arg(long, value_enum, default_value_t = RuleName::Boost)]
-    pub rule: RuleName,
+    #[arg(long, value_enum, default_value_t = RuleKind::Boost)]
+    pub rule: RuleKind,
     #[arg(long, default_value_t = 0.65)]
     pub vanish_proof: f64,
     #[arg(long, default_value_t = 1.001)]
@@ -80,19 +72,15 @@ pub struct RuleArgs {
 
 impl RuleArgs {
     pub fn rule(&self) -> Rule {
-        match self.rule {
-            RuleName::Boost => Rule::Boost {
-                vanish_proof: self.vanish_proof,
-                vanish_inc: self.vanish_inc,
-            },
-            RuleName::Threshold => Rule::Threshold {
-                threshold: self.threshold,
-            },
-            RuleName::Sample => Rule::Sample {
-                temperature: self.temperature,
-                rng_seed: self.rng_seed,
-            },
+        RuleSettings {
+            kind: self.rule,
+            vanish_proof: self.vanish_proof,
+            vanish_inc: self.vanish_inc,
+            threshold: self.threshold,
+            temperature: self.temperature,
+            rng_seed: self.rng_seed,
         }
+        .rule()
     }
 }
 
