@@ -95,3 +95,49 @@ fn a_bad_midi_file_shows_an_error_and_keeps_the_roll() {
     assert!(app.status().contains("broken.mid"), "{}", app.status());
     assert_eq!(app.display(), &before);
 }
+
+#[test]
+fn the_transport_controls_and_wav_export_work_without_a_sound_card() {
+    let mut harness = harness();
+    harness
+        .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "BPM")
+        .set_value_accesskit(90.0);
+    harness.step();
+    assert!((harness.state().transport().bpm - 90.0).abs() < 1e-9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("take.wav");
+    harness.state_mut().apply(Command::ExportWav(wav.clone()));
+    let started = Instant::now();
+    while !harness.state().status().starts_with("exported")
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        harness.state().status().starts_with("exported"),
+        "{}",
+        harness.state().status()
+    );
+    let reader = hound::WavReader::open(&wav).unwrap();
+    // 115 steps of sixteenths at 90 BPM, plus the release tail.
+    let seconds = f64::from(reader.duration()) / f64::from(reader.spec().sample_rate);
+    assert!(
+        (seconds - (115.0 / 4.0 * 60.0 / 90.0 + 1.5)).abs() < 0.05,
+        "{seconds}"
+    );
+}
+
+#[test]
+fn hovering_a_generated_step_selects_it_for_the_probability_plot() {
+    let mut harness = harness();
+    let x = 260.0 + 34.0 + 50.0 * 6.0;
+    harness.hover_at(eframe::egui::pos2(x, 200.0));
+    harness.step();
+    let step = harness
+        .state()
+        .hovered_step()
+        .expect("a step under the mouse");
+    assert!((40..=60).contains(&step), "{step}");
+}

@@ -18,6 +18,7 @@ use eframe::egui;
 use crate::assets::{default_demo, open_model};
 use crate::audio::output::AudioOutput;
 use crate::audio::player::{PlayerCommand, Song};
+use crate::audio::render::{RenderOptions, WavFormat, render_song, write_wav};
 use crate::audio::soundfont::{SoundFont, load_soundfont};
 use crate::device::{self, BackendChoice};
 use crate::files::{LoadOptions, SaveOptions, load_roll, save_roll};
@@ -60,10 +61,30 @@ impl Params {
     }
 }
 
+/// Playback settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transport {
+    /// Quarter notes per minute.
+    pub bpm: f64,
+    /// General MIDI program.
+    pub program: u8,
+    /// Linear gain.
+    pub volume: f32,
+    /// Loop the generated part.
+    pub looping: bool,
+}
+
 /// What panels ask for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     SetSeed(usize),
+    /// Move the playhead (steps).
+    Seek(f64),
+    TransportChanged(Transport),
+    ExportWav(PathBuf),
+    SetBackend(BackendChoice),
+    /// The step under the mouse, for the probability plot.
+    Hover(Option<usize>),
     /// The controls changed (regenerates when live).
     ParamsChanged(Params),
     Generate,
@@ -117,6 +138,15 @@ pub struct CadenzaApp {
     textures: RollTextures,
     zoom: f32,
     jobs: Option<Jobs>,
+    checkpoint: Option<crate::checkpoint::Checkpoint>,
+    backend: BackendChoice,
+    transport: Transport,
+    hovered_step: Option<usize>,
+    /// Messages from background tasks (WAV export) for the status line.
+    task_messages: (
+        std::sync::mpsc::Sender<String>,
+        std::sync::mpsc::Receiver<String>,
+    ),
     next_job: u64,
     pending: Option<u64>,
     audio: Audio,
@@ -124,6 +154,8 @@ pub struct CadenzaApp {
     model_name: String,
     device_label: String,
     status: String,
+    /// Wakes the UI from other threads.
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -170,23 +202,18 @@ impl CadenzaApp {
             StartMode::Desktop => BackendChoice::Auto,
             StartMode::Headless => BackendChoice::Cpu,
         };
-        let selected = device::select(backend).unwrap_or_else(|_| device::cpu_selected(None));
-        let device_label = match &selected.notice {
-            Some(notice) => format!("{} ({notice})", selected.label),
-            None => selected.label.clone(),
-        };
-        let wake_ctx = ctx.clone();
-        let (jobs, model_name) = match open_model(None) {
-            Ok((checkpoint, name)) => (
-                Some(Jobs::start(checkpoint, selected, move || {
-                    wake_ctx.request_repaint();
-                })),
-                name,
-            ),
+        let (checkpoint, model_name) = match open_model(None) {
+            Ok((checkpoint, name)) => (Some(checkpoint), name),
             Err(error) => {
                 status = format!("no model: {error}");
                 (None, "none".to_owned())
             }
+        };
+        let transport = Transport {
+            bpm: source.meta().tempo.bpm(),
+            program: source.meta().program,
+            volume: 1.0,
+            looping: false,
         };
         let mut app = Self {
             display: source.clone(),
@@ -198,7 +225,12 @@ impl CadenzaApp {
             display_key: 1,
             textures: RollTextures::default(),
             zoom: 6.0,
-            jobs,
+            jobs: None,
+            checkpoint,
+            backend,
+            transport,
+            hovered_step: None,
+            task_messages: std::sync::mpsc::channel(),
             next_job: 0,
             pending: None,
             audio: match mode {
@@ -207,9 +239,14 @@ impl CadenzaApp {
             },
             soundfont: None,
             model_name,
-            device_label,
+            device_label: String::new(),
             status,
+            wake: {
+                let ctx = ctx.clone();
+                Arc::new(move || ctx.request_repaint())
+            },
         };
+        app.start_worker(backend);
         app.apply(Command::Generate);
         app
     }
@@ -237,9 +274,101 @@ impl CadenzaApp {
         self.pending.is_none()
     }
 
+    /// (Re)starts the generation worker on `backend`; the status says why a
+    /// GPU could not be used.
+    fn start_worker(&mut self, backend: BackendChoice) {
+        let selected = match device::select(backend) {
+            Ok(selected) => selected,
+            Err(error) => {
+                self.status = format!("{error}; staying on {}", self.device_label);
+                return;
+            }
+        };
+        self.backend = backend;
+        self.device_label = match &selected.notice {
+            Some(notice) => format!("{} ({notice})", selected.label),
+            None => selected.label.clone(),
+        };
+        if let Some(checkpoint) = &self.checkpoint {
+            let wake = Arc::clone(&self.wake);
+            self.jobs = Some(Jobs::start(checkpoint.clone(), selected, move || wake()));
+            self.pending = None;
+        }
+    }
+
+    /// The GPU adapter `--backend gpu` would use, or why there is none.
+    pub fn gpu_choice() -> Result<String, String> {
+        device::select(BackendChoice::Gpu)
+            .map(|selected| selected.label)
+            .map_err(|error| error.to_string())
+    }
+
+    /// The song the player plays: the shown roll with the transport's tempo
+    /// and instrument.
+    fn song(&self) -> Song {
+        let mut song = Song::from_roll(&self.display, 100).with_program(self.transport.program);
+        if let Some(tempo) = crate::roll::Tempo::from_bpm(self.transport.bpm) {
+            song = song.with_tempo(tempo);
+        }
+        song
+    }
+
+    /// The loop region for the transport's setting: the generated part.
+    fn loop_region(&self) -> Option<(f64, f64)> {
+        let generated = self.generated.as_ref()?;
+        self.transport.looping.then(|| {
+            (
+                (generated.seed_start + WINDOW_STEPS) as f64,
+                self.display.steps() as f64,
+            )
+        })
+    }
+
+    /// The step under the mouse, when the mouse is over the roll.
+    pub fn hovered_step(&self) -> Option<usize> {
+        self.hovered_step
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// Carries out a command: the one place that changes state.
     pub fn apply(&mut self, command: Command) {
         match command {
+            Command::Seek(step) => {
+                if let Audio::Open(output) = &mut self.audio {
+                    output.send(PlayerCommand::Seek(step));
+                }
+            }
+            Command::TransportChanged(transport) => {
+                let before = self.transport;
+                self.transport = transport;
+                let region = self.loop_region();
+                let song = (transport.program != before.program).then(|| self.song());
+                if let Audio::Open(output) = &mut self.audio {
+                    if transport.bpm != before.bpm {
+                        output.send(PlayerCommand::Tempo(transport.bpm));
+                    }
+                    if transport.volume != before.volume {
+                        output.send(PlayerCommand::Volume(transport.volume));
+                    }
+                    if transport.looping != before.looping {
+                        output.send(PlayerCommand::Loop(region));
+                    }
+                    if let Some(song) = song {
+                        output.replace_song(song);
+                    }
+                }
+            }
+            Command::ExportWav(path) => self.export_wav(path),
+            Command::SetBackend(backend) => {
+                if backend != self.backend {
+                    self.start_worker(backend);
+                    self.request_generation();
+                }
+            }
+            Command::Hover(step) => self.hovered_step = step,
             Command::SetSeed(start) => {
                 let latest = self.source.steps().saturating_sub(WINDOW_STEPS);
                 self.seed_start = start.min(latest);
@@ -370,9 +499,36 @@ impl CadenzaApp {
             generated.seed_start,
             generated.millis
         );
+        let (song, region) = (self.song(), self.loop_region());
         if let Audio::Open(output) = &mut self.audio {
-            output.replace_song(Song::from_roll(&self.display, 100));
+            output.replace_song(song);
+            output.send(PlayerCommand::Loop(region));
         }
+    }
+
+    /// Renders the shown roll to a WAV file on a background thread.
+    fn export_wav(&mut self, path: PathBuf) {
+        let song = self.song();
+        let font = self.soundfont.clone();
+        let messages = self.task_messages.0.clone();
+        let wake = Arc::clone(&self.wake);
+        self.status = format!("rendering {}...", path.display());
+        std::thread::spawn(move || {
+            let result = font
+                .map_or_else(|| load_soundfont(None), Ok)
+                .map_err(anyhow::Error::from)
+                .and_then(|font| {
+                    let audio = render_song(&font, song, &RenderOptions::default())?;
+                    write_wav(&audio, &path, WavFormat::Pcm16)?;
+                    Ok(audio.seconds())
+                });
+            let message = match result {
+                Ok(seconds) => format!("exported {seconds:.1} s of audio to {}", path.display()),
+                Err(error) => format!("cannot export {}: {error:#}", path.display()),
+            };
+            let _ = messages.send(message);
+            wake();
+        });
     }
 
     fn play(&mut self) {
@@ -384,7 +540,11 @@ impl CadenzaApp {
             self.audio = match font {
                 Ok(font) => {
                     self.soundfont = Some(Arc::clone(&font));
-                    match AudioOutput::open(&font, Song::from_roll(&self.display, 100), &[]) {
+                    let start = [
+                        PlayerCommand::Volume(self.transport.volume),
+                        PlayerCommand::Loop(self.loop_region()),
+                    ];
+                    match AudioOutput::open(&font, self.song(), &start) {
                         Ok(output) => Audio::Open(output),
                         Err(error) => Audio::Unavailable(format!(
                             "no audio output ({error}); saving still works"
@@ -449,6 +609,9 @@ impl CadenzaApp {
 impl eframe::App for CadenzaApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_jobs();
+        while let Ok(message) = self.task_messages.1.try_recv() {
+            self.status = message;
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files

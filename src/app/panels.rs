@@ -2,11 +2,13 @@
 //! roll with its plot, and a status bar. Each draws and returns [`Command`]s.
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
 use super::roll_view::{self, RollViewInput};
 use super::{CadenzaApp, Command, Params};
+use crate::device::BackendChoice;
 use crate::generate::{Rule, RuleKind};
+use crate::gm::program_name;
 use crate::model::WINDOW_STEPS;
 
 /// Draws the whole window for one frame.
@@ -49,6 +51,32 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
         });
         plot(ui, app);
     });
+    // Ctrl+O opens, Ctrl+S saves MIDI, Ctrl+E exports audio.
+    let (open, save, export) = ui.input_mut(|i| {
+        (
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::O),
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::S),
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::E),
+        )
+    });
+    if open
+        && let Some(path) = rfd::FileDialog::new()
+            .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
+            .pick_file()
+    {
+        commands.push(Command::Open(path));
+    }
+    if save
+        && let Some(path) = rfd::FileDialog::new()
+            .add_filter("MIDI", &["mid"])
+            .set_file_name("cadenza.mid")
+            .save_file()
+    {
+        commands.push(Command::SaveMidi(path));
+    }
+    if export && let Some(path) = save_wav_dialog() {
+        commands.push(Command::ExportWav(path));
+    }
     // Keyboard: Space plays, G generates, arrows move the seed window.
     let (space, g, left, right) = ui.input(|i| {
         (
@@ -79,6 +107,13 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     commands
 }
 
+fn save_wav_dialog() -> Option<std::path::PathBuf> {
+    rfd::FileDialog::new()
+        .add_filter("WAV", &["wav"])
+        .set_file_name("cadenza.wav")
+        .save_file()
+}
+
 fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         if ui.button("Open...").clicked()
@@ -96,6 +131,11 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
         {
             commands.push(Command::SaveMidi(path));
         }
+        if ui.button("Export WAV...").clicked()
+            && let Some(path) = save_wav_dialog()
+        {
+            commands.push(Command::ExportWav(path));
+        }
         ui.separator();
         let sound = app.audio_problem().map(str::to_owned);
         ui.add_enabled_ui(sound.is_none(), |ui| {
@@ -108,6 +148,20 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
         });
         if let Some(reason) = sound {
             ui.label(egui::RichText::new(reason).weak());
+        }
+        let mut transport = *app.transport();
+        ui.add(egui::Slider::new(&mut transport.bpm, 20.0..=300.0).text("BPM"));
+        egui::ComboBox::from_label("instrument")
+            .selected_text(program_name(transport.program))
+            .show_ui(ui, |ui| {
+                for program in 0..=127u8 {
+                    ui.selectable_value(&mut transport.program, program, program_name(program));
+                }
+            });
+        ui.add(egui::Slider::new(&mut transport.volume, 0.0..=1.5).text("volume"));
+        ui.checkbox(&mut transport.looping, "loop");
+        if transport != *app.transport() {
+            commands.push(Command::TransportChanged(transport));
         }
         ui.separator();
         ui.add(
@@ -160,6 +214,33 @@ fn controls(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     if ui.button("Generate (G)").clicked() {
         commands.push(Command::Generate);
     }
+    ui.separator();
+    ui.label("Runs on");
+    let gpu = CadenzaApp::gpu_choice();
+    ui.horizontal(|ui| {
+        if ui
+            .selectable_label(app.backend == BackendChoice::Cpu, "CPU")
+            .clicked()
+        {
+            commands.push(Command::SetBackend(BackendChoice::Cpu));
+        }
+        match &gpu {
+            Ok(label) => {
+                if ui
+                    .selectable_label(app.backend == BackendChoice::Gpu, "GPU")
+                    .on_hover_text(label)
+                    .clicked()
+                {
+                    commands.push(Command::SetBackend(BackendChoice::Gpu));
+                }
+            }
+            Err(reason) => {
+                ui.add_enabled(false, egui::Button::new("GPU"))
+                    .on_disabled_hover_text(reason);
+            }
+        }
+    });
+    ui.label(egui::RichText::new(&app.device_label).weak());
     if let Some(generated) = &app.generated
         && generated.continuations.len() > 1
     {
@@ -222,18 +303,50 @@ fn plot(ui: &mut egui::Ui, app: &CadenzaApp) {
         ),
         Rule::Sample { .. } => None,
     };
-    Plot::new("generation-plot")
-        .height(ui.available_height().max(80.0))
-        .legend(Legend::default())
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            plot.line(Line::new("notes per step", PlotPoints::from(notes)));
-            plot.line(Line::new("mean probability x10", PlotPoints::from(mean)));
-            if let Some(threshold) = threshold {
-                plot.line(Line::new(
-                    "effective threshold x10",
-                    PlotPoints::from(threshold),
-                ));
-            }
+    let hovered = app
+        .hovered_step()
+        .and_then(|step| step.checked_sub(generated.seed_start + WINDOW_STEPS))
+        .filter(|&k| k < continuation.steps.len());
+    let height = ui.available_height().max(80.0);
+    let width = ui.available_width();
+    ui.horizontal(|ui| {
+        ui.allocate_ui(egui::vec2(width * 0.62, height), |ui| {
+            Plot::new("generation-plot")
+                .height(height)
+                .legend(Legend::default())
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.line(Line::new("notes per step", PlotPoints::from(notes)));
+                    plot.line(Line::new("mean probability x10", PlotPoints::from(mean)));
+                    if let Some(threshold) = threshold {
+                        plot.line(Line::new(
+                            "effective threshold x10",
+                            PlotPoints::from(threshold),
+                        ));
+                    }
+                });
         });
+        // The model's probabilities for the generated step under the mouse.
+        let bars: Vec<Bar> = hovered
+            .map(|k| {
+                continuation
+                    .step_probabilities(k)
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &p)| Bar::new((row + 21) as f64, f64::from(p)).width(0.8))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let title = hovered.map_or_else(
+            || "probabilities (hover a generated step)".to_owned(),
+            |k| format!("probabilities at generated step {k} (MIDI 21..126)"),
+        );
+        Plot::new("step-probabilities")
+            .height(height)
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .legend(Legend::default())
+            .show(ui, |plot| plot.bar_chart(BarChart::new(title, bars)));
+    });
 }

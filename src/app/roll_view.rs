@@ -18,6 +18,8 @@ const SEED_NOTE: Color32 = Color32::from_rgb(150, 180, 230);
 const GENERATED_NOTE: Color32 = Color32::from_rgb(255, 168, 64);
 const REPLACED_NOTE: Color32 = Color32::from_rgb(70, 78, 96);
 const KEYBOARD_WIDTH: f32 = 34.0;
+/// The time ruler above the roll: bar numbers; a click there seeks.
+const RULER_HEIGHT: f32 = 14.0;
 
 /// The textures of one roll, rebuilt only when the roll changes.
 #[derive(Default)]
@@ -119,17 +121,19 @@ pub fn show(
     let mut commands = Vec::new();
     textures.update(ui.ctx(), input);
     let steps = input.columns().max(1);
-    let row_height = ((ui.available_height() - 8.0) / PITCH_COUNT as f32).clamp(2.0, 8.0);
+    let row_height =
+        ((ui.available_height() - 8.0 - RULER_HEIGHT) / PITCH_COUNT as f32).clamp(2.0, 8.0);
     let size = Vec2::new(
         KEYBOARD_WIDTH + steps as f32 * input.zoom,
-        PITCH_COUNT as f32 * row_height,
+        RULER_HEIGHT + PITCH_COUNT as f32 * row_height,
     );
     egui::ScrollArea::horizontal()
         .id_salt("roll-scroll")
         .show(ui, |ui| {
             let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
             let painter = ui.painter_at(rect);
-            let grid = Rect::from_min_max(rect.min + Vec2::new(KEYBOARD_WIDTH, 0.0), rect.max);
+            let grid =
+                Rect::from_min_max(rect.min + Vec2::new(KEYBOARD_WIDTH, RULER_HEIGHT), rect.max);
             // The image, one texture per chunk of columns.
             for (index, texture) in textures.chunks.iter().enumerate() {
                 let first = (index * TEXTURE_COLUMNS) as f32 * input.zoom;
@@ -145,44 +149,15 @@ pub fn show(
                     Color32::WHITE,
                 );
             }
-            let x_of = |step: f64| grid.left() + step as f32 * input.zoom;
-            // Bar lines (4 quarters) and beat lines.
-            let per_quarter = usize::from(input.source.meta().steps_per_quarter).max(1);
-            if input.zoom * per_quarter as f32 >= 4.0 {
-                for step in (0..=steps).step_by(per_quarter) {
-                    let bar = step % (4 * per_quarter) == 0;
-                    let colour = if bar {
-                        Color32::from_gray(70)
-                    } else {
-                        Color32::from_gray(40)
-                    };
-                    let x = x_of(step as f64);
-                    painter.line_segment(
-                        [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
-                        Stroke::new(1.0, colour),
-                    );
-                }
-            }
-            // The keyboard strip: a label at every C.
-            painter.rect_filled(
-                Rect::from_min_max(rect.min, Pos2::new(grid.left(), rect.bottom())),
-                0.0,
-                Color32::from_gray(35),
-            );
-            for row in (0..PITCH_COUNT).filter(|row| (row + 21) % 12 == 0) {
-                let y = grid.top() + (PITCH_COUNT - 1 - row) as f32 * row_height;
-                if let Some(pitch) = Pitch::from_row(row) {
-                    painter.text(
-                        Pos2::new(rect.left() + 2.0, y + row_height / 2.0),
-                        egui::Align2::LEFT_CENTER,
-                        pitch.name(),
-                        egui::FontId::monospace(9.0),
-                        Color32::from_gray(200),
-                    );
-                }
-            }
+            paint_grid(&painter, rect, grid, input, row_height);
             paint_overlays(&painter, grid, input);
-            // Hover: pitch and step. Click or drag: move the seed window.
+            // Hover: pitch and step. Ruler click: seek. Roll click or drag:
+            // move the seed window.
+            let hovered = response
+                .hover_pos()
+                .filter(|pos| grid.contains(*pos))
+                .map(|pos| ((pos.x - grid.left()) / input.zoom) as usize);
+            commands.push(Command::Hover(hovered));
             if let Some(pos) = response.hover_pos()
                 && grid.contains(pos)
             {
@@ -199,12 +174,18 @@ pub fn show(
             if (response.clicked() || response.dragged())
                 && let Some(pos) = response.interact_pointer_pos()
             {
-                let step = ((pos.x - grid.left()) / input.zoom).max(0.0) as usize;
-                // The window is centred on the pointer and kept in the roll.
-                let latest = input.source.steps().saturating_sub(WINDOW_STEPS);
-                let start = step.saturating_sub(WINDOW_STEPS / 2).min(latest);
-                if start != input.seed_start {
-                    commands.push(Command::SetSeed(start));
+                let step = ((pos.x - grid.left()) / input.zoom).max(0.0);
+                if pos.y < grid.top() {
+                    if response.clicked() {
+                        commands.push(Command::Seek(f64::from(step)));
+                    }
+                } else {
+                    // The window is centred on the pointer and kept in the roll.
+                    let latest = input.source.steps().saturating_sub(WINDOW_STEPS);
+                    let start = (step as usize).saturating_sub(WINDOW_STEPS / 2).min(latest);
+                    if start != input.seed_start {
+                        commands.push(Command::SetSeed(start));
+                    }
                 }
             }
         });
@@ -242,5 +223,66 @@ fn paint_overlays(painter: &egui::Painter, grid: Rect, input: &RollViewInput<'_>
             [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
             Stroke::new(2.0, Color32::WHITE),
         );
+    }
+}
+
+/// Bar and beat lines, the ruler's bar numbers and the keyboard strip.
+fn paint_grid(
+    painter: &egui::Painter,
+    rect: Rect,
+    grid: Rect,
+    input: &RollViewInput<'_>,
+    row_height: f32,
+) {
+    let steps = input.columns().max(1);
+    let x_of = |step: f64| grid.left() + step as f32 * input.zoom;
+    // Bar lines (4 quarters) and beat lines.
+    let per_quarter = usize::from(input.source.meta().steps_per_quarter).max(1);
+    if input.zoom * per_quarter as f32 >= 4.0 {
+        for step in (0..=steps).step_by(per_quarter) {
+            let bar = step % (4 * per_quarter) == 0;
+            let colour = if bar {
+                Color32::from_gray(70)
+            } else {
+                Color32::from_gray(40)
+            };
+            let x = x_of(step as f64);
+            painter.line_segment(
+                [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
+                Stroke::new(1.0, colour),
+            );
+        }
+    }
+    // The ruler: bar numbers.
+    let bar_steps = 4 * per_quarter;
+    let every = (40.0 / (bar_steps as f32 * input.zoom)).ceil().max(1.0) as usize;
+    for (bar, step) in (0..steps).step_by(bar_steps).enumerate() {
+        if bar % every == 0 {
+            painter.text(
+                Pos2::new(x_of(step as f64) + 2.0, rect.top() + RULER_HEIGHT / 2.0),
+                egui::Align2::LEFT_CENTER,
+                format!("{}", bar + 1),
+                egui::FontId::monospace(9.0),
+                Color32::from_gray(170),
+            );
+        }
+    }
+    // The keyboard strip: a label at every C.
+    painter.rect_filled(
+        Rect::from_min_max(rect.min, Pos2::new(grid.left(), rect.bottom())),
+        0.0,
+        Color32::from_gray(35),
+    );
+    for row in (0..PITCH_COUNT).filter(|row| (row + 21) % 12 == 0) {
+        let y = grid.top() + (PITCH_COUNT - 1 - row) as f32 * row_height;
+        if let Some(pitch) = Pitch::from_row(row) {
+            painter.text(
+                Pos2::new(rect.left() + 2.0, y + row_height / 2.0),
+                egui::Align2::LEFT_CENTER,
+                pitch.name(),
+                egui::FontId::monospace(9.0),
+                Color32::from_gray(200),
+            );
+        }
     }
 }
