@@ -376,6 +376,28 @@ impl PianoRoll {
         }
     }
 
+    /// Removes the note sounding at `step` (from its onset to its end), if
+    /// any; returns whether there was one.
+    pub fn remove_note_at(&mut self, step: usize, pitch: Pitch) -> bool {
+        let bit = 1u128 << pitch.row();
+        if step >= self.steps() || self.sounding[step] & bit == 0 {
+            return false;
+        }
+        let mut start = step;
+        while self.onsets[start] & bit == 0 && start > 0 && self.sounding[start - 1] & bit != 0 {
+            start -= 1;
+        }
+        let mut end = step + 1;
+        while end < self.steps() && self.sounding[end] & bit != 0 && self.onsets[end] & bit == 0 {
+            end += 1;
+        }
+        for cell in start..end {
+            self.sounding[cell] &= !bit;
+            self.onsets[cell] &= !bit;
+        }
+        true
+    }
+
     /// Sets one cell. Turning a cell on after a silent step makes it an onset;
     /// turning one off makes the next sounding step an onset.
     pub fn set(&mut self, step: usize, pitch: Pitch, on: bool) {
@@ -490,6 +512,25 @@ mod unit_tests {
         assert_eq!(pitch(126).row(), 105);
         assert_eq!(Pitch::from_midi(20), None);
         assert_eq!(Pitch::from_midi(127), None);
+    }
+
+    #[test]
+    fn removing_a_note_leaves_its_repeated_neighbours() {
+        let note = |start, len| RollNote {
+            start,
+            pitch: pitch(60),
+            len,
+        };
+        let mut roll = PianoRoll::from_notes(
+            10,
+            [note(0, 2), note(2, 3), note(5, 2)],
+            RollMeta::default(),
+        )
+        .unwrap();
+        assert!(roll.remove_note_at(3, pitch(60)));
+        assert_eq!(roll.notes(), vec![note(0, 2), note(5, 2)]);
+        assert!(!roll.remove_note_at(3, pitch(60)));
+        assert!(!roll.remove_note_at(99, pitch(60)));
     }
 
     #[test]

@@ -61,8 +61,17 @@ fn moving_the_vanish_proof_slider_regenerates_the_roll() {
     assert!(app.display().sounding_cells() > before.sounding_cells());
 }
 
+/// Where step `step` lies on screen with the default layout: the controls
+/// panel, the keyboard strip and 6 pixels per step.
+fn x_of_step(step: f32) -> f32 {
+    260.0 + 34.0 + step * 6.0
+}
+
+/// The bar ruler's height on screen.
+const RULER_Y: f32 = 39.0;
+
 #[test]
-fn clicking_the_roll_moves_the_seed_window_and_arrows_nudge_it() {
+fn the_ruler_moves_the_seed_window_and_arrows_nudge_it() {
     let mut harness = harness();
     harness.state_mut().apply(Command::SetSeed(40));
     settle(&mut harness);
@@ -70,16 +79,53 @@ fn clicking_the_roll_moves_the_seed_window_and_arrows_nudge_it() {
     harness.key_press(eframe::egui::Key::ArrowRight);
     settle(&mut harness);
     assert_eq!(harness.state().seed_start(), 41);
-    // The roll starts right of the 34-pixel keyboard strip, 6 pixels a step:
-    // a click at step 100 centres the window there.
-    let roll_top = 60.0;
-    harness.hover_at(eframe::egui::pos2(0.0, 0.0));
-    let x = 260.0 + 34.0 + 100.0 * 6.0;
-    harness.drag_at(eframe::egui::pos2(x, roll_top + 100.0));
-    harness.drop_at(eframe::egui::pos2(x, roll_top + 100.0));
+    // A click on the ruler at step 100 centres the window there.
+    let at = eframe::egui::pos2(x_of_step(100.0), RULER_Y);
+    harness.drag_at(at);
+    harness.drop_at(at);
     settle(&mut harness);
     let start = harness.state().seed_start();
     assert!((90..=100).contains(&start), "seed window at {start}");
+}
+
+#[test]
+fn drawing_a_note_and_undoing_it() {
+    let mut harness = harness();
+    let notes = harness.state().source_note_count();
+    let (from, to) = (
+        eframe::egui::pos2(x_of_step(30.0), 150.0),
+        eframe::egui::pos2(x_of_step(36.0), 150.0),
+    );
+    harness.drag_at(from);
+    harness.step();
+    harness.hover_at(to);
+    harness.step();
+    harness.drop_at(to);
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().source_note_count(),
+        notes + 1,
+        "{}",
+        harness.state().status()
+    );
+
+    harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Z);
+    settle(&mut harness);
+    assert_eq!(harness.state().source_note_count(), notes);
+    harness.get_by_label("Redo").click();
+    settle(&mut harness);
+    assert_eq!(harness.state().source_note_count(), notes + 1);
+}
+
+#[test]
+fn keeping_a_continuation_writes_it_into_the_roll_and_moves_on() {
+    let mut harness = harness();
+    harness.get_by_label("Keep").click();
+    settle(&mut harness);
+    let app = harness.state();
+    // The seed window now ends where the kept continuation ends.
+    assert_eq!(app.seed_start() + 9, 9 + 106);
+    assert!(app.status().starts_with("generated"), "{}", app.status());
 }
 
 #[test]
@@ -132,8 +178,7 @@ fn the_transport_controls_and_wav_export_work_without_a_sound_card() {
 #[test]
 fn hovering_a_generated_step_selects_it_for_the_probability_plot() {
     let mut harness = harness();
-    let x = 260.0 + 34.0 + 50.0 * 6.0;
-    harness.hover_at(eframe::egui::pos2(x, 200.0));
+    harness.hover_at(eframe::egui::pos2(x_of_step(50.0), 200.0));
     harness.step();
     let step = harness
         .state()

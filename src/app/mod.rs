@@ -25,7 +25,7 @@ use crate::files::{LoadOptions, SaveOptions, load_roll, save_roll};
 use crate::generate::{Continuation, GenerateOptions, RuleSettings, seed_window};
 use crate::midi::{ImportOptions, import};
 use crate::model::WINDOW_STEPS;
-use crate::roll::PianoRoll;
+use crate::roll::{PianoRoll, Pitch, RollNote};
 
 use jobs::{GenerateJob, JobEvent, Jobs};
 use roll_view::RollTextures;
@@ -85,6 +85,21 @@ pub enum Command {
     SetBackend(BackendChoice),
     /// The step under the mouse, for the probability plot.
     Hover(Option<usize>),
+    /// Draw a note on pitch row `row` over steps `start..end` of the source.
+    DrawNote {
+        row: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Erase the note sounding at this cell of the source.
+    EraseAt {
+        row: usize,
+        step: usize,
+    },
+    Undo,
+    Redo,
+    /// Write the shown continuation into the source roll.
+    Keep,
     /// The controls changed (regenerates when live).
     ParamsChanged(Params),
     Generate,
@@ -142,6 +157,9 @@ pub struct CadenzaApp {
     backend: BackendChoice,
     transport: Transport,
     hovered_step: Option<usize>,
+    /// Source rolls before each edit, and after each undo.
+    undo: Vec<PianoRoll>,
+    redo: Vec<PianoRoll>,
     /// Messages from background tasks (WAV export) for the status line.
     task_messages: (
         std::sync::mpsc::Sender<String>,
@@ -230,6 +248,8 @@ impl CadenzaApp {
             backend,
             transport,
             hovered_step: None,
+            undo: Vec::new(),
+            redo: Vec::new(),
             task_messages: std::sync::mpsc::channel(),
             next_job: 0,
             pending: None,
@@ -324,6 +344,11 @@ impl CadenzaApp {
         })
     }
 
+    /// Notes in the roll being composed (the seed source).
+    pub fn source_note_count(&self) -> usize {
+        self.source.note_count()
+    }
+
     /// The step under the mouse, when the mouse is over the roll.
     pub fn hovered_step(&self) -> Option<usize> {
         self.hovered_step
@@ -341,26 +366,7 @@ impl CadenzaApp {
                     output.send(PlayerCommand::Seek(step));
                 }
             }
-            Command::TransportChanged(transport) => {
-                let before = self.transport;
-                self.transport = transport;
-                let region = self.loop_region();
-                let song = (transport.program != before.program).then(|| self.song());
-                if let Audio::Open(output) = &mut self.audio {
-                    if transport.bpm != before.bpm {
-                        output.send(PlayerCommand::Tempo(transport.bpm));
-                    }
-                    if transport.volume != before.volume {
-                        output.send(PlayerCommand::Volume(transport.volume));
-                    }
-                    if transport.looping != before.looping {
-                        output.send(PlayerCommand::Loop(region));
-                    }
-                    if let Some(song) = song {
-                        output.replace_song(song);
-                    }
-                }
-            }
+            Command::TransportChanged(transport) => self.change_transport(transport),
             Command::ExportWav(path) => self.export_wav(path),
             Command::SetBackend(backend) => {
                 if backend != self.backend {
@@ -369,6 +375,26 @@ impl CadenzaApp {
                 }
             }
             Command::Hover(step) => self.hovered_step = step,
+            Command::DrawNote { row, start, end } => self.draw_note(row, start, end),
+            Command::EraseAt { row, step } => {
+                if let Some(pitch) = Pitch::from_row(row) {
+                    self.edit(|roll| roll.remove_note_at(step, pitch));
+                }
+            }
+            Command::Undo => {
+                if let Some(previous) = self.undo.pop() {
+                    self.redo
+                        .push(std::mem::replace(&mut self.source, previous));
+                    self.source_changed("undone");
+                }
+            }
+            Command::Redo => {
+                if let Some(next) = self.redo.pop() {
+                    self.undo.push(std::mem::replace(&mut self.source, next));
+                    self.source_changed("redone");
+                }
+            }
+            Command::Keep => self.keep(),
             Command::SetSeed(start) => {
                 let latest = self.source.steps().saturating_sub(WINDOW_STEPS);
                 self.seed_start = start.min(latest);
@@ -506,6 +532,98 @@ impl CadenzaApp {
         }
     }
 
+    /// New tempo, instrument, volume or looping, passed to the playing synth.
+    fn change_transport(&mut self, transport: Transport) {
+        let before = self.transport;
+        self.transport = transport;
+        let region = self.loop_region();
+        let song = (transport.program != before.program).then(|| self.song());
+        if let Audio::Open(output) = &mut self.audio {
+            if transport.bpm != before.bpm {
+                output.send(PlayerCommand::Tempo(transport.bpm));
+            }
+            if transport.volume != before.volume {
+                output.send(PlayerCommand::Volume(transport.volume));
+            }
+            if transport.looping != before.looping {
+                output.send(PlayerCommand::Loop(region));
+            }
+            if let Some(song) = song {
+                output.replace_song(song);
+            }
+        }
+    }
+
+    fn draw_note(&mut self, row: usize, start: usize, end: usize) {
+        if let Some(pitch) = Pitch::from_row(row)
+            && end > start
+        {
+            self.edit(|roll| {
+                let before = roll.note_count();
+                roll.add_note(RollNote {
+                    start,
+                    pitch,
+                    len: end - start,
+                });
+                roll.note_count() != before
+            });
+        }
+    }
+
+    /// Applies `change` to the source roll as one undoable edit; `change`
+    /// says whether it changed anything.
+    fn edit(&mut self, change: impl FnOnce(&mut PianoRoll) -> bool) {
+        let before = self.source.clone();
+        if change(&mut self.source) {
+            self.undo.push(before);
+            // A long session keeps the last 200 edits.
+            if self.undo.len() > 200 {
+                self.undo.remove(0);
+            }
+            self.redo.clear();
+            self.source_changed("edited");
+        }
+    }
+
+    /// After an edit, undo or redo: redraw, and regenerate when live.
+    fn source_changed(&mut self, what: &str) {
+        self.seed_start = self
+            .seed_start
+            .min(self.source.steps().saturating_sub(WINDOW_STEPS));
+        self.rebuild_display();
+        self.status = format!("{what} ({} notes)", self.source.note_count());
+        if self.params.live {
+            self.request_generation();
+        }
+    }
+
+    /// Writes the chosen continuation over the source from the end of the
+    /// seed window on (lengthening the roll if it reaches past the end), and
+    /// moves the seed window to its last 9 steps, ready to continue.
+    fn keep(&mut self) {
+        let Some(generated) = self.generated.take() else {
+            return;
+        };
+        let start = generated.seed_start + WINDOW_STEPS;
+        let steps = &generated.continuations[generated.chosen].steps;
+        let total = self.source.steps().max(start + steps.len());
+        let mut sounding = self.source.sounding_masks().to_vec();
+        let mut onsets = self.source.onset_masks().to_vec();
+        sounding.resize(total, 0);
+        onsets.resize(total, 0);
+        sounding[start..start + steps.len()].copy_from_slice(steps);
+        onsets[start..start + steps.len()].fill(0);
+        match PianoRoll::from_masks(sounding, onsets, *self.source.meta()) {
+            Ok(kept) => {
+                self.undo.push(std::mem::replace(&mut self.source, kept));
+                self.redo.clear();
+                self.seed_start = (start + steps.len()).saturating_sub(WINDOW_STEPS);
+                self.source_changed("kept the continuation");
+            }
+            Err(error) => self.status = format!("cannot keep it: {error}"),
+        }
+    }
+
     /// Renders the shown roll to a WAV file on a background thread.
     fn export_wav(&mut self, path: PathBuf) {
         let song = self.song();
@@ -576,6 +694,8 @@ impl CadenzaApp {
                 );
                 self.seed_start = 0;
                 self.generated = None;
+                self.undo.clear();
+                self.redo.clear();
                 self.rebuild_display();
                 self.status = format!("opened {}", path.display());
                 self.request_generation();

@@ -51,59 +51,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
         });
         plot(ui, app);
     });
-    // Ctrl+O opens, Ctrl+S saves MIDI, Ctrl+E exports audio.
-    let (open, save, export) = ui.input_mut(|i| {
-        (
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::O),
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::S),
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::E),
-        )
-    });
-    if open
-        && let Some(path) = rfd::FileDialog::new()
-            .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
-            .pick_file()
-    {
-        commands.push(Command::Open(path));
-    }
-    if save
-        && let Some(path) = rfd::FileDialog::new()
-            .add_filter("MIDI", &["mid"])
-            .set_file_name("cadenza.mid")
-            .save_file()
-    {
-        commands.push(Command::SaveMidi(path));
-    }
-    if export && let Some(path) = save_wav_dialog() {
-        commands.push(Command::ExportWav(path));
-    }
-    // Keyboard: Space plays, G generates, arrows move the seed window.
-    let (space, g, left, right) = ui.input(|i| {
-        (
-            i.key_pressed(egui::Key::Space),
-            i.key_pressed(egui::Key::G),
-            i.key_pressed(egui::Key::ArrowLeft),
-            i.key_pressed(egui::Key::ArrowRight),
-        )
-    });
-    if !ui.ctx().egui_wants_keyboard_input() {
-        if space {
-            commands.push(if app.playhead().is_some() {
-                Command::Stop
-            } else {
-                Command::Play
-            });
-        }
-        if g {
-            commands.push(Command::Generate);
-        }
-        if left {
-            commands.push(Command::SetSeed(app.seed_start.saturating_sub(1)));
-        }
-        if right {
-            commands.push(Command::SetSeed(app.seed_start + 1));
-        }
-    }
+    commands.extend(shortcuts(ui, app));
     commands
 }
 
@@ -211,36 +159,40 @@ fn controls(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     if params != app.params {
         commands.push(Command::ParamsChanged(params));
     }
-    if ui.button("Generate (G)").clicked() {
-        commands.push(Command::Generate);
-    }
-    ui.separator();
-    ui.label("Runs on");
-    let gpu = CadenzaApp::gpu_choice();
     ui.horizontal(|ui| {
+        if ui.button("Generate (G)").clicked() {
+            commands.push(Command::Generate);
+        }
         if ui
-            .selectable_label(app.backend == BackendChoice::Cpu, "CPU")
+            .add_enabled(app.generated.is_some(), egui::Button::new("Keep"))
+            .on_hover_text("Write this continuation into the roll and continue from its end")
             .clicked()
         {
-            commands.push(Command::SetBackend(BackendChoice::Cpu));
-        }
-        match &gpu {
-            Ok(label) => {
-                if ui
-                    .selectable_label(app.backend == BackendChoice::Gpu, "GPU")
-                    .on_hover_text(label)
-                    .clicked()
-                {
-                    commands.push(Command::SetBackend(BackendChoice::Gpu));
-                }
-            }
-            Err(reason) => {
-                ui.add_enabled(false, egui::Button::new("GPU"))
-                    .on_disabled_hover_text(reason);
-            }
+            commands.push(Command::Keep);
         }
     });
-    ui.label(egui::RichText::new(&app.device_label).weak());
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!app.undo.is_empty(), egui::Button::new("Undo"))
+            .clicked()
+        {
+            commands.push(Command::Undo);
+        }
+        if ui
+            .add_enabled(!app.redo.is_empty(), egui::Button::new("Redo"))
+            .clicked()
+        {
+            commands.push(Command::Redo);
+        }
+    });
+    ui.label(
+        egui::RichText::new(
+            "Ruler: click or drag for the seed window, right-click to seek. \
+             Roll: drag to draw a note, right-click to erase one.",
+        )
+        .weak(),
+    );
+    backend_choice(ui, app, commands);
     if let Some(generated) = &app.generated
         && generated.continuations.len() > 1
     {
@@ -349,4 +301,106 @@ fn plot(ui: &mut egui::Ui, app: &CadenzaApp) {
             .legend(Legend::default())
             .show(ui, |plot| plot.bar_chart(BarChart::new(title, bars)));
     });
+}
+
+/// Keyboard shortcuts.
+fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
+    let mut commands = Vec::new();
+    // Ctrl+O opens, Ctrl+S saves MIDI, Ctrl+E exports audio, Ctrl+Z undoes,
+    // Ctrl+Shift+Z redoes.
+    let (open, save, export, redo, undo) = ui.input_mut(|i| {
+        (
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::O),
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::S),
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::E),
+            i.consume_key(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::Z,
+            ),
+            i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z),
+        )
+    });
+    if undo {
+        commands.push(Command::Undo);
+    }
+    if redo {
+        commands.push(Command::Redo);
+    }
+    if open
+        && let Some(path) = rfd::FileDialog::new()
+            .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
+            .pick_file()
+    {
+        commands.push(Command::Open(path));
+    }
+    if save
+        && let Some(path) = rfd::FileDialog::new()
+            .add_filter("MIDI", &["mid"])
+            .set_file_name("cadenza.mid")
+            .save_file()
+    {
+        commands.push(Command::SaveMidi(path));
+    }
+    if export && let Some(path) = save_wav_dialog() {
+        commands.push(Command::ExportWav(path));
+    }
+    // Keyboard: Space plays, G generates, arrows move the seed window.
+    let (space, g, left, right) = ui.input(|i| {
+        (
+            i.key_pressed(egui::Key::Space),
+            i.key_pressed(egui::Key::G),
+            i.key_pressed(egui::Key::ArrowLeft),
+            i.key_pressed(egui::Key::ArrowRight),
+        )
+    });
+    if !ui.ctx().egui_wants_keyboard_input() {
+        if space {
+            commands.push(if app.playhead().is_some() {
+                Command::Stop
+            } else {
+                Command::Play
+            });
+        }
+        if g {
+            commands.push(Command::Generate);
+        }
+        if left {
+            commands.push(Command::SetSeed(app.seed_start.saturating_sub(1)));
+        }
+        if right {
+            commands.push(Command::SetSeed(app.seed_start + 1));
+        }
+    }
+    commands
+}
+
+/// CPU or GPU; the GPU button says why when there is no usable adapter.
+fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
+    ui.separator();
+    ui.label("Runs on");
+    let gpu = CadenzaApp::gpu_choice();
+    ui.horizontal(|ui| {
+        if ui
+            .selectable_label(app.backend == BackendChoice::Cpu, "CPU")
+            .clicked()
+        {
+            commands.push(Command::SetBackend(BackendChoice::Cpu));
+        }
+        match &gpu {
+            Ok(label) => {
+                if ui
+                    .selectable_label(app.backend == BackendChoice::Gpu, "GPU")
+                    .on_hover_text(label)
+                    .clicked()
+                {
+                    commands.push(Command::SetBackend(BackendChoice::Gpu));
+                }
+            }
+            Err(reason) => {
+                ui.add_enabled(false, egui::Button::new("GPU"))
+                    .on_disabled_hover_text(reason);
+            }
+        }
+    });
+    ui.label(egui::RichText::new(&app.device_label).weak());
 }

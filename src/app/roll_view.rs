@@ -21,11 +21,14 @@ const KEYBOARD_WIDTH: f32 = 34.0;
 /// The time ruler above the roll: bar numbers; a click there seeks.
 const RULER_HEIGHT: f32 = 14.0;
 
-/// The textures of one roll, rebuilt only when the roll changes.
+/// What the view keeps between frames: the textures of the roll, rebuilt
+/// only when it changes, and a note being drawn.
 #[derive(Default)]
 pub struct RollTextures {
     key: u64,
     chunks: Vec<TextureHandle>,
+    /// (pitch row, first step) of a note being dragged out.
+    drawing: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for RollTextures {
@@ -151,43 +154,14 @@ pub fn show(
             }
             paint_grid(&painter, rect, grid, input, row_height);
             paint_overlays(&painter, grid, input);
-            // Hover: pitch and step. Ruler click: seek. Roll click or drag:
-            // move the seed window.
-            let hovered = response
-                .hover_pos()
-                .filter(|pos| grid.contains(*pos))
-                .map(|pos| ((pos.x - grid.left()) / input.zoom) as usize);
-            commands.push(Command::Hover(hovered));
-            if let Some(pos) = response.hover_pos()
-                && grid.contains(pos)
-            {
-                let step = ((pos.x - grid.left()) / input.zoom) as usize;
-                let row = PITCH_COUNT - 1 - ((pos.y - grid.top()) / row_height) as usize;
-                if let Some(pitch) = Pitch::from_row(row.min(PITCH_COUNT - 1)) {
-                    response.clone().on_hover_text_at_pointer(format!(
-                        "{} (MIDI {}), step {step}",
-                        pitch.name(),
-                        pitch.midi()
-                    ));
-                }
-            }
-            if (response.clicked() || response.dragged())
-                && let Some(pos) = response.interact_pointer_pos()
-            {
-                let step = ((pos.x - grid.left()) / input.zoom).max(0.0);
-                if pos.y < grid.top() {
-                    if response.clicked() {
-                        commands.push(Command::Seek(f64::from(step)));
-                    }
-                } else {
-                    // The window is centred on the pointer and kept in the roll.
-                    let latest = input.source.steps().saturating_sub(WINDOW_STEPS);
-                    let start = (step as usize).saturating_sub(WINDOW_STEPS / 2).min(latest);
-                    if start != input.seed_start {
-                        commands.push(Command::SetSeed(start));
-                    }
-                }
-            }
+            commands.extend(pointer(
+                &response,
+                grid,
+                input,
+                row_height,
+                &mut textures.drawing,
+                &painter,
+            ));
         });
     commands
 }
@@ -285,4 +259,85 @@ fn paint_grid(
             );
         }
     }
+}
+
+/// The pointer over the roll. On the ruler: click or drag places the seed
+/// window, right-click seeks. On the notes: click or drag draws a note,
+/// right-click erases one. Hovering names the pitch and step.
+fn pointer(
+    response: &egui::Response,
+    grid: Rect,
+    input: &RollViewInput<'_>,
+    row_height: f32,
+    drawing: &mut Option<(usize, usize)>,
+    painter: &egui::Painter,
+) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let cell = |pos: Pos2| {
+        let step = ((pos.x - grid.left()) / input.zoom).max(0.0) as usize;
+        let row = PITCH_COUNT
+            - 1
+            - (((pos.y - grid.top()) / row_height).max(0.0) as usize).min(PITCH_COUNT - 1);
+        (row, step)
+    };
+    let hovered = response.hover_pos().filter(|pos| grid.contains(*pos));
+    commands.push(Command::Hover(hovered.map(|pos| cell(pos).1)));
+    if let Some(pos) = hovered {
+        let (row, step) = cell(pos);
+        if let Some(pitch) = Pitch::from_row(row) {
+            response.clone().on_hover_text_at_pointer(format!(
+                "{} (MIDI {}), step {step}",
+                pitch.name(),
+                pitch.midi()
+            ));
+        }
+    }
+    let Some(pos) = response.interact_pointer_pos() else {
+        *drawing = None;
+        return commands;
+    };
+    let (row, step) = cell(pos);
+    if pos.y < grid.top() {
+        // The ruler.
+        if response.secondary_clicked() {
+            commands.push(Command::Seek(f64::from((pos.x - grid.left()) / input.zoom)));
+        } else if response.clicked() || response.dragged() {
+            // The window is centred on the pointer and kept in the roll.
+            let latest = input.source.steps().saturating_sub(WINDOW_STEPS);
+            let start = step.saturating_sub(WINDOW_STEPS / 2).min(latest);
+            if start != input.seed_start {
+                commands.push(Command::SetSeed(start));
+            }
+        }
+        return commands;
+    }
+    if response.secondary_clicked() {
+        commands.push(Command::EraseAt { row, step });
+    } else if response.clicked() {
+        commands.push(Command::DrawNote {
+            row,
+            start: step,
+            end: step + 1,
+        });
+    } else if response.drag_started() {
+        *drawing = Some((row, step));
+    } else if let Some((row, first)) = *drawing {
+        let (start, end) = (first.min(step), first.max(step) + 1);
+        if response.drag_stopped() {
+            *drawing = None;
+            commands.push(Command::DrawNote { row, start, end });
+        } else {
+            // Preview the note being drawn.
+            let y = grid.top() + (PITCH_COUNT - 1 - row) as f32 * row_height;
+            painter.rect_filled(
+                Rect::from_min_max(
+                    Pos2::new(grid.left() + start as f32 * input.zoom, y),
+                    Pos2::new(grid.left() + end as f32 * input.zoom, y + row_height),
+                ),
+                0.0,
+                Color32::from_rgba_unmultiplied(150, 180, 230, 160),
+            );
+        }
+    }
+    commands
 }
