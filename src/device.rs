@@ -17,7 +17,17 @@ use std::sync::OnceLock;
 use burn::tensor::{Device, DeviceKind};
 
 /// Which compute backend the user asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// A real GPU when there is one, else the CPU.

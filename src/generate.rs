@@ -37,7 +37,17 @@ impl Rule {
 }
 
 /// Which rule, by name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum RuleKind {
     /// The article's: on iff p + vanish_proof * vanish_inc^k >= 1.
     #[default]
@@ -50,7 +60,8 @@ pub enum RuleKind {
 
 /// Every rule's parameters at once, as controls and flags hold them: switching
 /// the rule keeps the others' settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RuleSettings {
     pub kind: RuleKind,
     pub vanish_proof: f64,

@@ -186,3 +186,66 @@ fn hovering_a_generated_step_selects_it_for_the_probability_plot() {
         .expect("a step under the mouse");
     assert!((40..=60).contains(&step), "{step}");
 }
+
+fn harness_with_store(dir: &std::path::Path) -> Harness<'static, CadenzaApp> {
+    let store = cadenza::app::SessionStore::at(dir.to_owned());
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            CadenzaApp::with_store(&cc.egui_ctx, StartMode::Headless, Some(store))
+        });
+    settle(&mut harness);
+    harness
+}
+
+#[test]
+fn work_left_by_a_crash_is_offered_back_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness_with_store(dir.path());
+    assert!(!harness.state().offers_restore());
+    let fresh = harness.state().source_note_count();
+    harness.state_mut().apply(Command::DrawNote {
+        row: 50,
+        start: 20,
+        end: 30,
+    });
+    harness.state_mut().apply(Command::SetSeed(12));
+    harness.state_mut().autosave_now();
+    let edited = harness.state().source_note_count();
+    assert_eq!(edited, fresh + 1);
+    // A crash: the app goes away without its clean-exit step.
+    drop(harness);
+
+    let mut harness = harness_with_store(dir.path());
+    assert!(harness.state().offers_restore());
+    assert_eq!(harness.state().source_note_count(), fresh);
+    harness.get_by_label("Restore").click();
+    settle(&mut harness);
+    let app = harness.state();
+    assert!(!app.offers_restore());
+    assert_eq!(app.source_note_count(), edited);
+    assert_eq!(app.seed_start(), 12);
+
+    // Discarding forgets it for good.
+    harness.state_mut().autosave_now();
+    drop(harness);
+    let mut harness = harness_with_store(dir.path());
+    harness.get_by_label("Discard").click();
+    harness.step();
+    drop(harness);
+    assert!(!harness_with_store(dir.path()).state().offers_restore());
+}
+
+#[test]
+fn settings_come_back_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness_with_store(dir.path());
+    harness
+        .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "vanish_inc")
+        .set_value_accesskit(1.01);
+    settle(&mut harness);
+    harness.state_mut().autosave_now();
+    drop(harness);
+    let harness = harness_with_store(dir.path());
+    assert!((harness.state().params().rule.vanish_inc - 1.01).abs() < 1e-9);
+}

@@ -8,6 +8,9 @@
 mod jobs;
 mod panels;
 mod roll_view;
+mod session;
+
+pub use session::{Autosave, AutosaveState, SessionStore, Settings};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +34,8 @@ use jobs::{GenerateJob, JobEvent, Jobs};
 use roll_view::RollTextures;
 
 /// The generation controls.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Params {
     pub rule: RuleSettings,
     pub steps: usize,
@@ -62,7 +66,8 @@ impl Params {
 }
 
 /// Playback settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Transport {
     /// Quarter notes per minute.
     pub bpm: f64,
@@ -72,6 +77,17 @@ pub struct Transport {
     pub volume: f32,
     /// Loop the generated part.
     pub looping: bool,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self {
+            bpm: 120.0,
+            program: 0,
+            volume: 1.0,
+            looping: false,
+        }
+    }
 }
 
 /// What panels ask for.
@@ -100,6 +116,9 @@ pub enum Command {
     Redo,
     /// Write the shown continuation into the source roll.
     Keep,
+    /// Take back the autosave of a run that did not exit cleanly.
+    RestoreAutosave,
+    DiscardAutosave,
     /// The controls changed (regenerates when live).
     ParamsChanged(Params),
     Generate,
@@ -174,6 +193,14 @@ pub struct CadenzaApp {
     status: String,
     /// Wakes the UI from other threads.
     wake: Arc<dyn Fn() + Send + Sync>,
+    /// Where settings and autosaves go (none in tests that do not ask).
+    store: Option<SessionStore>,
+    settings: Settings,
+    /// Edits not yet autosaved.
+    dirty: bool,
+    last_autosave: std::time::Instant,
+    /// An autosave from a run that did not exit cleanly, offered back.
+    restore_offer: Option<Autosave>,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -205,8 +232,19 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 impl CadenzaApp {
-    /// The app on the shipped demo roll and default model, generating at once.
+    /// The app on the shipped demo roll and default model, generating at
+    /// once; a desktop run keeps settings and autosaves in the user's data
+    /// folder.
     pub fn new(ctx: &egui::Context, mode: StartMode) -> Self {
+        let store = match mode {
+            StartMode::Desktop => SessionStore::default_location(),
+            StartMode::Headless => None,
+        };
+        Self::with_store(ctx, mode, store)
+    }
+
+    /// [`new`](Self::new) with settings and autosaves in `store`.
+    pub fn with_store(ctx: &egui::Context, mode: StartMode, store: Option<SessionStore>) -> Self {
         let demo = default_demo();
         let (source, source_name, mut status) = match import(demo.midi, &ImportOptions::default()) {
             Ok((roll, _)) => (roll, demo.name.to_owned(), String::new()),
@@ -216,8 +254,13 @@ impl CadenzaApp {
                 format!("the shipped demo is unreadable: {error}"),
             ),
         };
+        let settings = store
+            .as_ref()
+            .map(SessionStore::load_settings)
+            .unwrap_or_default();
+        let restore_offer = store.as_ref().and_then(SessionStore::load_autosave);
         let backend = match mode {
-            StartMode::Desktop => BackendChoice::Auto,
+            StartMode::Desktop => settings.backend.unwrap_or(BackendChoice::Auto),
             StartMode::Headless => BackendChoice::Cpu,
         };
         let (checkpoint, model_name) = match open_model(None) {
@@ -227,22 +270,22 @@ impl CadenzaApp {
                 (None, "none".to_owned())
             }
         };
-        let transport = Transport {
+        let transport = settings.transport.unwrap_or(Transport {
             bpm: source.meta().tempo.bpm(),
             program: source.meta().program,
             volume: 1.0,
             looping: false,
-        };
+        });
         let mut app = Self {
             display: source.clone(),
             source,
             source_name,
             seed_start: 0,
-            params: Params::default(),
+            params: settings.params,
             generated: None,
             display_key: 1,
             textures: RollTextures::default(),
-            zoom: 6.0,
+            zoom: settings.zoom.unwrap_or(6.0).clamp(1.0, 24.0),
             jobs: None,
             checkpoint,
             backend,
@@ -265,6 +308,11 @@ impl CadenzaApp {
                 let ctx = ctx.clone();
                 Arc::new(move || ctx.request_repaint())
             },
+            store,
+            settings,
+            dirty: false,
+            last_autosave: std::time::Instant::now(),
+            restore_offer,
         };
         app.start_worker(backend);
         app.apply(Command::Generate);
@@ -344,6 +392,44 @@ impl CadenzaApp {
         })
     }
 
+    /// Writes the autosave and the settings now (the app does it every few
+    /// seconds while there are unsaved edits).
+    pub fn autosave_now(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let state = AutosaveState {
+            source_name: self.source_name.clone(),
+            steps_per_quarter: self.source.meta().steps_per_quarter,
+            seed_start: self.seed_start,
+            params: self.params,
+            transport: self.transport,
+        };
+        let saved = store
+            .autosave(&self.source, &state)
+            .and_then(|()| store.save_settings(&self.current_settings()));
+        match saved {
+            Ok(()) => self.dirty = false,
+            Err(error) => self.status = format!("cannot autosave: {error}"),
+        }
+        self.last_autosave = std::time::Instant::now();
+    }
+
+    fn current_settings(&self) -> Settings {
+        Settings {
+            params: self.params,
+            transport: Some(self.transport),
+            zoom: Some(self.zoom),
+            backend: Some(self.backend),
+            recent: self.settings.recent.clone(),
+        }
+    }
+
+    /// Whether an autosave from an unclean exit is being offered.
+    pub fn offers_restore(&self) -> bool {
+        self.restore_offer.is_some()
+    }
+
     /// Notes in the roll being composed (the seed source).
     pub fn source_note_count(&self) -> usize {
         self.source.note_count()
@@ -395,6 +481,26 @@ impl CadenzaApp {
                 }
             }
             Command::Keep => self.keep(),
+            Command::RestoreAutosave => {
+                if let Some(autosave) = self.restore_offer.take() {
+                    let state = autosave.state;
+                    self.undo
+                        .push(std::mem::replace(&mut self.source, autosave.roll));
+                    self.source_name = state.source_name;
+                    self.params = state.params;
+                    self.transport = state.transport;
+                    self.seed_start = state.seed_start;
+                    self.generated = None;
+                    self.source_changed("restored the last session");
+                    self.request_generation();
+                }
+            }
+            Command::DiscardAutosave => {
+                self.restore_offer = None;
+                if let Some(store) = &self.store {
+                    store.clear_autosave();
+                }
+            }
             Command::SetSeed(start) => {
                 let latest = self.source.steps().saturating_sub(WINDOW_STEPS);
                 self.seed_start = start.min(latest);
@@ -587,6 +693,7 @@ impl CadenzaApp {
 
     /// After an edit, undo or redo: redraw, and regenerate when live.
     fn source_changed(&mut self, what: &str) {
+        self.dirty = true;
         self.seed_start = self
             .seed_start
             .min(self.source.steps().saturating_sub(WINDOW_STEPS));
@@ -698,6 +805,7 @@ impl CadenzaApp {
                 self.redo.clear();
                 self.rebuild_display();
                 self.status = format!("opened {}", path.display());
+                self.settings.remember(path);
                 self.request_generation();
             }
             Ok(loaded) => {
@@ -743,8 +851,30 @@ impl eframe::App for CadenzaApp {
         for path in dropped {
             self.apply(Command::Open(path));
         }
+        // While an earlier session's autosave waits for an answer, it is not
+        // overwritten.
+        if self.dirty
+            && self.restore_offer.is_none()
+            && self.last_autosave.elapsed() > std::time::Duration::from_secs(3)
+        {
+            self.autosave_now();
+        }
+        if self.dirty {
+            ctx.request_repaint_after(std::time::Duration::from_secs(3));
+        }
         if self.playhead().is_some() || self.pending.is_some() {
             ctx.request_repaint();
+        }
+    }
+
+    /// A clean exit: keep the settings and drop the autosave, unless an
+    /// earlier session's autosave is still waiting for an answer.
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(store) = &self.store {
+            let _ = store.save_settings(&self.current_settings());
+            if self.restore_offer.is_none() {
+                store.clear_autosave();
+            }
         }
     }
 

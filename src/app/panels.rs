@@ -14,6 +14,23 @@ use crate::model::WINDOW_STEPS;
 /// Draws the whole window for one frame.
 pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     let mut commands = Vec::new();
+    if let Some(offer) = &app.restore_offer {
+        egui::Panel::top("restore").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "Cadenza did not close cleanly last time. Restore that work ({}, {} notes)?",
+                    offer.state.source_name,
+                    offer.roll.note_count()
+                ));
+                if ui.button("Restore").clicked() {
+                    commands.push(Command::RestoreAutosave);
+                }
+                if ui.button("Discard").clicked() {
+                    commands.push(Command::DiscardAutosave);
+                }
+            });
+        });
+    }
     egui::Panel::top("top-bar").show(ui, |ui| top_bar(ui, app, &mut commands));
     egui::Panel::bottom("status-bar").show(ui, |ui| {
         ui.horizontal(|ui| {
@@ -71,6 +88,23 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
         {
             commands.push(Command::Open(path));
         }
+        ui.add_enabled_ui(!app.settings.recent.is_empty(), |ui| {
+            ui.menu_button("Recent", |ui| {
+                for path in &app.settings.recent {
+                    let name = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    if ui
+                        .button(name)
+                        .on_hover_text(path.display().to_string())
+                        .clicked()
+                    {
+                        commands.push(Command::Open(path.clone()));
+                    }
+                }
+            });
+        });
         if ui.button("Save MIDI...").clicked()
             && let Some(path) = rfd::FileDialog::new()
                 .add_filter("MIDI", &["mid"])
