@@ -249,3 +249,42 @@ fn settings_come_back_on_the_next_start() {
     let harness = harness_with_store(dir.path());
     assert!((harness.state().params().rule.vanish_inc - 1.01).abs() < 1e-9);
 }
+
+#[test]
+fn training_in_the_app_makes_a_model_it_can_generate_with() {
+    let data = tempfile::tempdir().unwrap();
+    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/demo")
+            .join(name);
+        std::fs::copy(source, data.path().join(name)).unwrap();
+    }
+    let mut harness = harness();
+    harness
+        .state_mut()
+        .apply(Command::TrainFormChanged(cadenza::app::TrainForm {
+            data_dir: data.path().display().to_string(),
+            epochs: 2,
+            ..Default::default()
+        }));
+    harness.state_mut().apply(Command::StartTraining);
+    let started = Instant::now();
+    while !harness
+        .state()
+        .training_progress()
+        .is_some_and(|p| p.finished)
+        && started.elapsed() < Duration::from_secs(120)
+    {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let progress = harness.state().training_progress().unwrap().clone();
+    assert!(progress.finished, "{progress:?}");
+    assert_eq!(progress.epochs.len(), 2, "{}", progress.message);
+    assert!(progress.epochs.iter().all(|r| r.validation_loss.is_some()));
+    harness.state_mut().apply(Command::UseTrainedModel);
+    settle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.model_name(), "trained here (unsaved)");
+    assert!(app.status().starts_with("generated"), "{}", app.status());
+}

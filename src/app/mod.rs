@@ -9,8 +9,12 @@ mod jobs;
 mod panels;
 mod roll_view;
 mod session;
+mod training;
 
 pub use session::{Autosave, AutosaveState, SessionStore, Settings};
+pub use training::TrainProgress;
+
+use training::{TrainRequest, TrainingRun};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,9 +94,35 @@ impl Default for Transport {
     }
 }
 
+/// The training panel's fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainForm {
+    pub data_dir: String,
+    pub epochs: usize,
+    pub preset: crate::dataset::Preset,
+    pub loss: crate::train::LossKind,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        Self {
+            data_dir: String::new(),
+            epochs: 10,
+            preset: crate::dataset::Preset::Forward,
+            loss: crate::train::LossKind::Mse,
+        }
+    }
+}
+
 /// What panels ask for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    TrainFormChanged(TrainForm),
+    StartTraining,
+    CancelTraining,
+    /// Generate with the model the last training run wrote.
+    UseTrainedModel,
+    SaveTrainedModel(PathBuf),
     SetSeed(usize),
     /// Move the playhead (steps).
     Seek(f64),
@@ -201,6 +231,8 @@ pub struct CadenzaApp {
     last_autosave: std::time::Instant,
     /// An autosave from a run that did not exit cleanly, offered back.
     restore_offer: Option<Autosave>,
+    train_form: TrainForm,
+    training: Option<TrainingRun>,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -313,6 +345,8 @@ impl CadenzaApp {
             dirty: false,
             last_autosave: std::time::Instant::now(),
             restore_offer,
+            train_form: TrainForm::default(),
+            training: None,
         };
         app.start_worker(backend);
         app.apply(Command::Generate);
@@ -425,6 +459,87 @@ impl CadenzaApp {
         }
     }
 
+    fn start_training(&mut self) {
+        if self
+            .training
+            .as_ref()
+            .is_some_and(|run| !run.progress().finished)
+        {
+            return;
+        }
+        let data_dir = PathBuf::from(self.train_form.data_dir.trim());
+        if !data_dir.is_dir() {
+            self.status = format!(
+                "choose a folder of MIDI or PNG files to train on ({} is not one)",
+                data_dir.display()
+            );
+            return;
+        }
+        let request = TrainRequest {
+            data_dir,
+            epochs: self.train_form.epochs.max(1),
+            preset: self.train_form.preset,
+            loss: self.train_form.loss,
+            backend: self.backend,
+            out: std::env::temp_dir()
+                .join(format!("cadenza-training-{}.cadenza", std::process::id())),
+        };
+        self.training = Some(TrainingRun::start(request, Arc::clone(&self.wake)));
+        self.status = "training...".to_owned();
+    }
+
+    fn save_trained_model(&mut self, path: &Path) {
+        let saved = self
+            .training
+            .as_ref()
+            .and_then(TrainingRun::checkpoint)
+            .map(|c| c.and_then(|c| c.save(path).map_err(|e| e.to_string())));
+        self.status = match saved {
+            Some(Ok(())) => format!("saved the model to {}", path.display()),
+            Some(Err(error)) => format!("cannot save the model: {error}"),
+            None => "no trained model yet".to_owned(),
+        };
+    }
+
+    /// Takes back the offered autosave (undoably).
+    fn restore_autosave(&mut self) {
+        if let Some(autosave) = self.restore_offer.take() {
+            let state = autosave.state;
+            self.undo
+                .push(std::mem::replace(&mut self.source, autosave.roll));
+            self.source_name = state.source_name;
+            self.params = state.params;
+            self.transport = state.transport;
+            self.seed_start = state.seed_start;
+            self.generated = None;
+            self.source_changed("restored the last session");
+            self.request_generation();
+        }
+    }
+
+    fn use_trained_model(&mut self) {
+        match self.training.as_ref().and_then(TrainingRun::checkpoint) {
+            Some(Ok(checkpoint)) => {
+                self.checkpoint = Some(checkpoint);
+                self.model_name = "trained here (unsaved)".to_owned();
+                self.start_worker(self.backend);
+                self.request_generation();
+            }
+            Some(Err(error)) => self.status = format!("cannot load the trained model: {error}"),
+            None => self.status = "no epoch finished yet".to_owned(),
+        }
+    }
+
+    /// The training run's progress, if one was started.
+    pub fn training_progress(&self) -> Option<&TrainProgress> {
+        self.training.as_ref().map(TrainingRun::progress)
+    }
+
+    /// The name of the model generating now.
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
     /// Whether an autosave from an unclean exit is being offered.
     pub fn offers_restore(&self) -> bool {
         self.restore_offer.is_some()
@@ -481,20 +596,16 @@ impl CadenzaApp {
                 }
             }
             Command::Keep => self.keep(),
-            Command::RestoreAutosave => {
-                if let Some(autosave) = self.restore_offer.take() {
-                    let state = autosave.state;
-                    self.undo
-                        .push(std::mem::replace(&mut self.source, autosave.roll));
-                    self.source_name = state.source_name;
-                    self.params = state.params;
-                    self.transport = state.transport;
-                    self.seed_start = state.seed_start;
-                    self.generated = None;
-                    self.source_changed("restored the last session");
-                    self.request_generation();
+            Command::TrainFormChanged(form) => self.train_form = form,
+            Command::StartTraining => self.start_training(),
+            Command::CancelTraining => {
+                if let Some(run) = &self.training {
+                    run.cancel();
                 }
             }
+            Command::UseTrainedModel => self.use_trained_model(),
+            Command::SaveTrainedModel(path) => self.save_trained_model(&path),
+            Command::RestoreAutosave => self.restore_autosave(),
             Command::DiscardAutosave => {
                 self.restore_offer = None;
                 if let Some(store) = &self.store {
@@ -839,6 +950,9 @@ impl eframe::App for CadenzaApp {
         self.poll_jobs();
         while let Ok(message) = self.task_messages.1.try_recv() {
             self.status = message;
+        }
+        if let Some(run) = &mut self.training {
+            run.poll();
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw

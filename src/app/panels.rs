@@ -6,10 +6,12 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
 use super::roll_view::{self, RollViewInput};
 use super::{CadenzaApp, Command, Params};
+use crate::dataset::Preset;
 use crate::device::BackendChoice;
 use crate::generate::{Rule, RuleKind};
 use crate::gm::program_name;
 use crate::model::WINDOW_STEPS;
+use crate::train::LossKind;
 
 /// Draws the whole window for one frame.
 pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
@@ -45,7 +47,15 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     egui::Panel::left("controls")
         .resizable(false)
         .default_size(260.0)
-        .show(ui, |ui| controls(ui, app, &mut commands));
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                controls(ui, app, &mut commands);
+                ui.separator();
+                egui::CollapsingHeader::new("Train a model")
+                    .default_open(false)
+                    .show(ui, |ui| training(ui, app, &mut commands));
+            });
+        });
     egui::CentralPanel::default().show(ui, |ui| {
         let plot_height = 150.0;
         let roll_height = (ui.available_height() - plot_height - 12.0).max(120.0);
@@ -437,4 +447,92 @@ fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Comman
         }
     });
     ui.label(egui::RichText::new(&app.device_label).weak());
+}
+
+/// The training panel: data folder, epochs, preset, loss, start/cancel,
+/// progress, loss curves, and what to do with the result.
+fn training(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
+    let mut form = app.train_form.clone();
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut form.data_dir)
+                .hint_text("folder of MIDI/PNG files")
+                .desired_width(150.0),
+        )
+        .labelled_by(ui.label("Data").id);
+        if ui.button("Browse...").clicked()
+            && let Some(folder) = rfd::FileDialog::new().pick_folder()
+        {
+            form.data_dir = folder.display().to_string();
+        }
+    });
+    ui.add(egui::Slider::new(&mut form.epochs, 1..=200).text("epochs"));
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut form.preset, Preset::Forward, "forward");
+        ui.selectable_value(&mut form.preset, Preset::Seed, "seed preset");
+    });
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");
+        ui.selectable_value(&mut form.loss, LossKind::Bce, "BCE");
+    });
+    if form != app.train_form {
+        commands.push(Command::TrainFormChanged(form));
+    }
+    let progress = app.training_progress();
+    let running = progress.is_some_and(|p| !p.finished);
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(!running, egui::Button::new("Start training"))
+            .clicked()
+        {
+            commands.push(Command::StartTraining);
+        }
+        if ui
+            .add_enabled(running, egui::Button::new("Cancel"))
+            .clicked()
+        {
+            commands.push(Command::CancelTraining);
+        }
+    });
+    let Some(progress) = progress else {
+        return;
+    };
+    ui.add(egui::ProgressBar::new(progress.fraction).text(format!(
+        "epoch {}, loss {:.4}, {:.0} windows/s, ETA {:.0} s",
+        progress.epoch, progress.loss, progress.windows_per_s, progress.eta_seconds
+    )));
+    ui.label(egui::RichText::new(&progress.message).weak());
+    let train: Vec<[f64; 2]> = progress
+        .epochs
+        .iter()
+        .map(|r| [r.epoch as f64, r.train_loss])
+        .collect();
+    let validation: Vec<[f64; 2]> = progress
+        .epochs
+        .iter()
+        .filter_map(|r| Some([r.epoch as f64, r.validation_loss?]))
+        .collect();
+    Plot::new("loss-curves")
+        .height(110.0)
+        .legend(Legend::default())
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(Line::new("train loss", PlotPoints::from(train)));
+            plot.line(Line::new("validation loss", PlotPoints::from(validation)));
+        });
+    if progress.model.is_some() {
+        ui.horizontal(|ui| {
+            if ui.button("Use this model").clicked() {
+                commands.push(Command::UseTrainedModel);
+            }
+            if ui.button("Save model...").clicked()
+                && let Some(path) = rfd::FileDialog::new()
+                    .add_filter("Cadenza model", &["cadenza"])
+                    .set_file_name("model.cadenza")
+                    .save_file()
+            {
+                commands.push(Command::SaveTrainedModel(path));
+            }
+        });
+    }
 }
