@@ -288,3 +288,42 @@ fn training_in_the_app_makes_a_model_it_can_generate_with() {
     assert_eq!(app.model_name(), "trained here (unsaved)");
     assert!(app.status().starts_with("generated"), "{}", app.status());
 }
+
+#[test]
+fn models_and_soundfonts_open_from_files_and_bad_ones_say_why() {
+    let mut harness = harness();
+    let weights = crate::helpers::shared_dir().join("parity/weights_trained_1ep.npz");
+    harness.state_mut().apply(Command::Open(weights));
+    settle(&mut harness);
+    assert_eq!(harness.state().model_name(), "weights_trained_1ep.npz");
+    assert!(
+        harness.state().status().starts_with("generated"),
+        "{}",
+        harness.state().status()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk_model = dir.path().join("junk.cadenza");
+    std::fs::write(&junk_model, b"not a model").unwrap();
+    harness.state_mut().apply(Command::Open(junk_model));
+    harness.step();
+    assert!(
+        harness
+            .state()
+            .status()
+            .contains("not a Cadenza model file"),
+        "{}",
+        harness.state().status()
+    );
+    assert_eq!(harness.state().model_name(), "weights_trained_1ep.npz");
+
+    let junk_font = dir.path().join("bank.sf2");
+    std::fs::write(&junk_font, b"MThd\0\0\0\x06\0\x01\0\x01\0\x60").unwrap();
+    harness.state_mut().apply(Command::Open(junk_font));
+    harness.step();
+    assert!(
+        harness.state().status().contains("a MIDI file"),
+        "{}",
+        harness.state().status()
+    );
+}

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "gui")]
 mod app_ui;
+#[cfg(all(feature = "gui", target_os = "linux"))]
+mod app_window;
 mod audio;
 mod cli;
 mod corpus;

@@ -27,6 +27,7 @@ use crate::audio::output::AudioOutput;
 use crate::audio::player::{PlayerCommand, Song};
 use crate::audio::render::{RenderOptions, WavFormat, render_song, write_wav};
 use crate::audio::soundfont::{SoundFont, load_soundfont};
+use crate::checkpoint::Checkpoint;
 use crate::device::{self, BackendChoice};
 use crate::files::{LoadOptions, SaveOptions, load_roll, save_roll};
 use crate::generate::{Continuation, GenerateOptions, RuleSettings, seed_window};
@@ -202,7 +203,7 @@ pub struct CadenzaApp {
     textures: RollTextures,
     zoom: f32,
     jobs: Option<Jobs>,
-    checkpoint: Option<crate::checkpoint::Checkpoint>,
+    checkpoint: Option<Checkpoint>,
     backend: BackendChoice,
     transport: Transport,
     hovered_step: Option<usize>,
@@ -220,6 +221,8 @@ pub struct CadenzaApp {
     soundfont: Option<Arc<SoundFont>>,
     model_name: String,
     device_label: String,
+    /// Why the device is not the one asked for (auto fell back to the CPU).
+    device_notice: Option<String>,
     status: String,
     /// Wakes the UI from other threads.
     wake: Arc<dyn Fn() + Send + Sync>,
@@ -244,6 +247,13 @@ impl std::fmt::Debug for CadenzaApp {
             .field("status", &self.status)
             .finish_non_exhaustive()
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Opens the window; returns when it closes.
@@ -335,6 +345,7 @@ impl CadenzaApp {
             soundfont: None,
             model_name,
             device_label: String::new(),
+            device_notice: None,
             status,
             wake: {
                 let ctx = ctx.clone();
@@ -349,6 +360,8 @@ impl CadenzaApp {
             training: None,
         };
         app.start_worker(backend);
+        // Open the sound output now, so a missing device shows at once.
+        app.open_audio();
         app.apply(Command::Generate);
         app
     }
@@ -387,10 +400,8 @@ impl CadenzaApp {
             }
         };
         self.backend = backend;
-        self.device_label = match &selected.notice {
-            Some(notice) => format!("{} ({notice})", selected.label),
-            None => selected.label.clone(),
-        };
+        self.device_label.clone_from(&selected.label);
+        self.device_notice.clone_from(&selected.notice);
         if let Some(checkpoint) = &self.checkpoint {
             let wake = Arc::clone(&self.wake);
             self.jobs = Some(Jobs::start(checkpoint.clone(), selected, move || wake()));
@@ -868,6 +879,20 @@ impl CadenzaApp {
     }
 
     fn play(&mut self) {
+        self.open_audio();
+        match &mut self.audio {
+            Audio::Open(output) => {
+                output.send(PlayerCommand::Play);
+            }
+            Audio::Unavailable(reason) => self.status = reason.clone(),
+            Audio::Disabled => self.status = "sound is off in this mode".to_owned(),
+            Audio::Closed => {}
+        }
+    }
+
+    /// Opens the output device if it is not open yet; a failure is kept as
+    /// the reason the transport is disabled.
+    fn open_audio(&mut self) {
         if matches!(self.audio, Audio::Closed) {
             let font = match &self.soundfont {
                 Some(font) => Ok(Arc::clone(font)),
@@ -890,30 +915,74 @@ impl CadenzaApp {
                 Err(error) => Audio::Unavailable(error.to_string()),
             };
         }
-        match &mut self.audio {
-            Audio::Open(output) => {
-                output.send(PlayerCommand::Play);
+    }
+
+    /// Opens a roll (MIDI, PNG), a model (Cadenza file, Keras .npz) or a
+    /// SoundFont, by the file's extension.
+    fn open(&mut self, path: &Path) {
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        match extension.as_str() {
+            "cadenza" => self.open_model(path, Checkpoint::load(path).map_err(anyhow::Error::from)),
+            "npz" => {
+                let config = crate::model::SeedModelConfig::seed();
+                let imported = crate::keras::load_keras_npz(path, &config, &device::cpu())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|model| {
+                        let origin = format!("imported from Keras weights {}", path.display());
+                        Ok(Checkpoint::new(
+                            crate::checkpoint::CheckpointHeader::new(config, origin),
+                            &model,
+                        )?)
+                    });
+                self.open_model(path, imported);
             }
-            Audio::Unavailable(reason) => self.status = reason.clone(),
-            Audio::Disabled => self.status = "sound is off in this mode".to_owned(),
-            Audio::Closed => {}
+            "sf2" | "sf3" => match load_soundfont(Some(path)) {
+                Ok(font) => {
+                    self.soundfont = Some(font);
+                    // The next Play opens the output with the new bank.
+                    if !matches!(self.audio, Audio::Disabled) {
+                        self.audio = Audio::Closed;
+                    }
+                    self.status = format!("SoundFont {}", path.display());
+                    self.settings.remember(path);
+                }
+                Err(error) => self.status = error.to_string(),
+            },
+            _ => self.open_roll(path),
         }
     }
 
-    fn open(&mut self, path: &Path) {
+    fn open_model(&mut self, path: &Path, checkpoint: anyhow::Result<Checkpoint>) {
+        match checkpoint {
+            Ok(checkpoint) => {
+                self.checkpoint = Some(checkpoint);
+                self.model_name = file_name(path);
+                self.start_worker(self.backend);
+                self.request_generation();
+                self.settings.remember(path);
+            }
+            Err(error) => {
+                self.status = format!("cannot open the model {}: {error:#}", path.display());
+            }
+        }
+    }
+
+    fn open_roll(&mut self, path: &Path) {
         let loaded = load_roll(path, &LoadOptions::default())
             .with_context(|| format!("cannot open {}", path.display()));
         match loaded {
             Ok(loaded) if loaded.roll.steps() >= WINDOW_STEPS => {
-                self.source = loaded.roll;
-                self.source_name = path.file_name().map_or_else(
-                    || path.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
+                // Undo brings the previous roll back.
+                self.undo
+                    .push(std::mem::replace(&mut self.source, loaded.roll));
+                self.redo.clear();
+                self.source_name = file_name(path);
                 self.seed_start = 0;
                 self.generated = None;
-                self.undo.clear();
-                self.redo.clear();
                 self.rebuild_display();
                 self.status = format!("opened {}", path.display());
                 self.settings.remember(path);

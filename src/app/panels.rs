@@ -36,12 +36,15 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     egui::Panel::top("top-bar").show(ui, |ui| top_bar(ui, app, &mut commands));
     egui::Panel::bottom("status-bar").show(ui, |ui| {
         ui.horizontal(|ui| {
-            ui.label(format!(
-                "{} · {} · {}",
-                app.source_name, app.model_name, app.device_label
-            ));
-            ui.separator();
             ui.label(&app.status);
+            ui.separator();
+            ui.label(
+                egui::RichText::new(format!(
+                    "{} · {} · {}",
+                    app.source_name, app.model_name, app.device_label
+                ))
+                .weak(),
+            );
         });
     });
     egui::Panel::left("controls")
@@ -82,6 +85,19 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     commands
 }
 
+/// Rolls, models and SoundFonts: what Open and drag-and-drop take.
+fn open_dialog() -> Option<std::path::PathBuf> {
+    rfd::FileDialog::new()
+        .add_filter(
+            "Everything Cadenza opens",
+            &["mid", "midi", "png", "cadenza", "npz", "sf2"],
+        )
+        .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
+        .add_filter("Model (Cadenza or Keras .npz)", &["cadenza", "npz"])
+        .add_filter("SoundFont", &["sf2"])
+        .pick_file()
+}
+
 fn save_wav_dialog() -> Option<std::path::PathBuf> {
     rfd::FileDialog::new()
         .add_filter("WAV", &["wav"])
@@ -92,9 +108,7 @@ fn save_wav_dialog() -> Option<std::path::PathBuf> {
 fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         if ui.button("Open...").clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
-                .pick_file()
+            && let Some(path) = open_dialog()
         {
             commands.push(Command::Open(path));
         }
@@ -139,7 +153,9 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
             }
         });
         if let Some(reason) = sound {
-            ui.label(egui::RichText::new(reason).weak());
+            // The whole reason is long (it quotes the sound system): on hover.
+            ui.label(egui::RichText::new("no sound output").weak())
+                .on_hover_text(reason);
         }
         let mut transport = *app.transport();
         ui.add(egui::Slider::new(&mut transport.bpm, 20.0..=300.0).text("BPM"));
@@ -370,11 +386,7 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
     if redo {
         commands.push(Command::Redo);
     }
-    if open
-        && let Some(path) = rfd::FileDialog::new()
-            .add_filter("MIDI or roll PNG", &["mid", "midi", "png"])
-            .pick_file()
-    {
+    if open && let Some(path) = open_dialog() {
         commands.push(Command::Open(path));
     }
     if save
@@ -447,6 +459,9 @@ fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Comman
         }
     });
     ui.label(egui::RichText::new(&app.device_label).weak());
+    if let Some(notice) = &app.device_notice {
+        ui.label(egui::RichText::new(notice).weak().small());
+    }
 }
 
 /// The training panel: data folder, epochs, preset, loss, start/cancel,
