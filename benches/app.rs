@@ -1,0 +1,104 @@
+//! The desktop app's own costs, without a window (egui_kittest, no GPU
+//! renderer): CPU time of one frame with a 10-minute roll, idle and while a
+//! training run works in the background; from a slider change to the updated
+//! roll on screen; and from start to the first frame.
+#![allow(clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use cadenza::app::{CadenzaApp, Command, StartMode, TrainForm};
+use cadenza::midi::{ExportOptions, ImportOptions, export, import};
+use cadenza::roll::PianoRoll;
+use criterion::{Criterion, criterion_group, criterion_main};
+use egui_kittest::Harness;
+
+fn new_harness() -> Harness<'static, CadenzaApp> {
+    Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::new(&cc.egui_ctx, StartMode::Headless))
+}
+
+fn settle(harness: &mut Harness<'static, CadenzaApp>) {
+    let started = Instant::now();
+    while !harness.state().is_idle() && started.elapsed() < Duration::from_secs(20) {
+        harness.step();
+    }
+    harness.step();
+}
+
+/// The demo prelude tiled to ten minutes (2,880 sixteenths at 72 BPM).
+fn ten_minute_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let demo = cadenza::assets::default_demo();
+    let (roll, _) = import(demo.midi, &ImportOptions::default()).expect("the demo imports");
+    let seconds = roll.meta().seconds_per_step();
+    let steps = (600.0 / seconds).ceil() as usize;
+    let masks: Vec<u128> = roll
+        .sounding_masks()
+        .iter()
+        .copied()
+        .cycle()
+        .take(steps)
+        .collect();
+    let long = PianoRoll::from_sounding(masks, *roll.meta()).expect("a valid roll");
+    let path = dir.join("ten-minutes.mid");
+    std::fs::write(&path, export(&long, &ExportOptions::default())).expect("writable temp dir");
+    path
+}
+
+fn app_frames(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let long = ten_minute_file(dir.path());
+    let mut harness = new_harness();
+    harness.state_mut().apply(Command::Open(long));
+    settle(&mut harness);
+    let mut group = c.benchmark_group("app");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(30);
+    group.bench_function("frame, 10-minute roll", |b| b.iter(|| harness.step()));
+
+    let mut params = *harness.state().params();
+    group.bench_function("slider change to updated roll", |b| {
+        b.iter(|| {
+            params.rule.vanish_proof = if params.rule.vanish_proof > 0.6 {
+                0.55
+            } else {
+                0.65
+            };
+            harness.state_mut().apply(Command::ParamsChanged(params));
+            settle(&mut harness);
+        });
+    });
+
+    // A training run on the demo chorales in the background.
+    let data = tempfile::tempdir().expect("a temp dir");
+    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/demo")
+            .join(name);
+        std::fs::copy(source, data.path().join(name)).expect("copy a demo");
+    }
+    harness
+        .state_mut()
+        .apply(Command::TrainFormChanged(TrainForm {
+            data_dir: data.path().display().to_string(),
+            epochs: 1000,
+            ..TrainForm::default()
+        }));
+    harness.state_mut().apply(Command::StartTraining);
+    group.bench_function("frame, 10-minute roll, training", |b| {
+        b.iter(|| harness.step());
+    });
+    harness.state_mut().apply(Command::CancelTraining);
+
+    group.bench_function("start to first frame", |b| {
+        b.iter(|| {
+            let harness = new_harness();
+            drop(harness);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, app_frames);
+criterion_main!(benches);
