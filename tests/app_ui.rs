@@ -327,3 +327,23 @@ fn models_and_soundfonts_open_from_files_and_bad_ones_say_why() {
         harness.state().status()
     );
 }
+
+#[test]
+fn a_selection_is_deleted_with_the_delete_key_and_comes_back_with_undo() {
+    let mut harness = harness();
+    let notes = harness.state().source_note_count();
+    // The prelude's first bar, every pitch.
+    harness
+        .state_mut()
+        .apply(Command::Select(Some(cadenza::app::Selection {
+            rows: (0, 106),
+            steps: (0, 16),
+        })));
+    harness.key_press(eframe::egui::Key::Delete);
+    settle(&mut harness);
+    let after = harness.state().source_note_count();
+    assert!(after < notes && after > 0, "{notes} -> {after}");
+    harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Z);
+    settle(&mut harness);
+    assert_eq!(harness.state().source_note_count(), notes);
+}

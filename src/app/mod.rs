@@ -11,6 +11,7 @@ mod roll_view;
 mod session;
 mod training;
 
+pub use roll_view::Selection;
 pub use session::{Autosave, AutosaveState, SessionStore, Settings};
 pub use training::TrainProgress;
 
@@ -147,6 +148,10 @@ pub enum Command {
     Redo,
     /// Write the shown continuation into the source roll.
     Keep,
+    /// Select a rectangle of notes, or nothing.
+    Select(Option<roll_view::Selection>),
+    /// Delete the notes that start inside the selection.
+    DeleteSelection,
     /// Take back the autosave of a run that did not exit cleanly.
     RestoreAutosave,
     DiscardAutosave,
@@ -202,6 +207,8 @@ pub struct CadenzaApp {
     display_key: u64,
     textures: RollTextures,
     zoom: f32,
+    pitch_zoom: f32,
+    selection: Option<roll_view::Selection>,
     jobs: Option<Jobs>,
     checkpoint: Option<Checkpoint>,
     backend: BackendChoice,
@@ -328,6 +335,8 @@ impl CadenzaApp {
             display_key: 1,
             textures: RollTextures::default(),
             zoom: settings.zoom.unwrap_or(6.0).clamp(1.0, 24.0),
+            pitch_zoom: 1.0,
+            selection: None,
             jobs: None,
             checkpoint,
             backend,
@@ -607,6 +616,8 @@ impl CadenzaApp {
                 }
             }
             Command::Keep => self.keep(),
+            Command::Select(selection) => self.selection = selection,
+            Command::DeleteSelection => self.delete_selection(),
             Command::TrainFormChanged(form) => self.train_form = form,
             Command::StartTraining => self.start_training(),
             Command::CancelTraining => {
@@ -780,6 +791,26 @@ impl CadenzaApp {
                 output.replace_song(song);
             }
         }
+    }
+
+    fn delete_selection(&mut self) {
+        let Some(selection) = self.selection.take() else {
+            return;
+        };
+        self.edit(|roll| {
+            let doomed: Vec<RollNote> = roll
+                .notes()
+                .into_iter()
+                .filter(|n| {
+                    (selection.rows.0..selection.rows.1).contains(&n.pitch.row())
+                        && (selection.steps.0..selection.steps.1).contains(&n.start)
+                })
+                .collect();
+            for note in &doomed {
+                roll.remove_note_at(note.start, note.pitch);
+            }
+            !doomed.is_empty()
+        });
     }
 
     fn draw_note(&mut self, row: usize, start: usize, end: usize) {

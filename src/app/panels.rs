@@ -76,6 +76,8 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
                 seed_start: app.seed_start,
                 playhead: app.playhead(),
                 zoom: app.zoom,
+                pitch_zoom: app.pitch_zoom,
+                selection: app.selection,
             };
             commands.extend(roll_view::show(ui, &mut app.textures, &input));
         });
@@ -177,6 +179,11 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
                 .show_value(false)
                 .text("zoom"),
         );
+        ui.add(
+            egui::Slider::new(&mut app.pitch_zoom, 1.0..=4.0)
+                .show_value(false)
+                .text("pitch zoom"),
+        );
     });
 }
 
@@ -248,7 +255,8 @@ fn controls(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     ui.label(
         egui::RichText::new(
             "Ruler: click or drag for the seed window, right-click to seek. \
-             Roll: drag to draw a note, right-click to erase one.",
+             Roll: drag to draw a note, right-click to erase one, Shift+drag to \
+             select, Delete to delete the selection.",
         )
         .weak(),
     );
@@ -382,6 +390,18 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
     });
     if undo {
         commands.push(Command::Undo);
+    }
+    let (delete, escape) = ui.input(|i| {
+        (
+            i.key_pressed(egui::Key::Delete) || i.key_pressed(egui::Key::Backspace),
+            i.key_pressed(egui::Key::Escape),
+        )
+    });
+    if delete && app.selection.is_some() && !ui.ctx().egui_wants_keyboard_input() {
+        commands.push(Command::DeleteSelection);
+    }
+    if escape {
+        commands.push(Command::Select(None));
     }
     if redo {
         commands.push(Command::Redo);

@@ -29,6 +29,8 @@ pub struct RollTextures {
     chunks: Vec<TextureHandle>,
     /// (pitch row, first step) of a note being dragged out.
     drawing: Option<(usize, usize)>,
+    /// Whether that drag selects (Shift held when it began) instead.
+    selecting: bool,
 }
 
 impl std::fmt::Debug for RollTextures {
@@ -93,6 +95,13 @@ impl RollTextures {
     }
 }
 
+/// A rectangle of the roll: pitch rows and steps, both inclusive-exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub rows: (usize, usize),
+    pub steps: (usize, usize),
+}
+
 /// What the view needs to draw one frame.
 pub struct RollViewInput<'a> {
     /// The roll the seed window is picked from.
@@ -105,6 +114,9 @@ pub struct RollViewInput<'a> {
     pub playhead: Option<f64>,
     /// Horizontal pixels per step.
     pub zoom: f32,
+    /// Vertical zoom: 1 fits all 106 pitches in the view.
+    pub pitch_zoom: f32,
+    pub selection: Option<Selection>,
 }
 
 impl RollViewInput<'_> {
@@ -124,13 +136,14 @@ pub fn show(
     let mut commands = Vec::new();
     textures.update(ui.ctx(), input);
     let steps = input.columns().max(1);
-    let row_height =
-        ((ui.available_height() - 8.0 - RULER_HEIGHT) / PITCH_COUNT as f32).clamp(2.0, 8.0);
+    let row_height = ((ui.available_height() - 8.0 - RULER_HEIGHT) / PITCH_COUNT as f32)
+        .clamp(2.0, 8.0)
+        * input.pitch_zoom.clamp(1.0, 4.0);
     let size = Vec2::new(
         KEYBOARD_WIDTH + steps as f32 * input.zoom,
         RULER_HEIGHT + PITCH_COUNT as f32 * row_height,
     );
-    egui::ScrollArea::horizontal()
+    egui::ScrollArea::both()
         .id_salt("roll-scroll")
         .show(ui, |ui| {
             let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
@@ -160,6 +173,7 @@ pub fn show(
                 input,
                 row_height,
                 &mut textures.drawing,
+                &mut textures.selecting,
                 &painter,
             ));
         });
@@ -189,6 +203,25 @@ fn paint_overlays(painter: &egui::Painter, grid: Rect, input: &RollViewInput<'_>
         painter.line_segment(
             [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
             Stroke::new(2.0, GENERATED_NOTE),
+        );
+    }
+    if let Some(selection) = input.selection {
+        let row_height = grid.height() / PITCH_COUNT as f32;
+        let rect = Rect::from_min_max(
+            Pos2::new(
+                x_of(selection.steps.0 as f64),
+                grid.top() + (PITCH_COUNT - selection.rows.1) as f32 * row_height,
+            ),
+            Pos2::new(
+                x_of(selection.steps.1 as f64),
+                grid.top() + (PITCH_COUNT - selection.rows.0) as f32 * row_height,
+            ),
+        );
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(1.5, Color32::from_rgb(240, 240, 120)),
+            egui::StrokeKind::Inside,
         );
     }
     if let Some(position) = input.playhead {
@@ -270,6 +303,7 @@ fn pointer(
     input: &RollViewInput<'_>,
     row_height: f32,
     drawing: &mut Option<(usize, usize)>,
+    selecting: &mut bool,
     painter: &egui::Painter,
 ) -> Vec<Command> {
     let mut commands = Vec::new();
@@ -311,31 +345,54 @@ fn pointer(
         }
         return commands;
     }
+    let shift = response.ctx.input(|i| i.modifiers.shift);
     if response.secondary_clicked() {
         commands.push(Command::EraseAt { row, step });
     } else if response.clicked() {
-        commands.push(Command::DrawNote {
-            row,
-            start: step,
-            end: step + 1,
-        });
+        if shift {
+            commands.push(Command::Select(None));
+        } else {
+            commands.push(Command::DrawNote {
+                row,
+                start: step,
+                end: step + 1,
+            });
+        }
     } else if response.drag_started() {
         *drawing = Some((row, step));
-    } else if let Some((row, first)) = *drawing {
+        *selecting = shift;
+    } else if let Some((first_row, first)) = *drawing {
         let (start, end) = (first.min(step), first.max(step) + 1);
+        let rows = if *selecting {
+            (first_row.min(row), first_row.max(row) + 1)
+        } else {
+            (first_row, first_row + 1)
+        };
         if response.drag_stopped() {
             *drawing = None;
-            commands.push(Command::DrawNote { row, start, end });
+            commands.push(if *selecting {
+                Command::Select(Some(Selection {
+                    rows,
+                    steps: (start, end),
+                }))
+            } else {
+                Command::DrawNote {
+                    row: first_row,
+                    start,
+                    end,
+                }
+            });
         } else {
-            // Preview the note being drawn.
-            let y = grid.top() + (PITCH_COUNT - 1 - row) as f32 * row_height;
+            // Preview the note being drawn or the rectangle being selected.
+            let top = grid.top() + (PITCH_COUNT - rows.1) as f32 * row_height;
+            let bottom = grid.top() + (PITCH_COUNT - rows.0) as f32 * row_height;
             painter.rect_filled(
                 Rect::from_min_max(
-                    Pos2::new(grid.left() + start as f32 * input.zoom, y),
-                    Pos2::new(grid.left() + end as f32 * input.zoom, y + row_height),
+                    Pos2::new(grid.left() + start as f32 * input.zoom, top),
+                    Pos2::new(grid.left() + end as f32 * input.zoom, bottom),
                 ),
                 0.0,
-                Color32::from_rgba_unmultiplied(150, 180, 230, 160),
+                Color32::from_rgba_unmultiplied(150, 180, 230, 110),
             );
         }
     }
