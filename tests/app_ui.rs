@@ -347,3 +347,72 @@ fn a_selection_is_deleted_with_the_delete_key_and_comes_back_with_undo() {
     settle(&mut harness);
     assert_eq!(harness.state().source_note_count(), notes);
 }
+
+/// Play in the app through cpal into an ALSA file sink: ALSA reads the sink
+/// from `$HOME/.asoundrc`, and a test cannot change its own environment
+/// safely, so the test runs itself again in a child process with its own HOME.
+#[cfg(target_os = "linux")]
+#[test]
+fn pressing_play_with_the_file_sink_advances_the_playhead() {
+    const CHILD: &str = "CADENZA_TEST_FILE_SINK_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join(".asoundrc"),
+            "pcm.!default { type file; slave.pcm \"null\"; file \"/dev/null\"; format \"raw\" }\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "app_ui::pressing_play_with_the_file_sink_advances_the_playhead",
+                "--exact",
+            ])
+            .env(CHILD, "1")
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::with_store(&cc.egui_ctx, StartMode::Desktop, None));
+    settle(&mut harness);
+    assert!(harness.state().playing_position().is_none());
+    // The file sink has no clock and plays the song in milliseconds: loop it,
+    // so it is still playing when the test looks.
+    let mut transport = *harness.state().transport();
+    transport.looping = true;
+    harness
+        .state_mut()
+        .apply(Command::TransportChanged(transport));
+    harness.get_by_label("Play").click();
+    let started = Instant::now();
+    let mut position = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        harness.step();
+        position = harness.state().playing_position().filter(|&p| p > 1.0);
+        if position.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        position.is_some(),
+        "the playhead did not move: {}",
+        harness.state().status()
+    );
+    harness.key_press(eframe::egui::Key::Space);
+    let started = Instant::now();
+    while harness.state().playing_position().is_some() && started.elapsed() < Duration::from_secs(5)
+    {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(harness.state().playing_position().is_none(), "Space pauses");
+}

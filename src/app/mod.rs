@@ -160,9 +160,10 @@ pub enum Command {
     Generate,
     ChooseVariation(usize),
     Play,
+    Pause,
     Stop,
     Open(PathBuf),
-    SaveMidi(PathBuf),
+    SaveRoll(PathBuf),
 }
 
 /// The latest continuation(s) and what made them.
@@ -436,14 +437,18 @@ impl CadenzaApp {
     }
 
     /// The loop region for the transport's setting: the generated part.
+    /// The loop region when looping is on: the selected steps, else the
+    /// generated part, else the whole roll.
     fn loop_region(&self) -> Option<(f64, f64)> {
-        let generated = self.generated.as_ref()?;
-        self.transport.looping.then(|| {
-            (
-                (generated.seed_start + WINDOW_STEPS) as f64,
-                self.display.steps() as f64,
-            )
-        })
+        if !self.transport.looping {
+            return None;
+        }
+        let (start, end) = match (&self.selection, &self.generated) {
+            (Some(selection), _) => selection.steps,
+            (None, Some(generated)) => (generated.seed_start + WINDOW_STEPS, self.display.steps()),
+            (None, None) => (0, self.display.steps()),
+        };
+        Some((start as f64, end as f64))
     }
 
     /// Writes the autosave and the settings now (the app does it every few
@@ -570,6 +575,11 @@ impl CadenzaApp {
         self.source.note_count()
     }
 
+    /// The playhead while sound plays.
+    pub fn playing_position(&self) -> Option<f64> {
+        self.playhead()
+    }
+
     /// The step under the mouse, when the mouse is over the roll.
     pub fn hovered_step(&self) -> Option<usize> {
         self.hovered_step
@@ -616,7 +626,13 @@ impl CadenzaApp {
                 }
             }
             Command::Keep => self.keep(),
-            Command::Select(selection) => self.selection = selection,
+            Command::Select(selection) => {
+                self.selection = selection;
+                let region = self.loop_region();
+                if let Audio::Open(output) = &mut self.audio {
+                    output.send(PlayerCommand::Loop(region));
+                }
+            }
             Command::DeleteSelection => self.delete_selection(),
             Command::TrainFormChanged(form) => self.train_form = form,
             Command::StartTraining => self.start_training(),
@@ -657,13 +673,18 @@ impl CadenzaApp {
                 }
             }
             Command::Play => self.play(),
+            Command::Pause => {
+                if let Audio::Open(output) = &mut self.audio {
+                    output.send(PlayerCommand::Pause);
+                }
+            }
             Command::Stop => {
                 if let Audio::Open(output) = &mut self.audio {
                     output.send(PlayerCommand::Stop);
                 }
             }
             Command::Open(path) => self.open(&path),
-            Command::SaveMidi(path) => {
+            Command::SaveRoll(path) => {
                 match save_roll(&self.display, &path, &SaveOptions::default()) {
                     Ok(_) => self.status = format!("saved {}", path.display()),
                     Err(error) => self.status = format!("cannot save: {error}"),

@@ -100,6 +100,15 @@ fn open_dialog() -> Option<std::path::PathBuf> {
         .pick_file()
 }
 
+/// MIDI or a midi2img PNG, by the extension chosen.
+fn save_roll_dialog() -> Option<std::path::PathBuf> {
+    rfd::FileDialog::new()
+        .add_filter("MIDI", &["mid"])
+        .add_filter("Roll PNG (midi2img)", &["png"])
+        .set_file_name("cadenza.mid")
+        .save_file()
+}
+
 fn save_wav_dialog() -> Option<std::path::PathBuf> {
     rfd::FileDialog::new()
         .add_filter("WAV", &["wav"])
@@ -131,13 +140,10 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
                 }
             });
         });
-        if ui.button("Save MIDI...").clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("MIDI", &["mid"])
-                .set_file_name("cadenza.mid")
-                .save_file()
+        if ui.button("Save...").clicked()
+            && let Some(path) = save_roll_dialog()
         {
-            commands.push(Command::SaveMidi(path));
+            commands.push(Command::SaveRoll(path));
         }
         if ui.button("Export WAV...").clicked()
             && let Some(path) = save_wav_dialog()
@@ -149,6 +155,9 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
         ui.add_enabled_ui(sound.is_none(), |ui| {
             if ui.button("Play").clicked() {
                 commands.push(Command::Play);
+            }
+            if ui.button("Pause").clicked() {
+                commands.push(Command::Pause);
             }
             if ui.button("Stop").clicked() {
                 commands.push(Command::Stop);
@@ -169,7 +178,8 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
                 }
             });
         ui.add(egui::Slider::new(&mut transport.volume, 0.0..=1.5).text("volume"));
-        ui.checkbox(&mut transport.looping, "loop");
+        ui.checkbox(&mut transport.looping, "loop")
+            .on_hover_text("Loop the selection, else the generated part");
         if transport != *app.transport() {
             commands.push(Command::TransportChanged(transport));
         }
@@ -409,13 +419,8 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
     if open && let Some(path) = open_dialog() {
         commands.push(Command::Open(path));
     }
-    if save
-        && let Some(path) = rfd::FileDialog::new()
-            .add_filter("MIDI", &["mid"])
-            .set_file_name("cadenza.mid")
-            .save_file()
-    {
-        commands.push(Command::SaveMidi(path));
+    if save && let Some(path) = save_roll_dialog() {
+        commands.push(Command::SaveRoll(path));
     }
     if export && let Some(path) = save_wav_dialog() {
         commands.push(Command::ExportWav(path));
@@ -432,7 +437,7 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
     if !ui.ctx().egui_wants_keyboard_input() {
         if space {
             commands.push(if app.playhead().is_some() {
-                Command::Stop
+                Command::Pause
             } else {
                 Command::Play
             });
