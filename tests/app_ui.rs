@@ -253,12 +253,7 @@ fn settings_come_back_on_the_next_start() {
 #[test]
 fn training_in_the_app_makes_a_model_it_can_generate_with() {
     let data = tempfile::tempdir().unwrap();
-    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("assets/demo")
-            .join(name);
-        std::fs::copy(source, data.path().join(name)).unwrap();
-    }
+    crate::helpers::copy_demo_chorales(data.path());
     let mut harness = harness();
     harness
         .state_mut()

@@ -131,3 +131,13 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Copies the two shipped demo chorales into `dir`: a small training folder.
+pub fn copy_demo_chorales(dir: &Path) {
+    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/demo")
+            .join(name);
+        std::fs::copy(source, dir.join(name)).unwrap();
+    }
+}

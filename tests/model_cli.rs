@@ -1,7 +1,5 @@
 //! `cadenza model`, `import-keras`, `train` and `generate` as a user runs them.
 
-use std::path::Path;
-
 use crate::helpers::{cadenza, path, shared_dir, text};
 
 #[test]
@@ -167,12 +165,7 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("assets/demo")
-            .join(name);
-        std::fs::copy(source, data.join(name)).unwrap();
-    }
+    crate::helpers::copy_demo_chorales(&data);
     std::fs::write(data.join("broken.mid"), b"MThd garbage").unwrap();
     let model = dir.path().join("little.cadenza");
     let out = cadenza(&[
@@ -257,12 +250,7 @@ fn the_shipped_models_load_and_generate_with_no_arguments() {
 #[test]
 fn eval_scores_a_model_on_a_folder_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("assets/demo")
-            .join(name);
-        std::fs::copy(source, dir.path().join(name)).unwrap();
-    }
+    crate::helpers::copy_demo_chorales(dir.path());
     let out = cadenza(&[
         "eval",
         path(dir.path()),
