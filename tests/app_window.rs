@@ -42,29 +42,30 @@ fn the_app_window_opens_under_xvfb_and_is_captured() {
         eprintln!("SKIPPED the window test: Xvfb or ImageMagick's import is not installed");
         return;
     };
-    let display = format!(":{}", 90 + std::process::id() % 100);
     let home = tempfile::tempdir().unwrap();
     let runtime = tempfile::tempdir().unwrap();
-    let _server = Reaper(
+    // -displayfd: Xvfb picks a free display itself and prints its number.
+    let mut server = Reaper(
         Command::new(xvfb)
             .args([
-                display.as_str(),
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 "1280x800x24",
                 "-nolisten",
                 "tcp",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{}", &display[1..]));
-    let started = Instant::now();
-    while !socket.exists() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut number = String::new();
+    let stdout = server.0.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number).unwrap();
+    let display = format!(":{}", number.trim());
+    assert!(display.len() > 1, "Xvfb did not say which display it took");
     let log = home.path().join("app.log");
     let mut app = Reaper(
         Command::new(env!("CARGO_BIN_EXE_cadenza"))
