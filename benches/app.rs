@@ -91,6 +91,38 @@ fn app_frames(c: &mut Criterion) {
     });
     harness.state_mut().apply(Command::CancelTraining);
 
+    // Playing needs a sound output: run with HOME pointing at a folder whose
+    // .asoundrc makes ALSA's default a file sink (see tests/audio.rs) to
+    // measure it without a sound card.
+    let mut playing = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::with_store(&cc.egui_ctx, StartMode::Desktop, None));
+    settle(&mut playing);
+    playing
+        .state_mut()
+        .apply(Command::Open(ten_minute_file(dir.path())));
+    settle(&mut playing);
+    // A file sink plays far faster than real time: loop so it keeps playing.
+    let mut transport = *playing.state().transport();
+    transport.looping = true;
+    playing
+        .state_mut()
+        .apply(Command::TransportChanged(transport));
+    playing.state_mut().apply(Command::Play);
+    playing.step();
+    std::thread::sleep(Duration::from_millis(200));
+    if playing.state().playing_position().is_some() {
+        group.bench_function("frame, 10-minute roll, playing", |b| {
+            b.iter(|| playing.step());
+        });
+    } else {
+        eprintln!(
+            "no sound output ({}): the frame time while playing is not measured",
+            playing.state().status()
+        );
+    }
+    drop(playing);
+
     group.bench_function("start to first frame", |b| {
         b.iter(|| {
             let harness = new_harness();

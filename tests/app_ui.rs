@@ -411,3 +411,23 @@ fn pressing_play_with_the_file_sink_advances_the_playhead() {
     }
     assert!(harness.state().playing_position().is_none(), "Space pauses");
 }
+
+#[test]
+fn the_result_saves_as_midi_and_as_a_roll_png() {
+    let mut harness = harness();
+    let shown = harness.state().display().clone();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["take.mid", "take.png"] {
+        let path = dir.path().join(name);
+        harness.state_mut().apply(Command::SaveRoll(path.clone()));
+        assert!(
+            harness.state().status().starts_with("saved"),
+            "{}",
+            harness.state().status()
+        );
+        let back = cadenza::files::load_roll(&path, &Default::default())
+            .unwrap()
+            .roll;
+        assert_eq!(back.sounding_masks(), shown.sounding_masks(), "{name}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The real window: `cadenza` with no arguments under Xvfb, captured with
-//! ImageMagick's `import`. The picture is kept as an artifact in the target
-//! folder (`tmp/screenshots/cadenza.png`). `.ci/setup` installs Xvfb and
-//! ImageMagick; where they are missing the test says so and passes.
+//! ImageMagick's `import`, and killed with SIGKILL after an edit to see the
+//! work come back. The picture is kept as an artifact in the target folder
+//! (`tmp/screenshots/cadenza.png`). `.ci/setup` installs Xvfb, ImageMagick
+//! and xdotool; where they are missing the tests say so and pass.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,75 +37,167 @@ fn colours(png: &Path) -> usize {
     seen.len()
 }
 
+/// A virtual screen: the server and its display name.
+struct Screen {
+    _server: Reaper,
+    display: String,
+    import: PathBuf,
+}
+
+impl Screen {
+    /// None (with a note) where Xvfb or ImageMagick is missing.
+    fn start(test: &str) -> Option<Self> {
+        let (Some(xvfb), Some(import)) = (on_path("Xvfb"), on_path("import")) else {
+            eprintln!("SKIPPED {test}: Xvfb or ImageMagick's import is not installed");
+            return None;
+        };
+        // -displayfd: Xvfb picks a free display itself and prints its number
+        // once it accepts connections.
+        let mut server = Reaper(
+            Command::new(xvfb)
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut number = String::new();
+        let stdout = server.0.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number).unwrap();
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb did not say which display it took");
+        Some(Self {
+            _server: server,
+            display,
+            import,
+        })
+    }
+
+    /// Starts the app on this screen with its own HOME and data folder.
+    fn app(&self, home: &Path, data: &Path) -> Reaper {
+        let runtime = home.join("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        Reaper(
+            Command::new(env!("CARGO_BIN_EXE_cadenza"))
+                .env("DISPLAY", &self.display)
+                .env("HOME", home)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env("CADENZA_DATA_DIR", data)
+                .env_remove("WAYLAND_DISPLAY")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(home.join("app.err")).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Captures the screen to `shot` until the app has drawn itself;
+    /// returns the colours seen.
+    fn wait_drawn(&self, app: &mut Reaper, home: &Path, shot: &Path) -> usize {
+        let started = Instant::now();
+        let mut seen = 0;
+        while started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_secs(1));
+            if let Some(status) = app.0.try_wait().unwrap() {
+                let errors = std::fs::read_to_string(home.join("app.err")).unwrap_or_default();
+                panic!("the app exited ({status}) before it could be captured:\n{errors}");
+            }
+            let captured = Command::new(&self.import)
+                .args(["-display", self.display.as_str(), "-window", "root"])
+                .arg(shot)
+                .status()
+                .unwrap();
+            seen = if captured.success() { colours(shot) } else { 0 };
+            // The roll, the plot and the panels give hundreds of colours.
+            if seen > 50 {
+                break;
+            }
+        }
+        seen
+    }
+}
+
 #[test]
 fn the_app_window_opens_under_xvfb_and_is_captured() {
-    let (Some(xvfb), Some(import)) = (on_path("Xvfb"), on_path("import")) else {
-        eprintln!("SKIPPED the window test: Xvfb or ImageMagick's import is not installed");
+    let Some(screen) = Screen::start("the window test") else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let runtime = tempfile::tempdir().unwrap();
-    // -displayfd: Xvfb picks a free display itself and prints its number.
-    let mut server = Reaper(
-        Command::new(xvfb)
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut number = String::new();
-    let stdout = server.0.stdout.take().unwrap();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number).unwrap();
-    let display = format!(":{}", number.trim());
-    assert!(display.len() > 1, "Xvfb did not say which display it took");
-    let log = home.path().join("app.log");
-    let mut app = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_cadenza"))
-            .env("DISPLAY", &display)
-            .env("HOME", home.path())
-            .env("XDG_RUNTIME_DIR", runtime.path())
-            .env("CADENZA_DATA_DIR", home.path().join("data"))
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(home.path().join("app.err")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut app = screen.app(home.path(), &home.path().join("data"));
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("cadenza.png");
-    let started = Instant::now();
-    let mut seen = 0;
-    while started.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_secs(2));
-        if let Some(status) = app.0.try_wait().unwrap() {
-            let errors = std::fs::read_to_string(home.path().join("app.err")).unwrap_or_default();
-            panic!("the app exited ({status}) before it could be captured:\n{errors}");
-        }
-        let captured = Command::new(&import)
-            .args(["-display", display.as_str(), "-window", "root"])
-            .arg(&shot)
-            .status()
-            .unwrap();
-        seen = if captured.success() {
-            colours(&shot)
-        } else {
-            0
-        };
-        // The roll, the plot and the panels give hundreds of colours.
-        if seen > 50 {
-            break;
-        }
-    }
+    let seen = screen.wait_drawn(&mut app, home.path(), &shot);
     eprintln!("window screenshot: {} ({seen} colours)", shot.display());
     assert!(seen > 50, "the screen stayed blank ({seen} colours)");
+}
+
+#[test]
+fn work_survives_kill_9_and_is_offered_back() {
+    let Some(screen) = Screen::start("the kill -9 test") else {
+        return;
+    };
+    let Some(xdotool) = on_path("xdotool") else {
+        eprintln!("SKIPPED the kill -9 test: xdotool is not installed");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let shot = home.path().join("shot.png");
+    let mut app = screen.app(home.path(), &data);
+    assert!(screen.wait_drawn(&mut app, home.path(), &shot) > 50);
+    let demo = cadenza::midi::import(
+        cadenza::assets::default_demo().midi,
+        &cadenza::midi::ImportOptions::default(),
+    )
+    .unwrap()
+    .0
+    .note_count();
+
+    // Click an empty cell high on the roll (step 30, around C8): one note.
+    let xdo = |args: &[&str]| {
+        let ok = Command::new(&xdotool)
+            .env("DISPLAY", &screen.display)
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "xdotool {args:?}");
+    };
+    xdo(&["mousemove", "--sync", "477", "130"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdo(&["click", "1"]);
+    let store = cadenza::app::SessionStore::at(data.clone());
+    let started = Instant::now();
+    let mut saved = None;
+    while saved.is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(250));
+        saved = store.load_autosave();
+    }
+    let saved = saved.expect("the edit was autosaved");
+    assert_eq!(saved.roll.note_count(), demo + 1);
+
+    // SIGKILL: no clean exit, no chance to tidy up.
+    app.0.kill().unwrap();
+    app.0.wait().unwrap();
+    assert!(
+        store.load_autosave().is_some(),
+        "the autosave outlived the process"
+    );
+
+    let mut again = screen.app(home.path(), &data);
+    assert!(screen.wait_drawn(&mut again, home.path(), &shot) > 50);
+    let said = std::fs::read_to_string(home.path().join("app.err")).unwrap();
+    assert!(
+        said.contains(&format!("{} notes", demo + 1)) && said.contains("offering its autosave"),
+        "{said}"
+    );
 }

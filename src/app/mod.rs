@@ -309,6 +309,14 @@ impl CadenzaApp {
             .map(SessionStore::load_settings)
             .unwrap_or_default();
         let restore_offer = store.as_ref().and_then(SessionStore::load_autosave);
+        if let Some(offer) = &restore_offer {
+            eprintln!(
+                "cadenza: the last session did not exit cleanly; offering its autosave back \
+                 ({}, {} notes)",
+                offer.state.source_name,
+                offer.roll.note_count()
+            );
+        }
         let backend = match mode {
             StartMode::Desktop => settings.backend.unwrap_or(BackendChoice::Auto),
             StartMode::Headless => BackendChoice::Cpu,
