@@ -244,6 +244,7 @@ pub struct CadenzaApp {
     restore_offer: Option<Autosave>,
     train_form: TrainForm,
     training: Option<TrainingRun>,
+    first_frame_shown: bool,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -264,8 +265,13 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// Opens the window; returns when it closes.
+/// When `run` was called, for the start-up figure.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Opens the window; returns when it closes. With `CADENZA_REPORT_STARTUP`
+/// set, says on stderr how long the first frame took to arrive.
 pub fn run() -> anyhow::Result<()> {
+    STARTED.get_or_init(std::time::Instant::now);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Cadenza")
@@ -376,6 +382,7 @@ impl CadenzaApp {
             restore_offer,
             train_form: TrainForm::default(),
             training: None,
+            first_frame_shown: false,
         };
         app.start_worker(backend);
         // Open the sound output now, so a missing device shows at once.
@@ -1122,6 +1129,17 @@ impl eframe::App for CadenzaApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if !self.first_frame_shown {
+            self.first_frame_shown = true;
+            if let Some(started) = STARTED.get()
+                && std::env::var_os("CADENZA_REPORT_STARTUP").is_some()
+            {
+                eprintln!(
+                    "cadenza: first frame {:.0} ms after start",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
         let commands = panels::show(ui, self);
         for command in commands {
             self.apply(command);
