@@ -1,4 +1,4 @@
-//! `cadenza bench import`: speed figures, printed; never part of the test suite.
+//! `cadenza bench import|model|audio`: speed figures, printed; never part of the test suite.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
