@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::files::{LoadOptions, find_roll_files, load_roll};
 use crate::model::WINDOW_STEPS;
-use crate::roll::PITCH_COUNT;
+use crate::roll::{PITCH_COUNT, mask_to_floats};
 
 /// How windows and targets are cut from a roll.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -286,7 +286,9 @@ impl Dataset {
 }
 
 fn push_mask(mask: u128, out: &mut Vec<f32>) {
-    out.extend((0..PITCH_COUNT).map(|pitch| (mask >> pitch & 1) as f32));
+    let start = out.len();
+    out.resize(start + PITCH_COUNT, 0.0);
+    mask_to_floats(mask, &mut out[start..]);
 }
 
 #[cfg(test)]

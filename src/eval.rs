@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::generate::{GenerateError, GenerateOptions, Predictor, generate_with};
 
-use crate::roll::PITCH_COUNT;
+use crate::roll::{PITCH_COUNT, mask_bits};
 
 /// Length of the stretches checked for verbatim copies of the training data.
 pub const COPY_STRETCH: usize = 16;
@@ -96,17 +96,6 @@ pub struct FreeRunning {
 pub struct Evaluation {
     pub teacher_forced: TeacherForced,
     pub free_running: FreeRunning,
-}
-
-fn bits(mask: u128) -> impl Iterator<Item = usize> {
-    let mut rest = mask;
-    std::iter::from_fn(move || {
-        (rest != 0).then(|| {
-            let bit = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            bit
-        })
-    })
 }
 
 /// Teacher-forced scores of `predictor` on the dataset's validation windows.
@@ -198,7 +187,7 @@ impl Texture {
             self.non_empty += usize::from(mask != 0);
             // A note starts where a pitch sounds and did not at the step before.
             self.note_runs += u64::from((mask & !previous).count_ones());
-            for row in bits(mask) {
+            for row in mask_bits(mask) {
                 // Row 0 is MIDI 21, an A: pitch class (21 + row) % 12.
                 self.pitch_classes[(21 + row) % 12] += 1;
             }

@@ -13,7 +13,7 @@ use rand::{Rng as _, SeedableRng as _};
 use crate::device::SelectedDevice;
 use crate::model::native::{NativeSeedNet, Scratch};
 use crate::model::{SeedModel, WINDOW_STEPS};
-use crate::roll::{PITCH_COUNT, PianoRoll};
+use crate::roll::{PITCH_COUNT, PianoRoll, mask_to_floats};
 
 /// How probabilities become notes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -412,10 +412,8 @@ pub fn generate_with(
 
 /// Writes a window of bitmasks as 0/1 floats, `[9, 106]` row-major.
 fn fill_window(window: &[u128; WINDOW_STEPS], out: &mut [f32]) {
-    for (mask, row) in window.iter().zip(out.chunks_exact_mut(PITCH_COUNT)) {
-        for (pitch, value) in row.iter_mut().enumerate() {
-            *value = if mask >> pitch & 1 == 1 { 1.0 } else { 0.0 };
-        }
+    for (&mask, row) in window.iter().zip(out.chunks_exact_mut(PITCH_COUNT)) {
+        mask_to_floats(mask, row);
     }
 }
 

@@ -190,6 +190,27 @@ pub struct PianoRoll {
     meta: RollMeta,
 }
 
+/// The positions of a bitmask's set bits, lowest first: the pitch rows that
+/// sound in one step of a roll.
+pub fn mask_bits(mask: u128) -> impl Iterator<Item = usize> {
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        (rest != 0).then(|| {
+            let bit = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            bit
+        })
+    })
+}
+
+/// One step's bitmask as 0/1 floats, one per pitch row (`out` holds
+/// [`PITCH_COUNT`] values): the network's input encoding.
+pub fn mask_to_floats(mask: u128, out: &mut [f32]) {
+    for (row, value) in out.iter_mut().enumerate() {
+        *value = if mask >> row & 1 == 1 { 1.0 } else { 0.0 };
+    }
+}
+
 impl Default for PianoRoll {
     /// An empty roll (no steps) with the default metadata.
     fn default() -> Self {
@@ -427,10 +448,7 @@ impl PianoRoll {
     pub fn notes(&self) -> Vec<RollNote> {
         let mut notes = Vec::new();
         for (start, &onsets) in self.onsets.iter().enumerate() {
-            let mut remaining = onsets;
-            while remaining != 0 {
-                let row = remaining.trailing_zeros() as usize;
-                remaining &= remaining - 1;
+            for row in mask_bits(onsets) {
                 let bit = 1u128 << row;
                 let mut end = start + 1;
                 while end < self.steps()

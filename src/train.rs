@@ -280,7 +280,6 @@ impl Trainer {
         data_name: &str,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        check_settings(&settings)?;
         let device = training_device(device);
         device.seed(settings.seed);
         let model = config.init(&device);

@@ -245,6 +245,8 @@ pub struct CadenzaApp {
     train_form: TrainForm,
     training: Option<TrainingRun>,
     first_frame_shown: bool,
+    /// The GPU the GPU button would use, or why there is none.
+    gpu: Result<String, String>,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -383,6 +385,9 @@ impl CadenzaApp {
             train_form: TrainForm::default(),
             training: None,
             first_frame_shown: false,
+            gpu: device::select(BackendChoice::Gpu)
+                .map(|selected| selected.label)
+                .map_err(|error| error.to_string()),
         };
         app.start_worker(backend);
         // Open the sound output now, so a missing device shows at once.
@@ -434,11 +439,10 @@ impl CadenzaApp {
         }
     }
 
-    /// The GPU adapter `--backend gpu` would use, or why there is none.
-    pub fn gpu_choice() -> Result<String, String> {
-        device::select(BackendChoice::Gpu)
-            .map(|selected| selected.label)
-            .map_err(|error| error.to_string())
+    /// The GPU adapter `--backend gpu` would use, or why there is none
+    /// (asked once, at start).
+    pub fn gpu_choice(&self) -> Result<&str, &str> {
+        self.gpu.as_deref().map_err(String::as_str)
     }
 
     /// The song the player plays: the shown roll with the transport's tempo

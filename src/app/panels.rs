@@ -459,7 +459,7 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
 fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     ui.separator();
     ui.label("Runs on");
-    let gpu = CadenzaApp::gpu_choice();
+    let gpu = app.gpu_choice();
     ui.horizontal(|ui| {
         if ui
             .selectable_label(app.backend == BackendChoice::Cpu, "CPU")
@@ -467,7 +467,7 @@ fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Comman
         {
             commands.push(Command::SetBackend(BackendChoice::Cpu));
         }
-        match &gpu {
+        match gpu {
             Ok(label) => {
                 if ui
                     .selectable_label(app.backend == BackendChoice::Gpu, "GPU")

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustysynth::{SoundFont, Synthesizer, SynthesizerError, SynthesizerSettings};
 
-use crate::roll::{PianoRoll, Tempo};
+use crate::roll::{PianoRoll, Tempo, mask_bits};
 
 /// One note-on or note-off, at a step of the roll's grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -220,10 +220,8 @@ impl Player {
             }
         }
         let velocity = i32::from(self.song.velocity);
-        while sounding != 0 {
-            let key = sounding.trailing_zeros() as i32;
-            sounding &= sounding - 1;
-            self.synth.note_on(0, key, velocity);
+        for key in mask_bits(sounding) {
+            self.synth.note_on(0, key as i32, velocity);
         }
         self.finished = false;
     }

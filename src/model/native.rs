@@ -14,6 +14,7 @@
 use burn::tensor::Tensor;
 
 use super::{SeedModel, WINDOW_STEPS};
+use crate::roll::mask_bits;
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
 #[derive(Clone, Debug)]
@@ -168,10 +169,7 @@ impl NativeSeedNet {
         let masks = windows.iter().flat_map(|window| &window[..kept]);
         for (mask, row) in masks.zip(scratch.rows.chunks_exact_mut(filters)) {
             row.copy_from_slice(&conv0.bias);
-            let mut bits = *mask;
-            while bits != 0 {
-                let pitch = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
+            for pitch in mask_bits(*mask) {
                 if pitch < conv0.d_input {
                     let weights = &conv0.weight[pitch * filters..(pitch + 1) * filters];
                     for (o, &w) in row.iter_mut().zip(weights) {
