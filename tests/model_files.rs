@@ -290,15 +290,38 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
 
-    let straight = dir.path().join("straight.cadenza");
-    let mut trainer = Trainer::new(
+    // Both runs start from the same concrete weights: burn seeds a
+    // process-wide generator and draws weights lazily, so two runs seeded
+    // alike can still differ while other tests draw from it in parallel.
+    let training = cadenza::train::training_device(&cpu);
+    let start = Trainer::new(
         SeedModelConfig::seed(),
         settings.clone(),
         &data,
         "little",
         &cpu,
     )
+    .unwrap()
+    .model();
+    let start = Checkpoint::new(
+        CheckpointHeader::new(SeedModelConfig::seed(), "start"),
+        &start,
+    )
     .unwrap();
+    let fresh = || {
+        Trainer::with_model(
+            start.model(&training).unwrap(),
+            SeedModelConfig::seed(),
+            settings.clone(),
+            &data,
+            "little",
+            &training,
+        )
+        .unwrap()
+    };
+
+    let straight = dir.path().join("straight.cadenza");
+    let mut trainer = fresh();
     let mut epochs_seen = Vec::new();
     let end = trainer
         .fit(&data, 2, None, &straight, &never, &mut |event| {
@@ -318,7 +341,7 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
     let halves = dir.path().join("halves.cadenza");
-    let mut first = Trainer::new(SeedModelConfig::seed(), settings, &data, "little", &cpu).unwrap();
+    let mut first = fresh();
     first
         .fit(&data, 1, None, &halves, &never, &mut |_| {})
         .unwrap();
