@@ -43,7 +43,7 @@ pub fn demo(name: &str) -> Option<&'static DemoRoll> {
 /// A trained model embedded in the binary.
 #[derive(Clone, Copy, Debug)]
 pub struct ShippedModel {
-    /// The name users type (`--model forward`).
+    /// The name users type (`--model seed`).
     pub name: &'static str,
     /// The file name under `assets/models/`.
     pub file_name: &'static str,
@@ -54,6 +54,13 @@ pub struct ShippedModel {
 
 /// The shipped models; [`DEFAULT_MODEL`] is used when the user names none.
 pub const SHIPPED_MODELS: &[ShippedModel] = &[
+    ShippedModel {
+        name: "roll",
+        file_name: "roll.cadenza",
+        description: "Cadenza's own network (an LSTM over the steps) trained on the corpus with \
+                      binary cross-entropy: needs no boost",
+        bytes: include_bytes!("../assets/models/roll.cadenza"),
+    },
     ShippedModel {
         name: "forward",
         file_name: "forward.cadenza",
@@ -70,7 +77,7 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
 ];
 
 /// The model the app and the CLI use when given none.
-pub const DEFAULT_MODEL: &str = "forward";
+pub const DEFAULT_MODEL: &str = "roll";
 
 /// The shipped model of that name.
 pub fn shipped_model(name: &str) -> Option<&'static ShippedModel> {

@@ -15,13 +15,11 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomically;
-use crate::model::{SeedModel, SeedModelConfig};
+use crate::model::{KNOWN_ARCHITECTURES, Network, NetworkConfig};
 use crate::train::TrainingRecord;
 
 const MAGIC: &[u8; 8] = b"CADENZA\0";
 const FORMAT_VERSION: u32 = 1;
-/// The architecture this build can load.
-pub const SEED_ARCHITECTURE: &str = "seed-conv1d-lstm";
 
 /// Why a model file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +50,8 @@ pub enum CheckpointError {
     #[error("the model file's header is unreadable: {0}")]
     Header(String),
     #[error(
-        "the model file holds a `{found}` network, but Cadenza runs `{SEED_ARCHITECTURE}` networks"
+        "the model file holds a `{found}` network, but this Cadenza runs only {}",
+        KNOWN_ARCHITECTURES.map(|a| format!("`{a}`")).join(" and ")
     )]
     OtherArchitecture { found: String },
     #[error("the weights do not fit the network the header describes: {0}")]
@@ -62,8 +61,9 @@ pub enum CheckpointError {
 /// What a model file says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointHeader {
-    pub architecture: String,
-    pub config: SeedModelConfig,
+    /// The architecture and its shape (`"architecture"` and `"config"` keys).
+    #[serde(flatten)]
+    pub network: NetworkConfig,
     /// Where the weights came from, for people reading `cadenza model info`.
     pub origin: String,
     /// Settings, progress and loss history of the training that made it.
@@ -72,10 +72,9 @@ pub struct CheckpointHeader {
 }
 
 impl CheckpointHeader {
-    pub fn new(config: SeedModelConfig, origin: impl Into<String>) -> Self {
+    pub fn new(network: impl Into<NetworkConfig>, origin: impl Into<String>) -> Self {
         Self {
-            architecture: SEED_ARCHITECTURE.to_owned(),
-            config,
+            network: network.into(),
             origin: origin.into(),
             training: None,
             cadenza_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -96,13 +95,18 @@ fn record_error(error: impl std::fmt::Debug) -> CheckpointError {
 }
 
 impl Checkpoint {
-    /// Captures `model`'s weights (and batch-norm statistics).
-    pub fn new(header: CheckpointHeader, model: &SeedModel) -> Result<Self, CheckpointError> {
-        let weights = model
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(record_error)?;
+    /// Captures `network`'s weights (and batch-norm statistics); `header`
+    /// must describe it.
+    pub fn new(
+        header: CheckpointHeader,
+        network: &impl NetworkRef,
+    ) -> Result<Self, CheckpointError> {
+        // The variant's own record, so files do not depend on the enum.
+        let weights = match network.network().as_ref() {
+            Network::Seed(model) => model.clone().into_record().into_bytes(),
+            Network::RollLstm(model) => model.clone().into_record().into_bytes(),
+        }
+        .map_err(record_error)?;
         Ok(Self {
             header,
             weights: weights.to_vec(),
@@ -128,14 +132,20 @@ impl Checkpoint {
     }
 
     /// Builds the network on `device` and loads the weights into it.
-    pub fn model(&self, device: &Device) -> Result<SeedModel, CheckpointError> {
+    pub fn model(&self, device: &Device) -> Result<Network, CheckpointError> {
+        if let Some(problem) = self.header.network.problem() {
+            return Err(CheckpointError::Header(problem));
+        }
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(record_error)?;
-        self.header
-            .config
-            .init(device)
-            .try_load_record(record)
-            .map_err(record_error)
+        Ok(match self.header.network.init(device) {
+            Network::Seed(model) => {
+                Network::Seed(model.try_load_record(record).map_err(record_error)?)
+            }
+            Network::RollLstm(model) => {
+                Network::RollLstm(model.try_load_record(record).map_err(record_error)?)
+            }
+        })
     }
 
     /// The file's bytes.
@@ -185,17 +195,12 @@ impl Checkpoint {
                 .ok()
                 .and_then(|v| v.get("architecture")?.as_str().map(str::to_owned))
             {
-                Some(found) if found != SEED_ARCHITECTURE => {
+                Some(found) if !KNOWN_ARCHITECTURES.contains(&found.as_str()) => {
                     CheckpointError::OtherArchitecture { found }
                 }
                 _ => CheckpointError::Header(e.to_string()),
             }
         })?;
-        if header.architecture != SEED_ARCHITECTURE {
-            return Err(CheckpointError::OtherArchitecture {
-                found: header.architecture,
-            });
-        }
         Ok(Self {
             header,
             weights: weights.to_vec(),
@@ -218,6 +223,23 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         })
+    }
+}
+
+/// A network, or a model of one architecture, that a checkpoint can capture.
+pub trait NetworkRef {
+    fn network(&self) -> std::borrow::Cow<'_, Network>;
+}
+
+impl NetworkRef for Network {
+    fn network(&self) -> std::borrow::Cow<'_, Network> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl NetworkRef for crate::model::SeedModel {
+    fn network(&self) -> std::borrow::Cow<'_, Network> {
+        std::borrow::Cow::Owned(Network::Seed(self.clone()))
     }
 }
 

@@ -1,16 +1,17 @@
 //! Training data: piano rolls from a folder of MIDI and midi2img PNG files,
-//! cut into 9-step windows on the fly.
+//! cut on the fly into 9-step windows (the seed network) or into longer
+//! stretches, optionally transposed (recurrent networks).
 //!
-//! Rolls are kept as one 128-bit mask per step, and a window is only a
-//! (song, start) pair until a batch is filled, so memory grows with the total
+//! Rolls are kept as one 128-bit mask per step, and a window or stretch is
+//! only a few numbers until a batch is filled, so memory grows with the total
 //! number of steps, not with windows x 9 x 106 floats. The validation split is
 //! by file, so no validation window overlaps a training one.
 
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom as _;
+use rand::{Rng as _, SeedableRng as _};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +282,124 @@ impl Dataset {
                 push_mask(mask, inputs);
             }
             push_mask(steps[start + offset], targets);
+        }
+    }
+}
+
+/// A stretch of one song for sequence training: the `length + 1` steps that
+/// end at `end` (exclusive), silence before the song's start. The first
+/// `length` are the input, the last `length` the targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stretch {
+    song: u32,
+    end: u32,
+    /// Semitones to move the stretch up (down when negative).
+    pub transpose: i8,
+}
+
+impl Dataset {
+    /// Stretches of `length + 1` steps covering every training song (or
+    /// validation song) at a stride of `length / 2`, the last one ending at
+    /// the song's end; a song shorter than a stretch gives one, led in by
+    /// silence. None are transposed.
+    pub fn stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
+        let length = length.max(1);
+        let songs = if validation {
+            &self.validation_songs
+        } else {
+            &self.train_songs
+        };
+        let stride = (length / 2).max(1);
+        let mut stretches = Vec::new();
+        for &song in songs {
+            let steps = self.songs[song].steps.len();
+            let mut end = (length + 1).min(steps);
+            loop {
+                stretches.push(Stretch {
+                    song: song as u32,
+                    end: end as u32,
+                    transpose: 0,
+                });
+                if end == steps {
+                    break;
+                }
+                end = (end + stride).min(steps);
+            }
+        }
+        stretches
+    }
+
+    /// The training stretches of epoch `epoch`, shuffled as
+    /// [`train_order`](Self::train_order) shuffles windows, each moved by a
+    /// random interval of up to `max_transpose` semitones that keeps its
+    /// notes inside the roll.
+    pub fn stretch_order(
+        &self,
+        seed: u64,
+        epoch: usize,
+        length: usize,
+        max_transpose: u8,
+    ) -> Vec<Stretch> {
+        let mut order = self.stretches(false, length);
+        let mixed = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(mixed);
+        order.shuffle(&mut rng);
+        if max_transpose > 0 {
+            let limit = i32::from(max_transpose);
+            for stretch in &mut order {
+                let used = self
+                    .stretch_steps(*stretch, length)
+                    .fold(0u128, |all, mask| all | mask);
+                if used == 0 {
+                    continue;
+                }
+                let lowest = used.trailing_zeros() as i32;
+                let highest = 127 - used.leading_zeros() as i32;
+                let down = lowest.min(limit);
+                let up = (PITCH_COUNT as i32 - 1 - highest).clamp(0, limit);
+                stretch.transpose = rng.random_range(-down..=up) as i8;
+            }
+        }
+        order
+    }
+
+    /// The `length + 1` steps of a stretch, untransposed.
+    fn stretch_steps(&self, stretch: Stretch, length: usize) -> impl Iterator<Item = u128> + '_ {
+        let steps = &self.songs[stretch.song as usize].steps;
+        let end = stretch.end as usize;
+        let start = end as isize - (length as isize + 1);
+        (start..end as isize).map(move |t| if t < 0 { 0 } else { steps[t as usize] })
+    }
+
+    /// Writes `stretches` as model input `[n, length, 106]` and targets (the
+    /// same steps one later) `[n, length, 106]`, 0/1 floats.
+    pub fn fill_stretches(
+        &self,
+        stretches: &[Stretch],
+        length: usize,
+        inputs: &mut Vec<f32>,
+        targets: &mut Vec<f32>,
+    ) {
+        inputs.clear();
+        targets.clear();
+        for &stretch in stretches {
+            let shift = i32::from(stretch.transpose);
+            let moved = |mask: u128| {
+                if shift >= 0 {
+                    mask << shift
+                } else {
+                    mask >> -shift
+                }
+            };
+            for (t, mask) in self.stretch_steps(stretch, length).enumerate() {
+                let mask = moved(mask);
+                if t < length {
+                    push_mask(mask, inputs);
+                }
+                if t > 0 {
+                    push_mask(mask, targets);
+                }
+            }
         }
     }
 }

@@ -3,12 +3,14 @@
 //! the data (free running).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::dataset::Dataset;
-use crate::generate::{GenerateError, GenerateOptions, Predictor, generate_with};
+use crate::generate::{GenerateError, GenerateOptions, Predictor, Rule, generate_with};
 
+use crate::model::WINDOW_STEPS;
 use crate::roll::{PITCH_COUNT, mask_bits};
 
 /// Length of the stretches checked for verbatim copies of the training data.
@@ -72,6 +74,10 @@ pub struct FreeRunning {
     /// Sounding notes per step of the continuations, by generated step: the
     /// "vanish curve".
     pub vanish_curve: Vec<f64>,
+    /// The lowest and highest point of the vanish curve as a share of the
+    /// data's density: both within 0.5..1.5 means the continuations neither
+    /// fade nor swell by more than half at any step.
+    pub curve_ratio_range: (f64, f64),
     pub notes_per_step: f64,
     /// `notes_per_step / data_notes_per_step`.
     pub density_ratio: f64,
@@ -103,41 +109,58 @@ pub fn teacher_forced(
     predictor: &mut dyn Predictor,
     data: &Dataset,
 ) -> Result<TeacherForced, GenerateError> {
-    let windows = data.validation_windows();
+    // Each held-out song is fed step by step from its first window on, so a
+    // recurrent network keeps its state; a window network sees the same
+    // windows as the dataset's. The window ending before step t predicts
+    // step t - WINDOW_STEPS + offset.
+    let offset = data.preset().target_offset();
+    let songs: Vec<&[u128]> = data
+        .songs(true)
+        .filter(|song| song.len() > offset)
+        .collect();
     // Per probability bin: cells that were on and cells that were off.
     let mut on = vec![0u64; BINS + 1];
     let mut off = vec![0u64; BINS + 1];
     let (mut bce, mut squared) = (0.0f64, 0.0f64);
+    let mut windows = 0usize;
     let mut probabilities = Vec::new();
-    let mut inputs = Vec::with_capacity(256);
-    let mut targets = Vec::with_capacity(256);
-    for chunk in windows.chunks(256) {
-        inputs.clear();
-        targets.clear();
-        for &window in chunk {
-            let (input, target) = data.window_masks(window);
-            inputs.push(input);
-            targets.push(target);
-        }
-        predictor.predict(&inputs, &mut probabilities)?;
-        for (target, row) in targets.iter().zip(probabilities.chunks_exact(PITCH_COUNT)) {
-            for (pitch, &p) in row.iter().enumerate() {
-                let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
-                let sounding = target >> pitch & 1 == 1;
-                let bin = (p * BINS as f64) as usize;
-                if sounding {
-                    bce -= p.ln();
-                    squared += (1.0 - p) * (1.0 - p);
-                    on[bin] += 1;
-                } else {
-                    bce -= (1.0 - p).ln();
-                    squared += p * p;
-                    off[bin] += 1;
+    let mut column = Vec::new();
+    for group in songs.chunks(64) {
+        let seeds: Vec<&[u128]> = group.iter().map(|song| &song[..WINDOW_STEPS]).collect();
+        predictor.start(&seeds)?;
+        let longest = group.iter().map(|song| song.len()).max().unwrap_or(0);
+        for t in WINDOW_STEPS..longest {
+            let target_at = t - WINDOW_STEPS + offset;
+            if target_at >= longest {
+                break;
+            }
+            predictor.predict(&mut probabilities)?;
+            for (song, row) in group.iter().zip(probabilities.chunks_exact(PITCH_COUNT)) {
+                let Some(&target) = song.get(target_at) else {
+                    continue;
+                };
+                windows += 1;
+                for (pitch, &p) in row.iter().enumerate() {
+                    let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
+                    let sounding = target >> pitch & 1 == 1;
+                    let bin = (p * BINS as f64) as usize;
+                    if sounding {
+                        bce -= p.ln();
+                        squared += (1.0 - p) * (1.0 - p);
+                        on[bin] += 1;
+                    } else {
+                        bce -= (1.0 - p).ln();
+                        squared += p * p;
+                        off[bin] += 1;
+                    }
                 }
             }
+            column.clear();
+            column.extend(group.iter().map(|song| song.get(t).copied().unwrap_or(0)));
+            predictor.advance(&column)?;
         }
     }
-    let count = windows.len().max(1) as f64;
+    let count = windows.max(1) as f64;
     // Cells at or above bin b count as predicted on at threshold b / BINS.
     let total_on: u64 = on.iter().sum();
     let scores_at = |bin: usize| {
@@ -150,7 +173,7 @@ pub fn teacher_forced(
         .max_by(|a, b| a.f1.total_cmp(&b.f1))
         .unwrap_or_else(|| scores_at(BINS / 2));
     Ok(TeacherForced {
-        windows: windows.len(),
+        windows,
         bce_nats_per_step: bce / count,
         mse: squared / (count * PITCH_COUNT as f64),
         at_half: scores_at(BINS / 2),
@@ -236,12 +259,24 @@ pub fn free_running(
     let mut curve = vec![0u64; options.steps];
     let (mut stretches, mut copies) = (0u64, 0u64);
     let mut seeds = 0usize;
-    let one = GenerateOptions {
-        variations: 1,
-        ..*options
-    };
-    for window in data.validation_windows().iter().step_by(stride) {
+    for (index, window) in data.validation_windows().iter().step_by(stride).enumerate() {
         let (seed, _) = data.window_masks(*window);
+        // One variation each; a sampling rule gets its own stream per seed
+        // window, or every continuation would draw the same numbers.
+        let one = GenerateOptions {
+            variations: 1,
+            rule: match options.rule {
+                Rule::Sample {
+                    temperature,
+                    rng_seed,
+                } => Rule::Sample {
+                    temperature,
+                    rng_seed: rng_seed.wrapping_add(index as u64),
+                },
+                rule => rule,
+            },
+            ..*options
+        };
         let Some(song) = generate_with(predictor, &seed, &one)?.pop() else {
             continue;
         };
@@ -266,11 +301,29 @@ pub fn free_running(
             .map(|(a, b)| (a - b).abs())
             .sum::<f64>();
     let seeds_f = seeds.max(1) as f64;
+    let vanish_curve: Vec<f64> = curve.iter().map(|&c| c as f64 / seeds_f).collect();
+    let ratio = |v: f64| {
+        if data_per_step > 0.0 {
+            v / data_per_step
+        } else {
+            0.0
+        }
+    };
+    let curve_ratio_range = (
+        ratio(vanish_curve.iter().copied().fold(f64::INFINITY, f64::min)),
+        ratio(
+            vanish_curve
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max),
+        ),
+    );
     Ok(FreeRunning {
         seeds,
         steps: options.steps,
         data_notes_per_step: data_per_step,
-        vanish_curve: curve.iter().map(|&c| c as f64 / seeds_f).collect(),
+        vanish_curve,
+        curve_ratio_range,
         notes_per_step: generated.per_step(),
         density_ratio: if data_per_step > 0.0 {
             generated.per_step() / data_per_step
@@ -306,32 +359,170 @@ pub fn evaluate(
     })
 }
 
+/// A line chart of vanish curves, as SVG: notes per step by generated step
+/// for each `(name, curve)`, the data's density as a dashed line and the
+/// band within half of it shaded.
+pub fn vanish_curves_svg(curves: &[(String, Vec<f64>)], data_notes_per_step: f64) -> String {
+    const COLOURS: [&str; 6] = [
+        "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+    ];
+    let (width, height) = (720.0, 360.0);
+    let (left, right, top, bottom) = (56.0, 200.0, 20.0, 44.0);
+    let steps = curves
+        .iter()
+        .map(|(_, c)| c.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let highest = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().copied())
+        .chain([data_notes_per_step * 1.6, 1.0])
+        .fold(0.0f64, f64::max);
+    let y_max = (highest + 0.5).ceil();
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let x = |step: usize| left + plot_w * step as f64 / (steps - 1) as f64;
+    let y = |v: f64| top + plot_h * (1.0 - v / y_max);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(svg, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let (band_top, band_bottom) = (y(data_notes_per_step * 1.5), y(data_notes_per_step * 0.5));
+    let _ = writeln!(
+        svg,
+        "<rect x=\"{left}\" y=\"{band_top:.1}\" width=\"{plot_w}\" height=\"{:.1}\" \
+         fill=\"#e8e8e8\"/>",
+        band_bottom - band_top
+    );
+    for tick in 0..=(y_max as usize) {
+        let ty = y(tick as f64);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{:.1}\" y2=\"{ty:.1}\" stroke=\"#ccc\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>",
+            left + plot_w,
+            left - 6.0,
+            ty + 4.0
+        );
+    }
+    for step in (0..steps).step_by(16).chain([steps - 1]) {
+        let tx = x(step);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            top + plot_h + 16.0,
+            step + 1
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">generated step</text>\
+         <text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\">\
+         notes per step</text>",
+        left + plot_w / 2.0,
+        height - 8.0,
+        top + plot_h / 2.0
+    );
+    let data_y = y(data_notes_per_step);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{data_y:.1}\" x2=\"{:.1}\" y2=\"{data_y:.1}\" \
+         stroke=\"black\" stroke-dasharray=\"6 4\"/>",
+        left + plot_w
+    );
+    let legend_x = left + plot_w + 16.0;
+    let mut legend = vec![(
+        format!("held-out music ({data_notes_per_step:.2})"),
+        "black",
+        true,
+    )];
+    for (index, (name, curve)) in curves.iter().enumerate() {
+        let colour = COLOURS[index % COLOURS.len()];
+        let points: Vec<String> = curve
+            .iter()
+            .enumerate()
+            .map(|(step, &v)| format!("{:.1},{:.1}", x(step), y(v)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            points.join(" ")
+        );
+        legend.push((name.clone(), colour, false));
+    }
+    legend.push(("within half of the data".to_owned(), "#e8e8e8", false));
+    draw_legend(&mut svg, &legend, legend_x, top);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Legend rows: a colour swatch (dashed for the data) and a name each.
+fn draw_legend(svg: &mut String, rows: &[(String, &str, bool)], x: f64, top: f64) {
+    for (row, (name, colour, dashed)) in rows.iter().enumerate() {
+        let y = top + 10.0 + 20.0 * row as f64;
+        let dash = if *dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" \
+             stroke=\"{colour}\" stroke-width=\"6\"{dash}/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            x + 20.0,
+            x + 26.0,
+            y + 4.0,
+            escape_xml(name)
+        );
+    }
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod unit_tests {
     use super::*;
     use crate::dataset::Preset;
-    use crate::generate::Rule;
-    use crate::model::WINDOW_STEPS;
 
     /// Predicts "the last step again" with certainty: a model of held notes.
-    struct Repeat;
+    #[derive(Default)]
+    struct Repeat {
+        last: Vec<u128>,
+    }
 
     impl Predictor for Repeat {
         fn pitches(&self) -> usize {
             PITCH_COUNT
         }
 
-        fn predict(
-            &mut self,
-            windows: &[[u128; WINDOW_STEPS]],
-            out: &mut Vec<f32>,
-        ) -> Result<(), GenerateError> {
+        fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+            self.last = seeds
+                .iter()
+                .map(|s| s.last().copied().unwrap_or(0))
+                .collect();
+            Ok(())
+        }
+
+        fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
             out.clear();
-            for window in windows {
-                let last = window[WINDOW_STEPS - 1];
+            for &last in &self.last {
                 out.extend((0..PITCH_COUNT).map(|p| if last >> p & 1 == 1 { 0.9 } else { 0.1 }));
             }
+            Ok(())
+        }
+
+        fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+            self.last.copy_from_slice(steps);
             Ok(())
         }
     }
@@ -347,7 +538,7 @@ mod unit_tests {
             3,
         )
         .unwrap();
-        let scores = teacher_forced(&mut Repeat, &data).unwrap();
+        let scores = teacher_forced(&mut Repeat::default(), &data).unwrap();
         assert_eq!(scores.windows, 31);
         assert!((scores.at_half.f1 - 1.0).abs() < 1e-12);
         assert!((scores.at_half.accuracy - 1.0).abs() < 1e-12);
@@ -360,7 +551,7 @@ mod unit_tests {
             rule: Rule::Threshold { threshold: 0.5 },
             variations: 1,
         };
-        let free = free_running(&mut Repeat, &data, &threshold, 4).unwrap();
+        let free = free_running(&mut Repeat::default(), &data, &threshold, 4).unwrap();
         assert_eq!(free.seeds, 8);
         assert!((free.density_ratio - 1.0).abs() < 1e-12, "{free:?}");
         assert_eq!(free.empty_step_rate, 0.0);

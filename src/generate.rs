@@ -1,18 +1,21 @@
-//! Continuing a roll: feed the model a 9-step window, turn its probabilities
-//! into the next step with a rule, slide the window, repeat.
+//! Continuing a roll: feed the network the seed, turn its probabilities into
+//! the next step with a rule, feed that step back, repeat. A window network
+//! (the seed's) reads the last 9 steps each time; a recurrent one (the roll
+//! LSTM) carries its state, so it hears everything since the seed began.
 //!
 //! The article's rule is [`Rule::Boost`]: its trained model never outputs much
 //! more than 0.6, so plain rounding gives silence, and silence fed back makes
 //! the music fade ("vanish"). It adds a boost that grows each step: a pitch
 //! sounds iff `p + vanish_proof * vanish_inc^k >= 1` at step `k`.
 
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
 use crate::device::SelectedDevice;
-use crate::model::native::{NativeSeedNet, Scratch};
-use crate::model::{SeedModel, WINDOW_STEPS};
+use crate::model::native::{NativeRollNet, NativeSeedNet, RollState, Scratch};
+use crate::model::{Architecture, LstmState, Network, RollLstm, SeedModel, WINDOW_STEPS};
 use crate::roll::{PITCH_COUNT, PianoRoll, mask_to_floats};
 
 /// How probabilities become notes.
@@ -56,6 +59,20 @@ pub enum RuleKind {
     Threshold,
     /// On with probability p (sharpened by temperature), seeded.
     Sample,
+}
+
+impl RuleKind {
+    /// The rule a network of `architecture` is meant to be used with: the
+    /// seed network needs the article's boost; the roll LSTM's probabilities
+    /// are calibrated, so drawing from them gives the music's own density and
+    /// note lengths (README, "Measuring the music"), where a threshold holds
+    /// one chord.
+    pub fn default_for(architecture: Architecture) -> Self {
+        match architecture {
+            Architecture::Seed => Self::Boost,
+            Architecture::RollLstm => Self::Sample,
+        }
+    }
 }
 
 /// Every rule's parameters at once, as controls and flags hold them: switching
@@ -187,6 +204,20 @@ pub fn seed_window(roll: &PianoRoll, start: usize) -> Result<[u128; WINDOW_STEPS
     Ok(window)
 }
 
+/// Steps of music before a seed window's end that a recurrent network hears
+/// before continuing: the length of its training stretches, so it is never
+/// asked to remember further back than it learnt to.
+pub const CONTEXT_STEPS: usize = 64;
+
+/// The seed window at `start` with up to [`CONTEXT_STEPS`] steps before its
+/// end: what [`generate_with`] continues. A window network reads only the
+/// last 9 of them; a recurrent one hears them all.
+pub fn seed_context(roll: &PianoRoll, start: usize) -> Result<&[u128], GenerateError> {
+    seed_window(roll, start)?;
+    let end = start + WINDOW_STEPS;
+    Ok(&roll.sounding_masks()[end.saturating_sub(CONTEXT_STEPS)..end])
+}
+
 fn check_options(options: &GenerateOptions) -> Result<(), GenerateError> {
     let bad = |name, value: f64, expected| {
         Err(GenerateError::BadParameter {
@@ -220,24 +251,64 @@ fn check_options(options: &GenerateOptions) -> Result<(), GenerateError> {
     }
 }
 
-/// What generation needs from a network: the next step's probabilities for a
-/// batch of windows.
+/// What generation and evaluation need from a network: sequences of steps it
+/// extends one step at a time, and the next step's probabilities for each.
+/// Window networks (the seed) look at the last 9 steps; recurrent ones carry
+/// a state over everything fed so far.
 pub trait Predictor {
     /// Pitches per step the network reads and predicts.
     fn pitches(&self) -> usize;
-    /// Writes `windows.len() * pitches` probabilities to `out`, window by window.
-    fn predict(
-        &mut self,
-        windows: &[[u128; WINDOW_STEPS]],
-        out: &mut Vec<f32>,
-    ) -> Result<(), GenerateError>;
+    /// Begins one sequence per seed, replacing any before. Seeds of different
+    /// lengths are aligned at their ends, shorter ones led in by silence.
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError>;
+    /// Writes the next step's probabilities of every sequence to `out`
+    /// (`sequences * pitches`, sequence by sequence).
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError>;
+    /// Appends one step (a pitch bitmask) to each sequence.
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError>;
 }
 
-/// The burn model on its device: one forward pass per step for all windows.
+/// The last [`WINDOW_STEPS`] steps of each seed, silence before a short one.
+fn last_windows(seeds: &[&[u128]], windows: &mut Vec<[u128; WINDOW_STEPS]>) {
+    windows.clear();
+    windows.extend(seeds.iter().map(|seed| {
+        let mut window = [0u128; WINDOW_STEPS];
+        let kept = seed.len().min(WINDOW_STEPS);
+        window[WINDOW_STEPS - kept..].copy_from_slice(&seed[seed.len() - kept..]);
+        window
+    }));
+}
+
+/// Slides each window on by one step.
+fn slide_windows(windows: &mut [[u128; WINDOW_STEPS]], steps: &[u128]) {
+    for (window, &step) in windows.iter_mut().zip(steps) {
+        window.copy_within(1.., 0);
+        window[WINDOW_STEPS - 1] = step;
+    }
+}
+
+/// Each seed left-padded with silence to the longest: `[longest]` steps per
+/// seed, seed by seed.
+fn aligned_seeds(seeds: &[&[u128]]) -> (usize, Vec<u128>) {
+    let longest = seeds.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut steps = vec![0u128; seeds.len() * longest];
+    for (seed, row) in seeds.iter().zip(steps.chunks_exact_mut(longest.max(1))) {
+        row[longest - seed.len()..].copy_from_slice(seed);
+    }
+    (longest, steps)
+}
+
+fn backend_error(error: impl std::fmt::Debug) -> GenerateError {
+    GenerateError::Backend(format!("{error:?}"))
+}
+
+/// The seed network on its burn device: one forward pass per step for all
+/// windows.
 #[derive(Debug)]
 pub struct BurnPredictor<'a> {
     model: &'a SeedModel,
     device: Device,
+    windows: Vec<[u128; WINDOW_STEPS]>,
     input: Vec<f32>,
 }
 
@@ -246,6 +317,7 @@ impl<'a> BurnPredictor<'a> {
         Self {
             model,
             device: device.clone(),
+            windows: Vec::new(),
             input: Vec::new(),
         }
     }
@@ -256,18 +328,20 @@ impl Predictor for BurnPredictor<'_> {
         self.model.pitches()
     }
 
-    fn predict(
-        &mut self,
-        windows: &[[u128; WINDOW_STEPS]],
-        out: &mut Vec<f32>,
-    ) -> Result<(), GenerateError> {
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+        last_windows(seeds, &mut self.windows);
+        Ok(())
+    }
+
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        let windows = &self.windows;
         self.input
             .resize(windows.len() * WINDOW_STEPS * PITCH_COUNT, 0.0);
         for (window, chunk) in windows
             .iter()
             .zip(self.input.chunks_exact_mut(WINDOW_STEPS * PITCH_COUNT))
         {
-            fill_window(window, chunk);
+            fill_steps(window, chunk);
         }
         let x: Tensor<3> = Tensor::from_data(
             TensorData::new(
@@ -281,16 +355,22 @@ impl Predictor for BurnPredictor<'_> {
             .forward(x)
             .into_data()
             .try_into_vec()
-            .map_err(|e| GenerateError::Backend(format!("{e:?}")))?;
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        slide_windows(&mut self.windows, steps);
         Ok(())
     }
 }
 
-/// The network's plain-Rust CPU copy (see `model::native`).
+/// The seed network's plain-Rust CPU copy (see `model::native`).
 #[derive(Debug)]
 pub struct NativePredictor<'a> {
     net: &'a NativeSeedNet,
     scratch: Scratch,
+    windows: Vec<[u128; WINDOW_STEPS]>,
 }
 
 impl<'a> NativePredictor<'a> {
@@ -298,6 +378,7 @@ impl<'a> NativePredictor<'a> {
         Self {
             net,
             scratch: Scratch::default(),
+            windows: Vec::new(),
         }
     }
 }
@@ -307,52 +388,218 @@ impl Predictor for NativePredictor<'_> {
         self.net.pitches()
     }
 
-    fn predict(
-        &mut self,
-        windows: &[[u128; WINDOW_STEPS]],
-        out: &mut Vec<f32>,
-    ) -> Result<(), GenerateError> {
-        out.resize(windows.len() * self.net.pitches(), 0.0);
-        self.net.forward(windows, &mut self.scratch, out);
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+        last_windows(seeds, &mut self.windows);
+        Ok(())
+    }
+
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        out.resize(self.windows.len() * self.net.pitches(), 0.0);
+        self.net.forward(&self.windows, &mut self.scratch, out);
+        Ok(())
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        slide_windows(&mut self.windows, steps);
         Ok(())
     }
 }
 
-/// Continues `seed` (9 steps) with the burn `model` on `device`; see
-/// [`generate_with`].
-pub fn generate(
-    model: &SeedModel,
-    device: &Device,
-    seed: &[u128; WINDOW_STEPS],
-    options: &GenerateOptions,
-) -> Result<Vec<Continuation>, GenerateError> {
-    generate_with(&mut BurnPredictor::new(model, device), seed, options)
+/// The roll LSTM on its burn device, its state carried between steps.
+#[derive(Debug)]
+pub struct BurnRollPredictor<'a> {
+    model: &'a RollLstm,
+    device: Device,
+    state: Option<LstmState>,
+    /// Logits of the next step, `[sequences, pitches]`.
+    next: Option<Tensor<2>>,
+    input: Vec<f32>,
 }
 
-/// Continues `seed` with `model` where `selected` says: on the CPU through the
-/// network's plain-Rust copy (same results, no per-operation overhead), on a
-/// GPU through burn.
-pub fn generate_on(
-    model: &SeedModel,
-    selected: &SelectedDevice,
-    seed: &[u128; WINDOW_STEPS],
-    options: &GenerateOptions,
-) -> Result<Vec<Continuation>, GenerateError> {
-    if selected.native_inference {
-        let net =
-            NativeSeedNet::from_model(model).map_err(|e| GenerateError::Backend(e.to_string()))?;
-        generate_with(&mut NativePredictor::new(&net), seed, options)
-    } else {
-        generate(model, &selected.device, seed, options)
+impl<'a> BurnRollPredictor<'a> {
+    pub fn new(model: &'a RollLstm, device: &Device) -> Self {
+        Self {
+            model,
+            device: device.clone(),
+            state: None,
+            next: None,
+            input: Vec::new(),
+        }
+    }
+
+    /// Runs `steps` (`[sequences, time]` masks, row-major) from the state.
+    fn feed(&mut self, sequences: usize, time: usize, steps: &[u128]) {
+        self.input.resize(steps.len() * PITCH_COUNT, 0.0);
+        fill_steps(steps, &mut self.input);
+        let x: Tensor<3> = Tensor::from_data(
+            TensorData::new(self.input.clone(), [sequences, time, PITCH_COUNT]),
+            &self.device,
+        );
+        let (logits, state) = self.model.logits_from(x, self.state.take());
+        self.state = state;
+        self.next = Some(
+            logits
+                .narrow(1, time - 1, 1)
+                .reshape([sequences, self.model.pitches()]),
+        );
     }
 }
 
-/// Continues `seed` (9 steps) for `options.steps` steps, `options.variations`
-/// times, asking `predictor` once per step for all variations. The same inputs
+impl Predictor for BurnRollPredictor<'_> {
+    fn pitches(&self) -> usize {
+        self.model.pitches()
+    }
+
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+        self.state = None;
+        self.next = None;
+        let (longest, steps) = aligned_seeds(seeds);
+        if longest > 0 && !seeds.is_empty() {
+            self.feed(seeds.len(), longest, &steps);
+        }
+        Ok(())
+    }
+
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        let Some(logits) = &self.next else {
+            return Err(GenerateError::Backend(
+                "the roll LSTM was asked for a step before it was given any".to_owned(),
+            ));
+        };
+        *out = sigmoid(logits.clone())
+            .into_data()
+            .try_into_vec()
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        self.feed(steps.len(), 1, steps);
+        Ok(())
+    }
+}
+
+/// The roll LSTM's plain-Rust CPU copy (see `model::native`).
+#[derive(Debug)]
+pub struct NativeRollPredictor<'a> {
+    net: &'a NativeRollNet,
+    state: RollState,
+    column: Vec<u128>,
+}
+
+impl<'a> NativeRollPredictor<'a> {
+    pub fn new(net: &'a NativeRollNet) -> Self {
+        Self {
+            net,
+            state: RollState::default(),
+            column: Vec::new(),
+        }
+    }
+}
+
+impl Predictor for NativeRollPredictor<'_> {
+    fn pitches(&self) -> usize {
+        self.net.pitches()
+    }
+
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+        self.net.reset(&mut self.state, seeds.len());
+        let (longest, steps) = aligned_seeds(seeds);
+        for t in 0..longest {
+            self.column.clear();
+            self.column
+                .extend(steps.chunks_exact(longest).map(|seed| seed[t]));
+            self.net.advance(&mut self.state, &self.column);
+        }
+        Ok(())
+    }
+
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        out.resize(self.state.sequences(self.net) * self.net.pitches(), 0.0);
+        self.net.predict(&self.state, out);
+        Ok(())
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        self.net.advance(&mut self.state, steps);
+        Ok(())
+    }
+}
+
+/// A network ready to predict on the CPU or a GPU: the plain-Rust copy on
+/// the CPU (same results, no per-operation overhead), burn on a GPU.
+#[derive(Debug)]
+pub enum Runner<'a> {
+    SeedBurn(&'a SeedModel, Device),
+    SeedNative(Box<NativeSeedNet>),
+    RollBurn(&'a RollLstm, Device),
+    RollNative(Box<NativeRollNet>),
+}
+
+impl<'a> Runner<'a> {
+    /// Prepares `network` for `selected`.
+    pub fn new(network: &'a Network, selected: &SelectedDevice) -> Result<Self, GenerateError> {
+        let copy_error =
+            |e: crate::model::native::NativeCopyError| GenerateError::Backend(e.to_string());
+        Ok(match (network, selected.native_inference) {
+            (Network::Seed(model), true) => Self::SeedNative(Box::new(
+                NativeSeedNet::from_model(model).map_err(copy_error)?,
+            )),
+            (Network::Seed(model), false) => Self::SeedBurn(model, selected.device.clone()),
+            (Network::RollLstm(model), true) => Self::RollNative(Box::new(
+                NativeRollNet::from_model(model).map_err(copy_error)?,
+            )),
+            (Network::RollLstm(model), false) => Self::RollBurn(model, selected.device.clone()),
+        })
+    }
+
+    /// A predictor over this network.
+    pub fn predictor(&self) -> Box<dyn Predictor + '_> {
+        match self {
+            Self::SeedBurn(model, device) => Box::new(BurnPredictor::new(model, device)),
+            Self::SeedNative(net) => Box::new(NativePredictor::new(net)),
+            Self::RollBurn(model, device) => Box::new(BurnRollPredictor::new(model, device)),
+            Self::RollNative(net) => Box::new(NativeRollPredictor::new(net)),
+        }
+    }
+}
+
+/// Continues `seed` with `network` through burn on `device`; see
+/// [`generate_with`].
+pub fn generate(
+    network: &Network,
+    device: &Device,
+    seed: &[u128],
+    options: &GenerateOptions,
+) -> Result<Vec<Continuation>, GenerateError> {
+    match network {
+        Network::Seed(model) => {
+            generate_with(&mut BurnPredictor::new(model, device), seed, options)
+        }
+        Network::RollLstm(model) => {
+            generate_with(&mut BurnRollPredictor::new(model, device), seed, options)
+        }
+    }
+}
+
+/// Continues `seed` with `network` where `selected` says; see
+/// [`generate_with`].
+pub fn generate_on(
+    network: &Network,
+    selected: &SelectedDevice,
+    seed: &[u128],
+    options: &GenerateOptions,
+) -> Result<Vec<Continuation>, GenerateError> {
+    let runner = Runner::new(network, selected)?;
+    generate_with(runner.predictor().as_mut(), seed, options)
+}
+
+/// Continues `seed` for `options.steps` steps, `options.variations` times,
+/// asking `predictor` once per step for all variations. The same inputs
 /// always give the same continuations.
 pub fn generate_with(
     predictor: &mut dyn Predictor,
-    seed: &[u128; WINDOW_STEPS],
+    seed: &[u128],
     options: &GenerateOptions,
 ) -> Result<Vec<Continuation>, GenerateError> {
     check_options(options)?;
@@ -360,7 +607,7 @@ pub fn generate_with(
         return Err(GenerateError::ModelPitches(predictor.pitches()));
     }
     let variations = options.variations;
-    let mut windows: Vec<[u128; WINDOW_STEPS]> = vec![*seed; variations];
+    predictor.start(&vec![seed; variations])?;
     let mut results: Vec<Continuation> = (0..variations)
         .map(|_| Continuation {
             steps: Vec::with_capacity(options.steps),
@@ -378,9 +625,10 @@ pub fn generate_with(
         _ => 0.0,
     };
     let mut probabilities = Vec::with_capacity(variations * PITCH_COUNT);
+    let mut chosen = vec![0u128; variations];
 
     for _ in 0..options.steps {
-        predictor.predict(&windows, &mut probabilities)?;
+        predictor.predict(&mut probabilities)?;
         for (v, p) in probabilities.chunks_exact(PITCH_COUNT).enumerate() {
             let mut mask = 0u128;
             for (row, &p) in p.iter().enumerate() {
@@ -400,9 +648,9 @@ pub fn generate_with(
             let result = &mut results[v];
             result.steps.push(mask);
             result.probabilities.extend_from_slice(p);
-            windows[v].copy_within(1.., 0);
-            windows[v][WINDOW_STEPS - 1] = mask;
+            chosen[v] = mask;
         }
+        predictor.advance(&chosen)?;
         if let Rule::Boost { vanish_inc, .. } = options.rule {
             boost *= vanish_inc;
         }
@@ -410,9 +658,9 @@ pub fn generate_with(
     Ok(results)
 }
 
-/// Writes a window of bitmasks as 0/1 floats, `[9, 106]` row-major.
-fn fill_window(window: &[u128; WINDOW_STEPS], out: &mut [f32]) {
-    for (&mask, row) in window.iter().zip(out.chunks_exact_mut(PITCH_COUNT)) {
+/// Writes steps given as bitmasks as 0/1 floats, `[steps, 106]` row-major.
+fn fill_steps(steps: &[u128], out: &mut [f32]) {
+    for (&mask, row) in steps.iter().zip(out.chunks_exact_mut(PITCH_COUNT)) {
         mask_to_floats(mask, row);
     }
 }

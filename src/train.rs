@@ -1,4 +1,4 @@
-//! Training the seed network: a plain loop over shuffled batches with Adam as
+//! Training a network: a plain loop over shuffled batches with Adam as
 //! Keras defines it, a validation pass per epoch, progress events, a cancel
 //! flag checked between batches, and a checkpoint after each epoch that holds
 //! everything `--resume` needs to continue exactly.
@@ -11,13 +11,16 @@ use burn::module::Module;
 use burn::optim::{
     AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
 };
+use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomically;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
-use crate::dataset::{Dataset, Preset, Window};
-use crate::model::{SeedModel, SeedModelConfig, WINDOW_STEPS};
+use crate::dataset::{Dataset, Preset, Stretch, Window};
+use crate::model::{Network, NetworkConfig, WINDOW_STEPS};
 use crate::roll::PITCH_COUNT;
 
 /// The training loss.
@@ -41,6 +44,31 @@ pub struct TrainSettings {
     pub validation_fraction: f64,
     /// Seeds the weights, the file split and every epoch's shuffle.
     pub seed: u64,
+    /// Steps per training stretch of a recurrent network.
+    #[serde(default = "default_sequence_steps")]
+    pub sequence_steps: usize,
+    /// Largest random transposition of a training stretch, in semitones
+    /// (recurrent networks; 0: none).
+    #[serde(default)]
+    pub max_transpose: u8,
+    /// Recurrent networks: the share of input steps replaced by the
+    /// network's own thresholded prediction of that step (scheduled sampling,
+    /// in its parallel form), so it learns to go on from its own output as
+    /// generation makes it. 0: the real steps only (teacher forcing).
+    #[serde(default)]
+    pub feedback: f64,
+}
+
+/// Largest transposition of roll-lstm training stretches, chosen by
+/// measurement (README, "Measuring the music").
+pub const DEFAULT_TRANSPOSE: u8 = 5;
+
+/// Share of roll-lstm input steps fed back while training, chosen by
+/// measurement (README, "Measuring the music").
+pub const DEFAULT_FEEDBACK: f64 = 0.25;
+
+fn default_sequence_steps() -> usize {
+    64
 }
 
 impl Default for TrainSettings {
@@ -52,6 +80,9 @@ impl Default for TrainSettings {
             learning_rate: 1e-3,
             validation_fraction: 0.1,
             seed: 0,
+            sequence_steps: default_sequence_steps(),
+            max_transpose: 0,
+            feedback: 0.0,
         }
     }
 }
@@ -125,6 +156,17 @@ pub enum TrainError {
     },
     #[error("the batch size must be at least 1")]
     ZeroBatch,
+    #[error("the stretch length must be at least 1 step")]
+    ZeroSequence,
+    #[error("the feedback share {0} is outside 0..1")]
+    BadFeedback(f64),
+    #[error("cannot build the network: {0}")]
+    BadNetwork(String),
+    #[error(
+        "the {0:?} preset (reversed time, two steps ahead) is for the seed network; \
+         recurrent networks train forward"
+    )]
+    PresetNeedsSeedNetwork(Preset),
     #[error("the learning rate {0} must be a finite number above 0")]
     BadLearningRate(f64),
     #[error("the checkpoint has no optimizer state to resume from (a shipped or imported model)")]
@@ -236,8 +278,8 @@ pub enum TrainEnd {
 
 /// A model being trained, with its optimizer and history.
 pub struct Trainer {
-    model: SeedModel,
-    config: SeedModelConfig,
+    model: Network,
+    config: NetworkConfig,
     optimizer: ModuleOptimizer,
     record: TrainingRecord,
     device: Device,
@@ -255,13 +297,27 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-fn check_settings(settings: &TrainSettings) -> Result<(), TrainError> {
+fn check_settings(settings: &TrainSettings, config: &NetworkConfig) -> Result<(), TrainError> {
     if settings.batch_size == 0 {
         return Err(TrainError::ZeroBatch);
     }
     let lr = settings.learning_rate;
     if !(lr.is_finite() && lr > 0.0) {
         return Err(TrainError::BadLearningRate(lr));
+    }
+    if let Some(problem) = config.problem() {
+        return Err(TrainError::BadNetwork(problem));
+    }
+    if !(0.0..=1.0).contains(&settings.feedback) {
+        return Err(TrainError::BadFeedback(settings.feedback));
+    }
+    if let NetworkConfig::RollLstm(_) = config {
+        if settings.sequence_steps == 0 {
+            return Err(TrainError::ZeroSequence);
+        }
+        if settings.preset != Preset::Forward {
+            return Err(TrainError::PresetNeedsSeedNetwork(settings.preset));
+        }
     }
     Ok(())
 }
@@ -271,15 +327,60 @@ pub fn training_device(device: &Device) -> Device {
     device.clone().autodiff()
 }
 
+/// One epoch's examples: windows for the seed network, stretches for a
+/// recurrent one.
+enum Examples {
+    Windows(Vec<Window>),
+    Stretches {
+        stretches: Vec<Stretch>,
+        length: usize,
+    },
+}
+
+impl Examples {
+    fn len(&self) -> usize {
+        match self {
+            Self::Windows(windows) => windows.len(),
+            Self::Stretches { stretches, .. } => stretches.len(),
+        }
+    }
+
+    /// Steps predicted per example.
+    fn targets_each(&self) -> usize {
+        match self {
+            Self::Windows(_) => 1,
+            Self::Stretches { length, .. } => *length,
+        }
+    }
+
+    /// Fills a batch with examples `range`.
+    fn fill(
+        &self,
+        data: &Dataset,
+        range: std::ops::Range<usize>,
+        inputs: &mut Vec<f32>,
+        targets: &mut Vec<f32>,
+    ) {
+        match self {
+            Self::Windows(windows) => data.fill_batch(&windows[range], inputs, targets),
+            Self::Stretches { stretches, length } => {
+                data.fill_stretches(&stretches[range], *length, inputs, targets);
+            }
+        }
+    }
+}
+
 impl Trainer {
     /// Starts a fresh run with Keras's initialisation, seeded by `settings.seed`.
     pub fn new(
-        config: SeedModelConfig,
+        config: impl Into<NetworkConfig>,
         settings: TrainSettings,
         data: &Dataset,
         data_name: &str,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        let config = config.into();
+        check_settings(&settings, &config)?;
         let device = training_device(device);
         device.seed(settings.seed);
         let model = config.init(&device);
@@ -288,30 +389,35 @@ impl Trainer {
 
     /// Trains an existing model (already on a training device) from step one.
     pub fn with_model(
-        model: SeedModel,
-        config: SeedModelConfig,
+        model: impl Into<Network>,
+        config: impl Into<NetworkConfig>,
         settings: TrainSettings,
         data: &Dataset,
         data_name: &str,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        check_settings(&settings)?;
-        let report = data.report();
-        Ok(Self {
-            model,
+        let config = config.into();
+        check_settings(&settings, &config)?;
+        let mut trainer = Self {
+            model: model.into(),
             config,
             optimizer: ModuleOptimizer::from(KerasAdam::default()),
             record: TrainingRecord {
                 settings,
                 data: data_name.to_owned(),
-                windows_train: report.windows_train,
-                windows_validation: report.windows_validation,
+                windows_train: 0,
+                windows_validation: 0,
                 log: Vec::new(),
             },
             device: device.clone(),
             inputs: Vec::new(),
             targets: Vec::new(),
-        })
+        };
+        let train = trainer.examples(data, 0);
+        trainer.record.windows_train = train.len() * train.targets_each();
+        let validation = trainer.validation_examples(data);
+        trainer.record.windows_validation = validation.len() * validation.targets_each();
+        Ok(trainer)
     }
 
     /// Continues the run a checkpoint was written by, exactly where it stopped.
@@ -331,7 +437,7 @@ impl Trainer {
             .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
         Ok(Self {
             model,
-            config: checkpoint.header.config.clone(),
+            config: checkpoint.header.network.clone(),
             optimizer,
             record,
             device,
@@ -344,28 +450,54 @@ impl Trainer {
         &self.record
     }
 
-    /// The model for inference (no autodiff, batch norm on moving statistics).
-    pub fn model(&self) -> SeedModel {
+    /// The model for inference (no autodiff, no dropout, batch norm on
+    /// moving statistics).
+    pub fn model(&self) -> Network {
         self.model.valid()
     }
 
-    fn loss(&self, predicted: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
-        loss_of(self.record.settings.loss, predicted, target)
+    /// Optimizer steps in one epoch on `data`.
+    pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
+        self.examples(data, 0)
+            .len()
+            .div_ceil(self.record.settings.batch_size)
     }
 
-    /// One optimizer step on `windows` (0/1 inputs `[n, 9, 106]` and targets
-    /// `[n, 106]`, row-major); returns the loss before the step.
+    /// The training examples of epoch `epoch` (0-based), in order.
+    fn examples(&self, data: &Dataset, epoch: usize) -> Examples {
+        let settings = &self.record.settings;
+        match self.config {
+            NetworkConfig::Seed(_) => Examples::Windows(data.train_order(settings.seed, epoch)),
+            NetworkConfig::RollLstm(_) => Examples::Stretches {
+                stretches: data.stretch_order(
+                    settings.seed,
+                    epoch,
+                    settings.sequence_steps,
+                    settings.max_transpose,
+                ),
+                length: settings.sequence_steps,
+            },
+        }
+    }
+
+    fn validation_examples(&self, data: &Dataset) -> Examples {
+        match self.config {
+            NetworkConfig::Seed(_) => Examples::Windows(data.validation_windows().to_vec()),
+            NetworkConfig::RollLstm(_) => {
+                let length = self.record.settings.sequence_steps;
+                Examples::Stretches {
+                    stretches: data.stretches(true, length),
+                    length,
+                }
+            }
+        }
+    }
+
+    /// One optimizer step on a batch filled by the dataset (windows: inputs
+    /// `[n, 9, 106]`, targets `[n, 106]`; stretches: both `[n, length, 106]`);
+    /// returns the loss before the step.
     pub fn step(&mut self, inputs: &[f32], targets: &[f32]) -> Result<f32, TrainError> {
-        let n = targets.len() / PITCH_COUNT;
-        let x = Tensor::<3>::from_data(
-            TensorData::new(inputs.to_vec(), [n, WINDOW_STEPS, PITCH_COUNT]),
-            &self.device,
-        );
-        let y = Tensor::<2>::from_data(
-            TensorData::new(targets.to_vec(), [n, PITCH_COUNT]),
-            &self.device,
-        );
-        let loss = self.loss(self.model.forward(x), y);
+        let loss = self.loss_on(&self.model, inputs, targets, &self.device);
         let value: f32 = scalar(loss.clone())?;
         if !value.is_finite() {
             return Ok(value);
@@ -379,28 +511,129 @@ impl Trainer {
         Ok(value)
     }
 
-    /// The mean loss over `windows` in inference mode.
-    pub fn evaluate(&mut self, data: &Dataset, windows: &[Window]) -> Result<f64, TrainError> {
+    /// Replaces a random share (`settings.feedback`) of a stretch batch's
+    /// input steps with what the network, fed the real steps, predicts for
+    /// them (thresholded at 0.5). Seeded by the run's seed, the epoch and the
+    /// batch, so a resumed run replaces the same steps.
+    fn feed_back(&self, inputs: &mut [f32], epoch: usize, batch: usize) -> Result<(), TrainError> {
+        let share = self.record.settings.feedback;
+        let Network::RollLstm(_) = &self.model else {
+            return Ok(());
+        };
+        if share <= 0.0 {
+            return Ok(());
+        }
+        let length = self.record.settings.sequence_steps;
+        let n = inputs.len() / (PITCH_COUNT * length);
+        let device = self.device.clone().without_autodiff();
+        let Network::RollLstm(model) = self.model.valid() else {
+            return Ok(());
+        };
+        let x = Tensor::<3>::from_data(
+            TensorData::new(inputs.to_vec(), [n, length, PITCH_COUNT]),
+            &device,
+        );
+        // Position t predicts step t + 1.
+        let logits: Vec<f32> = model
+            .logits_from(x, None)
+            .0
+            .into_data()
+            .try_into_vec()
+            .map_err(|e| TrainError::Backend(format!("{e:?}")))?;
+        let mixed = self.record.settings.seed
+            ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (batch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let mut rng = StdRng::seed_from_u64(mixed);
+        for (sequence, predicted) in inputs
+            .chunks_exact_mut(length * PITCH_COUNT)
+            .zip(logits.chunks_exact(length * PITCH_COUNT))
+        {
+            for t in 1..length {
+                if rng.random::<f64>() < share {
+                    let own = &predicted[(t - 1) * PITCH_COUNT..t * PITCH_COUNT];
+                    let step = &mut sequence[t * PITCH_COUNT..(t + 1) * PITCH_COUNT];
+                    for (x, &z) in step.iter_mut().zip(own) {
+                        // p >= 0.5 exactly when the logit is >= 0.
+                        *x = if z >= 0.0 { 1.0 } else { 0.0 };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The loss of `model` on a batch the dataset filled.
+    fn loss_on(
+        &self,
+        model: &Network,
+        inputs: &[f32],
+        targets: &[f32],
+        device: &Device,
+    ) -> Tensor<1> {
+        let kind = self.record.settings.loss;
+        match model {
+            Network::Seed(seed) => {
+                let n = targets.len() / PITCH_COUNT;
+                let x = Tensor::<3>::from_data(
+                    TensorData::new(inputs.to_vec(), [n, WINDOW_STEPS, PITCH_COUNT]),
+                    device,
+                );
+                let y = Tensor::<2>::from_data(
+                    TensorData::new(targets.to_vec(), [n, PITCH_COUNT]),
+                    device,
+                );
+                loss_of(kind, seed.forward(x), y)
+            }
+            Network::RollLstm(roll) => {
+                let length = self.record.settings.sequence_steps;
+                let n = targets.len() / (PITCH_COUNT * length);
+                let x = Tensor::<3>::from_data(
+                    TensorData::new(inputs.to_vec(), [n, length, PITCH_COUNT]),
+                    device,
+                );
+                let y = Tensor::<2>::from_data(
+                    TensorData::new(targets.to_vec(), [n * length, PITCH_COUNT]),
+                    device,
+                );
+                let logits = roll.logits_from(x, None).0;
+                loss_of_logits(kind, logits.reshape([n * length, PITCH_COUNT]), y)
+            }
+        }
+    }
+
+    /// The mean loss over the dataset's validation part, in inference mode.
+    pub fn validation_loss(&mut self, data: &Dataset) -> Result<Option<f64>, TrainError> {
+        let examples = self.validation_examples(data);
+        if examples.len() == 0 {
+            return Ok(None);
+        }
         let model = self.model.valid();
         let device = self.device.clone().without_autodiff();
+        let (mut inputs, mut targets) = (
+            std::mem::take(&mut self.inputs),
+            std::mem::take(&mut self.targets),
+        );
+        let chunk = (4096 / examples.targets_each()).max(1);
         let mut total = 0.0f64;
-        for chunk in windows.chunks(256) {
-            data.fill_batch(chunk, &mut self.inputs, &mut self.targets);
-            let x = Tensor::<3>::from_data(
-                TensorData::new(
-                    self.inputs.clone(),
-                    [chunk.len(), WINDOW_STEPS, PITCH_COUNT],
-                ),
-                &device,
-            );
-            let y = Tensor::<2>::from_data(
-                TensorData::new(self.targets.clone(), [chunk.len(), PITCH_COUNT]),
-                &device,
-            );
-            let loss = loss_of(self.record.settings.loss, model.forward(x), y);
-            total += f64::from(scalar(loss)?) * chunk.len() as f64;
+        let mut start = 0;
+        let mut result = Ok(());
+        while start < examples.len() {
+            let end = (start + chunk).min(examples.len());
+            examples.fill(data, start..end, &mut inputs, &mut targets);
+            let loss = self.loss_on(&model, &inputs, &targets, &device);
+            match scalar(loss) {
+                Ok(loss) => total += f64::from(loss) * (end - start) as f64,
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+            start = end;
         }
-        Ok(total / windows.len().max(1) as f64)
+        self.inputs = inputs;
+        self.targets = targets;
+        result?;
+        Ok(Some(total / examples.len() as f64))
     }
 
     /// The model file for the current state, optimizer state included.
@@ -432,18 +665,28 @@ impl Trainer {
         let origin = format!("trained by cadenza on {}", self.record.data);
         while self.record.epochs_done() < epochs {
             let epoch = self.record.epochs_done() + 1;
-            let order = data.train_order(self.record.settings.seed, epoch - 1);
-            let batches = order.len().div_ceil(batch_size);
+            // Dropout draws from burn's generator: seeding it per epoch makes
+            // a resumed run draw what a straight one would.
+            self.device.seed(
+                self.record.settings.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            );
+            let examples = self.examples(data, epoch - 1);
+            let count = examples.len();
+            let each = examples.targets_each() as f64;
+            let batches = count.div_ceil(batch_size);
             let started = Instant::now();
             let mut loss_sum = 0.0f64;
-            for (index, chunk) in order.chunks(batch_size).enumerate() {
+            for index in 0..batches {
                 if cancel.load(Ordering::Relaxed) {
                     return Ok(TrainEnd::Cancelled);
                 }
+                let range = index * batch_size..((index + 1) * batch_size).min(count);
+                let size = range.len();
                 let mut inputs = std::mem::take(&mut self.inputs);
                 let mut targets = std::mem::take(&mut self.targets);
-                data.fill_batch(chunk, &mut inputs, &mut targets);
-                let loss = self.step(&inputs, &targets);
+                examples.fill(data, range, &mut inputs, &mut targets);
+                let fed_back = self.feed_back(&mut inputs, epoch, index);
+                let loss = fed_back.and_then(|()| self.step(&inputs, &targets));
                 self.inputs = inputs;
                 self.targets = targets;
                 let loss = loss?;
@@ -454,12 +697,12 @@ impl Trainer {
                         loss,
                     });
                 }
-                loss_sum += f64::from(loss) * chunk.len() as f64;
-                let seen = (index * batch_size + chunk.len()) as f64;
+                loss_sum += f64::from(loss) * size as f64;
+                let seen = (index * batch_size + size) as f64 * each;
                 let elapsed = started.elapsed().as_secs_f64().max(1e-9);
                 let windows_per_s = seen / elapsed;
-                let left =
-                    (order.len() as f64 - seen) + (epochs - epoch) as f64 * order.len() as f64;
+                let total = count as f64 * each;
+                let left = (total - seen) + (epochs - epoch) as f64 * total;
                 on_event(&TrainEvent::Batch {
                     epoch,
                     batch: index + 1,
@@ -470,17 +713,12 @@ impl Trainer {
                 });
             }
             let seconds = started.elapsed().as_secs_f64();
-            let validation = data.validation_windows();
-            let validation_loss = if validation.is_empty() {
-                None
-            } else {
-                Some(self.evaluate(data, validation)?)
-            };
+            let validation_loss = self.validation_loss(data)?;
             let record = EpochRecord {
                 epoch,
-                train_loss: loss_sum / order.len().max(1) as f64,
+                train_loss: loss_sum / count.max(1) as f64,
                 validation_loss,
-                windows_per_s: order.len() as f64 / seconds.max(1e-9),
+                windows_per_s: count as f64 * each / seconds.max(1e-9),
                 seconds,
             };
             self.record.log.push(record.clone());
@@ -530,6 +768,21 @@ fn loss_of(kind: LossKind, predicted: Tensor<2>, target: Tensor<2>) -> Tensor<1>
             let not_target = target.clone().neg().add_scalar(1.0);
             let not_p = p.clone().neg().add_scalar(1.0);
             (target * p.log() + not_target * not_p.log()).neg().mean()
+        }
+    }
+}
+
+/// [`loss_of`] from the logits of the probabilities, so binary cross-entropy
+/// stays finite however sure the network is.
+fn loss_of_logits(kind: LossKind, logits: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+    match kind {
+        LossKind::Mse => loss_of(kind, sigmoid(logits), target),
+        LossKind::Bce => {
+            // -(y log s(z) + (1 - y) log s(-z))
+            let not_target = target.clone().neg().add_scalar(1.0);
+            (target * log_sigmoid(logits.clone()) + not_target * log_sigmoid(logits.neg()))
+                .neg()
+                .mean()
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cadenza::app::{CadenzaApp, Command, StartMode};
+use cadenza::generate::RuleKind;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
@@ -43,9 +44,32 @@ fn the_app_opens_on_the_demo_and_generates_a_continuation() {
     assert!(harness.state().status().starts_with("generated"));
 }
 
+/// Picks a shipped model from the Model menu, as a user does.
+fn choose_shipped_model(harness: &mut Harness<'static, CadenzaApp>, label: &str) {
+    harness.get_by_label("Model").click();
+    harness.run();
+    harness.get_by_label(label).click();
+    settle(harness);
+}
+
+#[test]
+fn the_default_model_needs_no_boost_and_the_seed_model_is_one_choice_away() {
+    let mut harness = harness();
+    assert_eq!(harness.state().model_name(), "roll (shipped)");
+    assert_eq!(harness.state().params().rule.kind, RuleKind::Sample);
+    choose_shipped_model(&mut harness, "seed");
+    let app = harness.state();
+    assert_eq!(app.model_name(), "seed (shipped)");
+    assert_eq!(app.params().rule.kind, RuleKind::Boost);
+    assert!(app.status().starts_with("generated"), "{}", app.status());
+    choose_shipped_model(&mut harness, "roll (default)");
+    assert_eq!(harness.state().params().rule.kind, RuleKind::Sample);
+}
+
 #[test]
 fn moving_the_vanish_proof_slider_regenerates_the_roll() {
     let mut harness = harness();
+    choose_shipped_model(&mut harness, "seed");
     let before = harness.state().display().clone();
     harness
         .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "vanish_proof")
@@ -240,6 +264,7 @@ fn work_left_by_a_crash_is_offered_back_and_restored() {
 fn settings_come_back_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness_with_store(dir.path());
+    choose_shipped_model(&mut harness, "seed");
     harness
         .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "vanish_inc")
         .set_value_accesskit(1.01);
@@ -248,6 +273,9 @@ fn settings_come_back_on_the_next_start() {
     drop(harness);
     let harness = harness_with_store(dir.path());
     assert!((harness.state().params().rule.vanish_inc - 1.01).abs() < 1e-9);
+    // The model chosen comes back too, with the rule the user left.
+    assert_eq!(harness.state().model_name(), "seed (shipped)");
+    assert_eq!(harness.state().params().rule.kind, RuleKind::Boost);
 }
 
 #[test]

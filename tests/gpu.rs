@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use cadenza::device::{self, BackendChoice};
 use cadenza::generate::{GenerateOptions, generate};
 use cadenza::keras::load_keras_npz;
-use cadenza::model::SeedModelConfig;
+use cadenza::model::{Network, SeedModelConfig};
 
 use crate::helpers::shared_dir;
 
@@ -57,8 +57,14 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
         steps: 4,
         ..GenerateOptions::default()
     };
-    let a = &generate(&on_cpu, &cpu, &window, &options).unwrap()[0];
-    let b = &generate(&on_gpu, &gpu.device, &window, &options).unwrap()[0];
+    let a = &generate(&Network::Seed(on_cpu.clone()), &cpu, &window, &options).unwrap()[0];
+    let b = &generate(
+        &Network::Seed(on_gpu.clone()),
+        &gpu.device,
+        &window,
+        &options,
+    )
+    .unwrap()[0];
     let diff = a
         .probabilities
         .iter()
@@ -66,4 +72,37 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
         .map(|(p, q)| (p - q).abs())
         .fold(0.0f32, f32::max);
     assert!(diff <= 1e-4, "generation differs by {diff}");
+}
+
+#[test]
+fn the_shipped_roll_lstm_generates_alike_on_gpu_and_cpu() {
+    let gpu = match device::select(BackendChoice::Gpu) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            eprintln!("SKIPPED the_shipped_roll_lstm_generates_alike_on_gpu_and_cpu: {error}");
+            return;
+        }
+    };
+    let shipped = cadenza::assets::shipped_model("roll").unwrap();
+    let checkpoint = cadenza::checkpoint::Checkpoint::from_bytes(shipped.bytes).unwrap();
+    let cpu = device::cpu();
+    let on_cpu = checkpoint.model(&cpu).unwrap();
+    let on_gpu = checkpoint.model(&gpu.device).unwrap();
+    let seed: Vec<u128> = (0..12)
+        .map(|step| 0b1000_1001u128 << (30 + step % 5))
+        .collect();
+    let options = GenerateOptions {
+        steps: 8,
+        rule: cadenza::generate::Rule::Threshold { threshold: 0.5 },
+        variations: 2,
+    };
+    let a = generate(&on_cpu, &cpu, &seed, &options).unwrap();
+    let b = generate(&on_gpu, &gpu.device, &seed, &options).unwrap();
+    let diff = a[1]
+        .probabilities
+        .iter()
+        .zip(&b[1].probabilities)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff <= 1e-4, "the roll LSTM's steps differ by {diff}");
 }

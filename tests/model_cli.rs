@@ -229,7 +229,7 @@ fn the_shipped_models_load_and_generate_with_no_arguments() {
     let out = cadenza(&["generate", "--out", path(&song)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("forward (shipped)"),
+        text(&out.stderr).contains("roll (shipped)"),
         "{}",
         text(&out.stderr)
     );

@@ -10,7 +10,7 @@ use cadenza::device;
 use cadenza::generate::{GenerateOptions, Rule, generate};
 use cadenza::keras::load_keras_npz;
 use cadenza::model::summary::summarize;
-use cadenza::model::{SeedModel, SeedModelConfig};
+use cadenza::model::{Network, SeedModel, SeedModelConfig};
 use cadenza::train::{TrainSettings, Trainer, training_device};
 
 use crate::helpers::shared_dir;
@@ -138,7 +138,13 @@ fn boosted_generation_reproduces_the_keras_song_bit_for_bit() {
         rule: Rule::ARTICLE,
         variations: 1,
     };
-    let song = &generate(&model, &device::cpu(), &window, &options).unwrap()[0];
+    let song = &generate(
+        &Network::Seed(model.clone()),
+        &device::cpu(),
+        &window,
+        &options,
+    )
+    .unwrap()[0];
     let diff = max_diff(&song.probabilities, &reference["gen_raw_sigmoid"].1);
     assert!(diff <= 1e-5, "raw sigmoid off by {diff}");
     let expected = &reference["gen_song_uint8"].1;
@@ -237,7 +243,7 @@ fn one_adam_step_matches_keras() {
         "train loss {loss} vs {expected}"
     );
 
-    let after = parameters(&trainer.model());
+    let after = parameters(&trainer.model().into_seed().unwrap());
     let mut worst = (String::new(), 0.0f32);
     for (key, ours) in &after {
         let (index, variable) = key.split_once('.').unwrap();

@@ -15,4 +15,5 @@ mod midi_import;
 mod model_cli;
 mod model_files;
 mod model_parity;
+mod roll_lstm;
 mod roll_trips;

@@ -8,14 +8,14 @@ use std::time::Instant;
 use crate::checkpoint::Checkpoint;
 use crate::device::SelectedDevice;
 use crate::generate::{Continuation, GenerateOptions, generate_on};
-use crate::model::WINDOW_STEPS;
 
 /// A generation request; `id` grows with every request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct GenerateJob {
     pub id: u64,
     pub seed_start: usize,
-    pub seed: [u128; WINDOW_STEPS],
+    /// The seed window and the music before it (see `seed_context`).
+    pub seed: Vec<u128>,
     pub options: GenerateOptions,
 }
 

@@ -31,7 +31,7 @@ use crate::audio::soundfont::{SoundFont, load_soundfont};
 use crate::checkpoint::Checkpoint;
 use crate::device::{self, BackendChoice};
 use crate::files::{LoadOptions, SaveOptions, load_roll, save_roll};
-use crate::generate::{Continuation, GenerateOptions, RuleSettings, seed_window};
+use crate::generate::{Continuation, GenerateOptions, RuleKind, RuleSettings, seed_context};
 use crate::midi::{ImportOptions, import};
 use crate::model::WINDOW_STEPS;
 use crate::roll::{PianoRoll, Pitch, RollNote};
@@ -101,6 +101,7 @@ impl Default for Transport {
 pub struct TrainForm {
     pub data_dir: String,
     pub epochs: usize,
+    pub arch: crate::model::Architecture,
     pub preset: crate::dataset::Preset,
     pub loss: crate::train::LossKind,
 }
@@ -110,8 +111,32 @@ impl Default for TrainForm {
         Self {
             data_dir: String::new(),
             epochs: 10,
+            arch: crate::model::Architecture::RollLstm,
             preset: crate::dataset::Preset::Forward,
-            loss: crate::train::LossKind::Mse,
+            loss: crate::train::LossKind::Bce,
+        }
+    }
+}
+
+/// The model of the last session, else the default one, and its name; on a
+/// first start, the rule the model is meant for.
+fn start_model(settings: &mut Settings, status: &mut String) -> (Option<Checkpoint>, String) {
+    let remembered = settings.model.as_deref();
+    let opened = open_model(remembered).or_else(|error| {
+        *status = format!("cannot open the last model ({error}); using the default");
+        open_model(None)
+    });
+    match opened {
+        Ok((checkpoint, name)) => {
+            if remembered.is_none() {
+                settings.params.rule.kind =
+                    RuleKind::default_for(checkpoint.header.network.architecture());
+            }
+            (Some(checkpoint), name)
+        }
+        Err(error) => {
+            *status = format!("no model: {error}");
+            (None, "none".to_owned())
         }
     }
 }
@@ -124,6 +149,8 @@ pub enum Command {
     CancelTraining,
     /// Generate with the model the last training run wrote.
     UseTrainedModel,
+    /// Generate with a model shipped in the binary, by name.
+    UseShippedModel(String),
     SaveTrainedModel(PathBuf),
     SetSeed(usize),
     /// Move the playhead (steps).
@@ -312,7 +339,7 @@ impl CadenzaApp {
                 format!("the shipped demo is unreadable: {error}"),
             ),
         };
-        let settings = store
+        let mut settings = store
             .as_ref()
             .map(SessionStore::load_settings)
             .unwrap_or_default();
@@ -329,13 +356,7 @@ impl CadenzaApp {
             StartMode::Desktop => settings.backend.unwrap_or(BackendChoice::Auto),
             StartMode::Headless => BackendChoice::Cpu,
         };
-        let (checkpoint, model_name) = match open_model(None) {
-            Ok((checkpoint, name)) => (Some(checkpoint), name),
-            Err(error) => {
-                status = format!("no model: {error}");
-                (None, "none".to_owned())
-            }
-        };
+        let (checkpoint, model_name) = start_model(&mut settings, &mut status);
         let transport = settings.transport.unwrap_or(Transport {
             bpm: source.meta().tempo.bpm(),
             program: source.meta().program,
@@ -499,6 +520,7 @@ impl CadenzaApp {
             transport: Some(self.transport),
             zoom: Some(self.zoom),
             backend: Some(self.backend),
+            model: self.settings.model.clone(),
             recent: self.settings.recent.clone(),
         }
     }
@@ -522,6 +544,7 @@ impl CadenzaApp {
         let request = TrainRequest {
             data_dir,
             epochs: self.train_form.epochs.max(1),
+            arch: self.train_form.arch,
             preset: self.train_form.preset,
             loss: self.train_form.loss,
             backend: self.backend,
@@ -561,13 +584,45 @@ impl CadenzaApp {
         }
     }
 
+    fn undo(&mut self) {
+        if let Some(previous) = self.undo.pop() {
+            self.redo
+                .push(std::mem::replace(&mut self.source, previous));
+            self.source_changed("undone");
+        }
+    }
+
+    fn redo(&mut self) {
+        if let Some(next) = self.redo.pop() {
+            self.undo.push(std::mem::replace(&mut self.source, next));
+            self.source_changed("redone");
+        }
+    }
+
+    /// Generates with `checkpoint` from now on, with the rule its kind of
+    /// network is meant for (the user can change it again).
+    fn install_model(&mut self, checkpoint: Checkpoint, name: String) {
+        self.params.rule.kind = RuleKind::default_for(checkpoint.header.network.architecture());
+        self.checkpoint = Some(checkpoint);
+        self.model_name = name;
+        self.start_worker(self.backend);
+        self.request_generation();
+    }
+
+    fn use_shipped_model(&mut self, name: &str) {
+        match open_model(Some(name)) {
+            Ok((checkpoint, shown)) => {
+                self.install_model(checkpoint, shown);
+                self.settings.model = Some(name.to_owned());
+            }
+            Err(error) => self.status = format!("cannot open the model {name}: {error}"),
+        }
+    }
+
     fn use_trained_model(&mut self) {
         match self.training.as_ref().and_then(TrainingRun::checkpoint) {
             Some(Ok(checkpoint)) => {
-                self.checkpoint = Some(checkpoint);
-                self.model_name = "trained here (unsaved)".to_owned();
-                self.start_worker(self.backend);
-                self.request_generation();
+                self.install_model(checkpoint, "trained here (unsaved)".to_owned());
             }
             Some(Err(error)) => self.status = format!("cannot load the trained model: {error}"),
             None => self.status = "no epoch finished yet".to_owned(),
@@ -631,19 +686,8 @@ impl CadenzaApp {
                     self.edit(|roll| roll.remove_note_at(step, pitch));
                 }
             }
-            Command::Undo => {
-                if let Some(previous) = self.undo.pop() {
-                    self.redo
-                        .push(std::mem::replace(&mut self.source, previous));
-                    self.source_changed("undone");
-                }
-            }
-            Command::Redo => {
-                if let Some(next) = self.redo.pop() {
-                    self.undo.push(std::mem::replace(&mut self.source, next));
-                    self.source_changed("redone");
-                }
-            }
+            Command::Undo => self.undo(),
+            Command::Redo => self.redo(),
             Command::Keep => self.keep(),
             Command::Select(selection) => {
                 self.selection = selection;
@@ -661,6 +705,7 @@ impl CadenzaApp {
                 }
             }
             Command::UseTrainedModel => self.use_trained_model(),
+            Command::UseShippedModel(name) => self.use_shipped_model(&name),
             Command::SaveTrainedModel(path) => self.save_trained_model(&path),
             Command::RestoreAutosave => self.restore_autosave(),
             Command::DiscardAutosave => {
@@ -716,8 +761,8 @@ impl CadenzaApp {
         let Some(jobs) = &self.jobs else {
             return;
         };
-        let seed = match seed_window(&self.source, self.seed_start) {
-            Ok(seed) => seed,
+        let seed = match seed_context(&self.source, self.seed_start) {
+            Ok(seed) => seed.to_vec(),
             Err(error) => {
                 self.status = error.to_string();
                 return;
@@ -730,8 +775,9 @@ impl CadenzaApp {
             seed,
             options: self.params.options(),
         };
+        let id = job.id;
         if jobs.submit(job) {
-            self.pending = Some(job.id);
+            self.pending = Some(id);
         } else {
             self.status = "the generation worker stopped".to_owned();
         }
@@ -1030,10 +1076,8 @@ impl CadenzaApp {
     fn open_model(&mut self, path: &Path, checkpoint: anyhow::Result<Checkpoint>) {
         match checkpoint {
             Ok(checkpoint) => {
-                self.checkpoint = Some(checkpoint);
-                self.model_name = file_name(path);
-                self.start_worker(self.backend);
-                self.request_generation();
+                self.install_model(checkpoint, file_name(path));
+                self.settings.model = Some(path.display().to_string());
                 self.settings.remember(path);
             }
             Err(error) => {

@@ -6,11 +6,12 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
 use super::roll_view::{self, RollViewInput};
 use super::{CadenzaApp, Command, Params};
+use crate::assets::{DEFAULT_MODEL, SHIPPED_MODELS};
 use crate::dataset::Preset;
 use crate::device::BackendChoice;
 use crate::generate::{Rule, RuleKind};
 use crate::gm::program_name;
-use crate::model::WINDOW_STEPS;
+use crate::model::{Architecture, WINDOW_STEPS};
 use crate::train::LossKind;
 
 /// Draws the whole window for one frame.
@@ -116,6 +117,41 @@ fn save_wav_dialog() -> Option<std::path::PathBuf> {
         .save_file()
 }
 
+/// The shipped models, one click each, and any model file.
+fn model_menu(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
+    ui.menu_button("Model", |ui| {
+        for shipped in SHIPPED_MODELS {
+            let current = app.model_name().starts_with(shipped.name)
+                && app.model_name().ends_with("(shipped)");
+            let label = if shipped.name == DEFAULT_MODEL {
+                format!("{} (default)", shipped.name)
+            } else {
+                shipped.name.to_owned()
+            };
+            if ui
+                .selectable_label(current, label)
+                .on_hover_text(shipped.description)
+                .clicked()
+            {
+                commands.push(Command::UseShippedModel(shipped.name.to_owned()));
+                ui.close();
+            }
+        }
+        ui.separator();
+        if ui.button("Model file...").clicked() {
+            ui.close();
+            if let Some(path) = rfd::FileDialog::new()
+                .add_filter("Model (Cadenza or Keras .npz)", &["cadenza", "npz"])
+                .pick_file()
+            {
+                commands.push(Command::Open(path));
+            }
+        }
+    })
+    .response
+    .on_hover_text(format!("generating with {}", app.model_name()));
+}
+
 fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         if ui.button("Open...").clicked()
@@ -140,6 +176,7 @@ fn top_bar(ui: &mut egui::Ui, app: &mut CadenzaApp, commands: &mut Vec<Command>)
                 }
             });
         });
+        model_menu(ui, app, commands);
         if ui.button("Save...").clicked()
             && let Some(path) = save_roll_dialog()
         {
@@ -508,8 +545,25 @@ fn training(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     });
     ui.add(egui::Slider::new(&mut form.epochs, 1..=200).text("epochs"));
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut form.preset, Preset::Forward, "forward");
-        ui.selectable_value(&mut form.preset, Preset::Seed, "seed preset");
+        let before = form.arch;
+        ui.selectable_value(&mut form.arch, Architecture::RollLstm, "roll LSTM")
+            .on_hover_text("Cadenza's network: an LSTM over the steps, trained with BCE");
+        ui.selectable_value(&mut form.arch, Architecture::Seed, "seed network")
+            .on_hover_text("the article's Conv1D + LSTM over 9-step windows, trained with MSE");
+        if form.arch != before {
+            // Each network with the loss (and windows) it is meant for.
+            form.loss = match form.arch {
+                Architecture::RollLstm => LossKind::Bce,
+                Architecture::Seed => LossKind::Mse,
+            };
+            form.preset = Preset::Forward;
+        }
+    });
+    ui.add_enabled_ui(form.arch == Architecture::Seed, |ui| {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut form.preset, Preset::Forward, "forward");
+            ui.selectable_value(&mut form.preset, Preset::Seed, "seed preset");
+        });
     });
     ui.horizontal(|ui| {
         ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");

@@ -27,6 +27,8 @@ const RECENT: usize = 10;
 #[serde(default)]
 pub struct Settings {
     pub params: Params,
+    /// The model generating: a shipped model's name or a file's path.
+    pub model: Option<String>,
     pub transport: Option<Transport>,
     pub zoom: Option<f32>,
     pub backend: Option<BackendChoice>,

@@ -12,14 +12,17 @@ use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::files::LoadOptions;
-use crate::model::SeedModelConfig;
-use crate::train::{EpochRecord, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer};
+use crate::model::Architecture;
+use crate::train::{
+    DEFAULT_TRANSPOSE, EpochRecord, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer,
+};
 
 /// What the training panel asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainRequest {
     pub data_dir: PathBuf,
     pub epochs: usize,
+    pub arch: Architecture,
     pub preset: Preset,
     pub loss: LossKind,
     pub backend: BackendChoice,
@@ -84,6 +87,10 @@ impl TrainingRun {
                 let settings = TrainSettings {
                     preset: job.preset,
                     loss: job.loss,
+                    max_transpose: match job.arch {
+                        Architecture::RollLstm => DEFAULT_TRANSPOSE,
+                        Architecture::Seed => 0,
+                    },
                     ..TrainSettings::default()
                 };
                 let data = Dataset::from_folder(
@@ -103,7 +110,7 @@ impl TrainingRun {
                     selected.label
                 )));
                 let mut trainer = Trainer::new(
-                    SeedModelConfig::seed(),
+                    job.arch.default_config(),
                     settings,
                     &data,
                     &job.data_dir.display().to_string(),

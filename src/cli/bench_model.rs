@@ -12,9 +12,9 @@ use crate::assets::{DEMO_ROLLS, open_model};
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::files::LoadOptions;
-use crate::generate::{GenerateOptions, generate, generate_on, seed_window};
+use crate::generate::{GenerateOptions, generate_on, seed_window};
 use crate::midi::{ImportOptions, import};
-use crate::model::{SeedModel, SeedModelConfig, WINDOW_STEPS};
+use crate::model::{Network, SeedModelConfig, WINDOW_STEPS};
 use crate::train::{TrainSettings, Trainer};
 
 /// The figures, also printed as JSON.
@@ -116,9 +116,9 @@ fn measure(
     data: &Dataset,
 ) -> anyhow::Result<DeviceFigures> {
     let device = &selected.device;
-    let model: SeedModel = match checkpoint {
+    let model: Network = match checkpoint {
         Some(checkpoint) => checkpoint.model(device)?,
-        None => SeedModelConfig::seed().init(device),
+        None => Network::Seed(SeedModelConfig::seed().init(device)),
     };
     let time_generation = |variations: usize| {
         let options = GenerateOptions {
@@ -132,8 +132,12 @@ fn measure(
     };
     let generate_ms = time_generation(1)?;
     let generate8_ms = time_generation(8)?;
+    let through_burn = SelectedDevice {
+        native_inference: false,
+        ..selected.clone()
+    };
     let generate_burn_ms = median_ms(5, Duration::from_secs(1), || {
-        generate(&model, device, window, &GenerateOptions::default())?;
+        generate_on(&model, &through_burn, window, &GenerateOptions::default())?;
         Ok(())
     })?;
 

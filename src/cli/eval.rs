@@ -10,23 +10,27 @@ use serde::Serialize;
 use super::generate::RuleArgs;
 use super::{MetaArgs, Outcome, ReadArgs};
 use crate::assets::open_model;
+use crate::atomic::write_atomically;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
-use crate::eval::{COPY_STRETCH, Evaluation, evaluate};
-use crate::generate::{BurnPredictor, GenerateOptions, NativePredictor, Predictor};
-use crate::model::native::NativeSeedNet;
+use crate::eval::{COPY_STRETCH, Evaluation, evaluate, vanish_curves_svg};
+use crate::generate::{GenerateOptions, Runner};
 
 /// Scores a model on music it was not trained on.
 ///
-/// Teacher forcing (the model sees real 9-step windows): binary cross-entropy
+/// Teacher forcing (the model is fed the real music, from each song's first
+/// 9 steps on, and predicts every next step): binary cross-entropy
 /// in nats per step (summed over the 106 pitches), mean squared error, and
 /// frame-level precision, recall, F1 and accuracy TP/(TP+FP+FN) (Boulanger-
 /// Lewandowski et al., 2012) at threshold 0.5 and at the threshold with the
 /// best F1.
 ///
-/// Free running (the model continues every --stride-th real window for --steps
-/// steps with the chosen rule): notes per step next to the data's (the
-/// "vanish curve", by generated step), the share of empty steps, notes per
+/// Free running (the model continues every --stride-th real 9-step window for
+/// --steps steps with the chosen rule, by default the model's own: sampling
+/// for roll-lstm networks, the article's boost for seed networks): notes
+/// per step next to the data's (the "vanish curve", by generated step, with
+/// its lowest and highest point as a share of the data's), the share of
+/// empty steps, notes per
 /// non-empty step, the distance between the pitch-class histograms (0 = the
 /// same, 1 = disjoint), the mean note length, and the share of generated
 /// 16-step stretches that occur verbatim in the training songs.
@@ -37,9 +41,11 @@ use crate::model::native::NativeSeedNet;
 pub struct EvalArgs {
     /// A folder of MIDI and/or PNG files.
     pub data_dir: PathBuf,
-    /// A model file or shipped model name (default: the shipped default).
+    /// A model file or shipped model name (default: the shipped default);
+    /// repeat to score several on the same files, each with its own default
+    /// rule unless --rule is given.
     #[arg(long)]
-    pub model: Option<String>,
+    pub model: Vec<String>,
     /// Score every file, even when DATA_DIR is the model's training folder.
     #[arg(long)]
     pub all_files: bool,
@@ -53,25 +59,83 @@ pub struct EvalArgs {
     pub rule: RuleArgs,
     #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
     pub backend: BackendChoice,
-    /// Print one JSON object.
+    /// Print one JSON object (an array of them for several models).
     #[arg(long)]
     pub json: bool,
+    /// Also draw the models' vanish curves and the data's density to this
+    /// SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub read: ReadArgs,
 }
 
 #[derive(Debug, Serialize)]
-struct Report<'a> {
-    model: &'a str,
+struct Report {
+    model: String,
+    architecture: &'static str,
     data: String,
     held_out_files: usize,
     rule: String,
     #[serde(flatten)]
-    evaluation: &'a Evaluation,
+    evaluation: Evaluation,
+}
+
+impl Report {
+    /// The model and its rule, for a plot's legend.
+    fn legend(&self) -> String {
+        let rule = match self.rule.split_once(' ') {
+            Some((kind, _)) => kind.to_lowercase(),
+            None => self.rule.to_lowercase(),
+        };
+        format!("{}, {rule}", self.model.trim_end_matches(" (shipped)"))
+    }
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
-    let (checkpoint, model_name) = open_model(args.model.as_deref())?;
+    let specs: Vec<Option<&str>> = if args.model.is_empty() {
+        vec![None]
+    } else {
+        args.model.iter().map(|m| Some(m.as_str())).collect()
+    };
+    let selected = device::select(args.backend)?;
+    let mut reports = Vec::with_capacity(specs.len());
+    for spec in specs {
+        reports.push(evaluate_one(args, spec, &selected)?);
+    }
+    if let Some(path) = &args.plot {
+        let curves: Vec<(String, Vec<f64>)> = reports
+            .iter()
+            .map(|r| (r.legend(), r.evaluation.free_running.vanish_curve.clone()))
+            .collect();
+        let data_density = reports
+            .first()
+            .map_or(0.0, |r| r.evaluation.free_running.data_notes_per_step);
+        write_atomically(path, vanish_curves_svg(&curves, data_density).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("vanish curves: {}", path.display());
+    }
+    if args.json {
+        let json = match reports.as_slice() {
+            [one] => serde_json::to_string_pretty(one)?,
+            several => serde_json::to_string_pretty(several)?,
+        };
+        println!("{json}");
+    } else {
+        for report in &reports {
+            print!("{}", to_text(report));
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Scores one model on its held-out part of DATA_DIR.
+fn evaluate_one(
+    args: &EvalArgs,
+    spec: Option<&str>,
+    selected: &device::SelectedDevice,
+) -> anyhow::Result<Report> {
+    let (checkpoint, model_name) = open_model(spec)?;
     let training = checkpoint.header.training.as_ref();
     let same_folder = training.is_some_and(|t| {
         let trained = std::path::Path::new(&t.data).canonicalize().ok();
@@ -99,56 +163,27 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
     } else {
         data
     };
-    let selected = device::select(args.backend)?;
     let model = checkpoint
         .model(&selected.device)
         .with_context(|| format!("cannot load the model {model_name}"))?;
     let options = GenerateOptions {
         steps: args.steps,
-        rule: args.rule.rule(),
+        rule: args.rule.rule(checkpoint.header.network.architecture()),
         variations: 1,
     };
-    let evaluation = if selected.native_inference {
-        let net = NativeSeedNet::from_model(&model)?;
-        run_eval(
-            &mut NativePredictor::new(&net),
-            &data,
-            &options,
-            args.stride,
-        )?
-    } else {
-        run_eval(
-            &mut BurnPredictor::new(&model, &selected.device),
-            &data,
-            &options,
-            args.stride,
-        )?
-    };
-    let report = Report {
-        model: &model_name,
+    let runner = Runner::new(&model, selected)?;
+    let evaluation = evaluate(runner.predictor().as_mut(), &data, &options, args.stride)?;
+    Ok(Report {
+        model: model_name,
+        architecture: checkpoint.header.network.architecture().name(),
         data: args.data_dir.display().to_string(),
         held_out_files: data.report().files_validation,
         rule: format!("{:?}", options.rule),
-        evaluation: &evaluation,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", to_text(&report));
-    }
-    Ok(Outcome::Success)
+        evaluation,
+    })
 }
 
-fn run_eval(
-    predictor: &mut dyn Predictor,
-    data: &Dataset,
-    options: &GenerateOptions,
-    stride: usize,
-) -> anyhow::Result<Evaluation> {
-    Ok(evaluate(predictor, data, options, stride)?)
-}
-
-fn to_text(report: &Report<'_>) -> String {
+fn to_text(report: &Report) -> String {
     let (t, f) = (
         &report.evaluation.teacher_forced,
         &report.evaluation.free_running,
@@ -156,8 +191,8 @@ fn to_text(report: &Report<'_>) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{} on {} ({} held-out files, {} windows)",
-        report.model, report.data, report.held_out_files, t.windows
+        "{}: {} network on {} ({} held-out files, {} windows)",
+        report.model, report.architecture, report.data, report.held_out_files, t.windows
     );
     let _ = writeln!(
         text,
@@ -201,9 +236,12 @@ fn to_text(report: &Report<'_>) -> String {
         .collect();
     let _ = writeln!(
         text,
-        "vanish curve (notes per step every {} steps): {}",
+        "vanish curve (notes per step every {} steps): {}; lowest {:.2}, highest {:.2} of \
+         the data's density",
         (f.vanish_curve.len() / 8).max(1),
-        curve.join(" ")
+        curve.join(" "),
+        f.curve_ratio_range.0,
+        f.curve_ratio_range.1
     );
     text
 }

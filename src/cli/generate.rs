@@ -11,9 +11,10 @@ use crate::assets::{default_demo, open_model};
 use crate::device::{self, BackendChoice};
 use crate::files::{SaveOptions, load_roll, save_roll};
 use crate::generate::{
-    Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_window,
+    Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_context,
 };
 use crate::midi::import;
+use crate::model::{Architecture, WINDOW_STEPS};
 use crate::roll::{PianoRoll, RollMeta};
 
 #[derive(Debug, Args)]
@@ -56,8 +57,10 @@ pub struct GenerateArgs {
 /// How probabilities become notes, as flags.
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
-    #[arg(long, value_enum, default_value_t = RuleKind::Boost)]
-    pub rule: RuleKind,
+    /// How probabilities become notes [default: the model's own: sample for
+    /// roll-lstm networks, boost for the article's].
+    #[arg(long, value_enum)]
+    pub rule: Option<RuleKind>,
     #[arg(long, default_value_t = 0.65)]
     pub vanish_proof: f64,
     #[arg(long, default_value_t = 1.001)]
@@ -71,9 +74,10 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
-    pub fn rule(&self) -> Rule {
+    /// The rule, `--rule` or else the default for `architecture`.
+    pub fn rule(&self, architecture: Architecture) -> Rule {
         RuleSettings {
-            kind: self.rule,
+            kind: self.rule.unwrap_or(RuleKind::default_for(architecture)),
             vanish_proof: self.vanish_proof,
             vanish_inc: self.vanish_inc,
             threshold: self.threshold,
@@ -119,15 +123,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
             (roll, format!("{} (shipped demo)", demo.name))
         }
     };
-    let window = seed_window(&seed_roll, args.seed_start)
+    let window = seed_context(&seed_roll, args.seed_start)
         .with_context(|| format!("cannot take a seed window from {seed_name}"))?;
+    // The seed window proper: the last 9 steps of what the network hears.
+    let seed = &window[window.len() - WINDOW_STEPS..];
     let generate_options = GenerateOptions {
         steps: args.steps,
-        rule: args.rule.rule(),
+        rule: args.rule.rule(checkpoint.header.network.architecture()),
         variations: args.variations,
     };
     let started = Instant::now();
-    let continuations = generate_on(&model, &selected, &window, &generate_options)?;
+    let continuations = generate_on(&model, &selected, window, &generate_options)?;
     let elapsed = started.elapsed();
     let engine = if selected.native_inference {
         "CPU (native inference)"
@@ -147,7 +153,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         png_chunk_columns: None,
     };
     for (index, continuation) in continuations.iter().enumerate() {
-        let roll = song_roll(continuation, &window, *seed_roll.meta(), args.include_seed)?;
+        let roll = song_roll(continuation, seed, *seed_roll.meta(), args.include_seed)?;
         let out = numbered(&args.out, index, args.variations);
         save_roll(&roll, &out, &save)?;
         let mut written = vec![out.display().to_string()];

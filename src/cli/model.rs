@@ -11,8 +11,8 @@ use crate::assets::open_model;
 use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device;
 use crate::keras::load_keras_npz;
-use crate::model::SeedModelConfig;
-use crate::model::summary::summarize;
+use crate::model::summary::summarize_config;
+use crate::model::{NetworkConfig, SeedModelConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -48,10 +48,13 @@ pub fn run(command: &ModelCommand) -> anyhow::Result<Outcome> {
     match command {
         ModelCommand::Summary { model, json } => {
             let config = match model {
-                Some(spec) => open_model(Some(spec))?.0.header.config,
-                None => SeedModelConfig::seed(),
+                Some(spec) => open_model(Some(spec))?.0.header.network,
+                None => NetworkConfig::Seed(SeedModelConfig::seed()),
             };
-            let summary = summarize(&config.init(&device::cpu()), &config);
+            if let Some(problem) = config.problem() {
+                anyhow::bail!("the model's network cannot be built: {problem}");
+            }
+            let summary = summarize_config(&config);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -73,7 +76,11 @@ pub fn run(command: &ModelCommand) -> anyhow::Result<Outcome> {
 fn describe(name: &str, checkpoint: &Checkpoint) -> String {
     let header = &checkpoint.header;
     let mut text = String::new();
-    let _ = writeln!(text, "{name}: {} network", header.architecture);
+    let _ = writeln!(
+        text,
+        "{name}: {} network",
+        header.network.architecture().name()
+    );
     let _ = writeln!(text, "origin: {}", header.origin);
     let _ = writeln!(text, "written by cadenza {}", header.cadenza_version);
     let _ = writeln!(

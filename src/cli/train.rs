@@ -13,8 +13,11 @@ use super::{MetaArgs, Outcome, ReadArgs};
 use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
-use crate::model::SeedModelConfig;
-use crate::train::{LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer, best_path, csv_path};
+use crate::model::Architecture;
+use crate::train::{
+    DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer,
+    best_path, csv_path,
+};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -31,11 +34,16 @@ pub struct TrainArgs {
     pub patience: Option<usize>,
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// The network: `roll-lstm` (Cadenza's: an LSTM over the steps, state
+    /// carried along) or `seed` (the article's Conv1D + LSTM over 9-step windows).
+    #[arg(long, value_enum, default_value_t = Architecture::RollLstm)]
+    pub arch: Architecture,
     /// How windows and targets are cut: `forward` (next step) or `seed` (the article's).
     #[arg(long, value_enum, default_value_t = Preset::Forward)]
     pub preset: Preset,
-    #[arg(long, value_enum, default_value_t = LossKind::Mse)]
-    pub loss: LossKind,
+    /// The loss [default: bce for roll-lstm, mse (the article's) for seed].
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     #[arg(long, default_value_t = 1e-3)]
@@ -46,6 +54,18 @@ pub struct TrainArgs {
     /// Seeds the weights, the split and the shuffling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// roll-lstm: steps per training stretch (the network learns from every
+    /// step of each).
+    #[arg(long, default_value_t = 64, value_name = "STEPS")]
+    pub sequence_steps: usize,
+    /// roll-lstm: move each training stretch by a random interval of up to
+    /// this many semitones (0: never).
+    #[arg(long, default_value_t = DEFAULT_TRANSPOSE, value_name = "SEMITONES")]
+    pub transpose: u8,
+    /// roll-lstm: share of input steps replaced by the network's own
+    /// thresholded prediction while training (scheduled sampling), 0..1.
+    #[arg(long, default_value_t = DEFAULT_FEEDBACK, value_name = "SHARE")]
+    pub feedback: f64,
     /// Continue the run saved in --out, with its own settings.
     #[arg(long)]
     pub resume: bool,
@@ -75,15 +95,23 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         Some(record) => record.settings.clone(),
         None => TrainSettings {
             preset: args.preset,
-            loss: args.loss,
+            loss: args.loss.unwrap_or(match args.arch {
+                Architecture::Seed => LossKind::Mse,
+                Architecture::RollLstm => LossKind::Bce,
+            }),
             batch_size: args.batch,
             learning_rate: args.lr,
             validation_fraction: args.val,
             seed: args.seed,
+            sequence_steps: args.sequence_steps,
+            max_transpose: args.transpose,
+            feedback: match args.arch {
+                Architecture::RollLstm => args.feedback,
+                Architecture::Seed => 0.0,
+            },
         },
     };
     let data = load_data(args, &settings)?;
-    let report = data.report();
 
     let mut trainer = match &resumed {
         Some(checkpoint) => {
@@ -96,7 +124,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
             trainer
         }
         None => Trainer::new(
-            SeedModelConfig::seed(),
+            args.arch.default_config(),
             settings,
             &data,
             &args.data_dir.display().to_string(),
@@ -109,9 +137,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     // Ctrl-C stops between batches; the last complete epoch stays saved.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
 
-    let batches_per_epoch = report
-        .windows_train
-        .div_ceil(trainer.record().settings.batch_size);
+    let batches_per_epoch = trainer.batches_per_epoch(&data);
     let epochs_left = args.epochs.saturating_sub(trainer.record().epochs_done());
     let bar = ProgressBar::new((batches_per_epoch * epochs_left) as u64).with_style(
         ProgressStyle::with_template(

@@ -51,12 +51,25 @@ impl KerasLstm {
     /// `input`: `[batch, time, d_input]`; returns every step's hidden state,
     /// `[batch, time, units]`.
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
+        self.forward_from(input, None).0
+    }
+
+    /// Runs the sequence from `state` (zero when `None`) and returns every
+    /// step's hidden state with the state after the last step, so a sequence
+    /// can be continued a step at a time.
+    pub fn forward_from(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+    ) -> (Tensor<3>, Option<LstmState>) {
         let [batch, time, _] = input.dims();
         let units = self.units;
         // The input projection of every step at once: [batch, time, 4u].
         let projected = input.matmul(self.kernel.val().unsqueeze()) + self.bias.val().unsqueeze();
-        let mut cell: Option<Tensor<2>> = None;
-        let mut hidden: Option<Tensor<2>> = None;
+        let (mut hidden, mut cell) = match state {
+            Some(LstmState { hidden, cell }) => (Some(hidden), Some(cell)),
+            None => (None, None),
+        };
         let mut outputs = Vec::with_capacity(time);
         for step in 0..time {
             // [batch, 4u]
@@ -80,6 +93,17 @@ impl KerasLstm {
             cell = Some(new_cell);
             hidden = Some(new_hidden);
         }
-        Tensor::cat(outputs, 1)
+        let state = match (hidden, cell) {
+            (Some(hidden), Some(cell)) => Some(LstmState { hidden, cell }),
+            _ => None,
+        };
+        (Tensor::cat(outputs, 1), state)
     }
+}
+
+/// An LSTM's hidden and cell state after some steps, `[batch, units]` each.
+#[derive(Clone, Debug)]
+pub struct LstmState {
+    pub hidden: Tensor<2>,
+    pub cell: Tensor<2>,
 }

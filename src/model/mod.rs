@@ -10,6 +10,7 @@
 
 mod lstm;
 pub mod native;
+pub mod recurrent;
 pub mod summary;
 
 use burn::config::Config;
@@ -18,7 +19,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
-pub use lstm::KerasLstm;
+pub use lstm::{KerasLstm, LstmState};
+pub use recurrent::{RollLstm, RollLstmConfig};
 
 /// Steps in the input window.
 pub const WINDOW_STEPS: usize = 9;
@@ -86,6 +88,129 @@ impl SeedModelConfig {
 impl Default for SeedModelConfig {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The kinds of network Cadenza trains and runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Architecture {
+    /// The article's Conv1D + LSTM over a 9-step window.
+    Seed,
+    /// An LSTM over the steps with its state carried along (Cadenza's own).
+    #[default]
+    RollLstm,
+}
+
+impl Architecture {
+    /// The name model files give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Seed => SEED_ARCHITECTURE,
+            Self::RollLstm => ROLL_LSTM_ARCHITECTURE,
+        }
+    }
+
+    /// This architecture with its default shape.
+    pub fn default_config(self) -> NetworkConfig {
+        match self {
+            Self::Seed => NetworkConfig::Seed(SeedModelConfig::seed()),
+            Self::RollLstm => NetworkConfig::RollLstm(RollLstmConfig::new()),
+        }
+    }
+}
+
+/// What model files call the seed network.
+pub const SEED_ARCHITECTURE: &str = "seed-conv1d-lstm";
+/// What model files call the roll LSTM.
+pub const ROLL_LSTM_ARCHITECTURE: &str = "roll-lstm";
+/// Every architecture this build reads.
+pub const KNOWN_ARCHITECTURES: [&str; 2] = [SEED_ARCHITECTURE, ROLL_LSTM_ARCHITECTURE];
+
+/// A network's architecture and shape, as model files store them: the
+/// architecture's name beside its config.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "architecture", content = "config")]
+pub enum NetworkConfig {
+    #[serde(rename = "seed-conv1d-lstm")]
+    Seed(SeedModelConfig),
+    #[serde(rename = "roll-lstm")]
+    RollLstm(RollLstmConfig),
+}
+
+impl NetworkConfig {
+    pub fn architecture(&self) -> Architecture {
+        match self {
+            Self::Seed(_) => Architecture::Seed,
+            Self::RollLstm(_) => Architecture::RollLstm,
+        }
+    }
+
+    /// Why this shape cannot be built, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Self::Seed(_) => None,
+            Self::RollLstm(config) => config.problem(),
+        }
+    }
+
+    /// Builds the network with fresh (seeded) weights.
+    pub fn init(&self, device: &Device) -> Network {
+        match self {
+            Self::Seed(config) => Network::Seed(config.init(device)),
+            Self::RollLstm(config) => Network::RollLstm(config.init(device)),
+        }
+    }
+}
+
+impl From<SeedModelConfig> for NetworkConfig {
+    fn from(config: SeedModelConfig) -> Self {
+        Self::Seed(config)
+    }
+}
+
+impl From<RollLstmConfig> for NetworkConfig {
+    fn from(config: RollLstmConfig) -> Self {
+        Self::RollLstm(config)
+    }
+}
+
+/// A network of any architecture. (The seed variant is the larger one; a
+/// process holds a network or two, and burn's derive does not box.)
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Network {
+    Seed(SeedModel),
+    RollLstm(RollLstm),
+}
+
+impl Network {
+    pub fn architecture(&self) -> Architecture {
+        match self {
+            Self::Seed(_) => Architecture::Seed,
+            Self::RollLstm(_) => Architecture::RollLstm,
+        }
+    }
+
+    /// Pitches per step the network reads and predicts.
+    pub fn pitches(&self) -> usize {
+        match self {
+            Self::Seed(model) => model.pitches(),
+            Self::RollLstm(model) => model.pitches(),
+        }
+    }
+
+    /// The seed network, if this is one.
+    pub fn into_seed(self) -> Option<SeedModel> {
+        match self {
+            Self::Seed(model) => Some(model),
+            Self::RollLstm(_) => None,
+        }
+    }
+}
+
+impl From<SeedModel> for Network {
+    fn from(model: SeedModel) -> Self {
+        Self::Seed(model)
     }
 }
 

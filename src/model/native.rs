@@ -10,10 +10,13 @@
 //! recurrent kernels multiply zeros, and batch norm is folded into a scale and
 //! shift. Outputs match the burn model within 1e-5 (a test checks both against
 //! the Keras reference).
+//!
+//! The roll LSTM gets the same treatment in [`NativeRollNet`]: one LSTM step
+//! per generated step, its input projection a sum of kernel rows.
 
 use burn::tensor::Tensor;
 
-use super::{SeedModel, WINDOW_STEPS};
+use super::{RollLstm, SeedModel, WINDOW_STEPS};
 use crate::roll::mask_bits;
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
@@ -229,6 +232,105 @@ impl NativeSeedNet {
             }
         }
         self.output.apply_many(&scratch.rows, out);
+        out.iter_mut().for_each(|v| *v = sigmoid(*v));
+    }
+}
+
+/// The roll LSTM's weights as plain vectors, stepped one step at a time.
+#[derive(Clone, Debug)]
+pub struct NativeRollNet {
+    pitches: usize,
+    units: usize,
+    /// Input kernel `[pitches, 4u]`.
+    kernel: Vec<f32>,
+    /// Recurrent kernel `[u, 4u]` with the LSTM's bias.
+    recurrent: Dense,
+    output: Dense,
+}
+
+/// Hidden and cell states of several sequences, `[sequences, units]` each.
+#[derive(Clone, Debug, Default)]
+pub struct RollState {
+    hidden: Vec<f32>,
+    cell: Vec<f32>,
+    gates: Vec<f32>,
+}
+
+impl RollState {
+    /// How many sequences this state holds.
+    pub fn sequences(&self, net: &NativeRollNet) -> usize {
+        self.hidden.len() / net.units.max(1)
+    }
+}
+
+impl NativeRollNet {
+    /// Copies the weights out of `model` (on any device).
+    pub fn from_model(model: &RollLstm) -> Result<Self, NativeCopyError> {
+        let lstm = &model.lstm;
+        let [pitches, gates] = lstm.kernel.dims();
+        Ok(Self {
+            pitches,
+            units: lstm.units,
+            kernel: read(lstm.kernel.val())?,
+            recurrent: Dense {
+                d_input: lstm.units,
+                d_output: gates,
+                weight: read(lstm.recurrent_kernel.val())?,
+                bias: read(lstm.bias.val())?,
+            },
+            output: dense(&model.output)?,
+        })
+    }
+
+    /// Pitches per step in and out.
+    pub fn pitches(&self) -> usize {
+        self.pitches
+    }
+
+    /// Sets `state` to `sequences` zero states.
+    pub fn reset(&self, state: &mut RollState, sequences: usize) {
+        state.hidden.clear();
+        state.hidden.resize(sequences * self.units, 0.0);
+        state.cell.clear();
+        state.cell.resize(sequences * self.units, 0.0);
+    }
+
+    /// Feeds one step (a pitch bitmask) to each sequence of `state`.
+    pub fn advance(&self, state: &mut RollState, steps: &[u128]) {
+        let units = self.units;
+        let width = 4 * units;
+        state.gates.resize(steps.len() * width, 0.0);
+        // bias + h U, then + the kernel rows of the sounding pitches.
+        self.recurrent.apply_many(&state.hidden, &mut state.gates);
+        for (&mask, gates) in steps.iter().zip(state.gates.chunks_exact_mut(width)) {
+            for pitch in mask_bits(mask) {
+                if pitch < self.pitches {
+                    let row = &self.kernel[pitch * width..(pitch + 1) * width];
+                    for (g, &w) in gates.iter_mut().zip(row) {
+                        *g += w;
+                    }
+                }
+            }
+        }
+        for ((gates, hidden), cell) in state
+            .gates
+            .chunks_exact(width)
+            .zip(state.hidden.chunks_exact_mut(units))
+            .zip(state.cell.chunks_exact_mut(units))
+        {
+            for u in 0..units {
+                let c = sigmoid(gates[units + u]) * cell[u]
+                    + sigmoid(gates[u]) * gates[2 * units + u].tanh();
+                cell[u] = c;
+                hidden[u] = sigmoid(gates[3 * units + u]) * c.tanh();
+            }
+        }
+    }
+
+    /// The next step's probabilities of each sequence of `state`
+    /// (`sequences * pitches`).
+    pub fn predict(&self, state: &RollState, out: &mut [f32]) {
+        self.output.apply_many(&state.hidden, out);
         out.iter_mut().for_each(|v| *v = sigmoid(*v));
     }
 }

@@ -1,10 +1,10 @@
-//! `cadenza model summary`: a Keras-style table of the seed network.
+//! `cadenza model summary`: a Keras-style table of a network.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{SeedModel, SeedModelConfig};
+use super::{NetworkConfig, RollLstmConfig, SeedModel, SeedModelConfig};
 
 /// One row of the summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -21,6 +21,8 @@ pub struct LayerRow {
 /// The whole table and its totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// The model's name and kind, the table's title.
+    pub title: String,
     pub rows: Vec<LayerRow>,
     pub total: usize,
     pub trainable: usize,
@@ -121,10 +123,53 @@ pub fn summarize(model: &SeedModel, config: &SeedModelConfig) -> Summary {
     let total = rows.iter().map(|r| r.params).sum();
     let non_trainable = rows.iter().map(|r| r.non_trainable).sum();
     Summary {
+        title: "seed (Conv1D + LSTM, Sim 2020)".to_owned(),
         rows,
         total,
         trainable: total - non_trainable,
         non_trainable,
+    }
+}
+
+/// Describes the roll LSTM of `config` layer by layer.
+pub fn summarize_roll(config: &RollLstmConfig) -> Summary {
+    let (pitches, units) = (config.pitches, config.units);
+    let lstm = 4 * units * (pitches + units + 1);
+    let dense = (units + 1) * pitches;
+    let row = |layer: &str, shape: String, params: usize| LayerRow {
+        layer: layer.to_owned(),
+        output_shape: shape,
+        params,
+        non_trainable: 0,
+    };
+    let rows = vec![
+        row(
+            "lstm (LSTM, state carried)",
+            format!("(None, None, {units})"),
+            lstm,
+        ),
+        row("dropout (Dropout)", format!("(None, None, {units})"), 0),
+        row(
+            "dense (Dense, sigmoid)",
+            format!("(None, None, {pitches})"),
+            dense,
+        ),
+    ];
+    let total = lstm + dense;
+    Summary {
+        title: "roll-lstm (LSTM over steps)".to_owned(),
+        rows,
+        total,
+        trainable: total,
+        non_trainable: 0,
+    }
+}
+
+/// Describes a network of any architecture from its config.
+pub fn summarize_config(config: &NetworkConfig) -> Summary {
+    match config {
+        NetworkConfig::Seed(config) => summarize(&config.init(&crate::device::cpu()), config),
+        NetworkConfig::RollLstm(config) => summarize_roll(config),
     }
 }
 
@@ -147,7 +192,7 @@ impl Summary {
         let width = [52, 22, 12];
         let rule = |c: char| c.to_string().repeat(width.iter().sum::<usize>() + 4);
         let mut text = String::new();
-        let _ = writeln!(text, "Model: \"seed\" (Conv1D + LSTM, Sim 2020)");
+        let _ = writeln!(text, "Model: {}", self.title);
         let _ = writeln!(text, "{}", rule('━'));
         let _ = writeln!(
             text,
