@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomically;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 use crate::dataset::{Dataset, Preset, Stretch, Window};
-use crate::model::{Network, NetworkConfig, WINDOW_STEPS};
+use crate::model::{Architecture, Network, NetworkConfig, WINDOW_STEPS};
 use crate::roll::PITCH_COUNT;
 
 /// The training loss.
@@ -83,6 +83,22 @@ impl Default for TrainSettings {
             sequence_steps: default_sequence_steps(),
             max_transpose: 0,
             feedback: 0.0,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The defaults, with the augmentation chosen for `architecture`
+    /// (windows of the seed network are neither transposed nor fed back).
+    pub fn for_architecture(architecture: Architecture) -> Self {
+        match architecture {
+            Architecture::Seed => Self::default(),
+            Architecture::RollLstm => Self {
+                loss: LossKind::Bce,
+                max_transpose: DEFAULT_TRANSPOSE,
+                feedback: DEFAULT_FEEDBACK,
+                ..Self::default()
+            },
         }
     }
 }
@@ -156,6 +172,8 @@ pub enum TrainError {
     },
     #[error("the batch size must be at least 1")]
     ZeroBatch,
+    #[error("the data has no full batch of {0} examples")]
+    NoFullBatch(usize),
     #[error("the stretch length must be at least 1 step")]
     ZeroSequence,
     #[error("the feedback share {0} is outside 0..1")]
@@ -454,6 +472,32 @@ impl Trainer {
     /// moving statistics).
     pub fn model(&self) -> Network {
         self.model.valid()
+    }
+
+    /// Runs `batches` optimizer steps on full batches of `data`'s first epoch
+    /// (cycling) and returns predicted steps per second: a throughput probe
+    /// for `cadenza bench model`.
+    pub fn targets_per_second(
+        &mut self,
+        data: &Dataset,
+        batches: usize,
+    ) -> Result<f64, TrainError> {
+        let examples = self.examples(data, 0);
+        let batch_size = self.record.settings.batch_size;
+        let full = examples.len() / batch_size;
+        if full == 0 {
+            return Err(TrainError::NoFullBatch(batch_size));
+        }
+        let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        for index in 0..batches {
+            let start = index % full * batch_size;
+            examples.fill(data, start..start + batch_size, &mut inputs, &mut targets);
+            self.feed_back(&mut inputs, 1, index)?;
+            self.step(&inputs, &targets)?;
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        Ok((batches * batch_size * examples.targets_each()) as f64 / seconds)
     }
 
     /// Optimizer steps in one epoch on `data`.

@@ -13,9 +13,7 @@ use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::files::LoadOptions;
 use crate::model::Architecture;
-use crate::train::{
-    DEFAULT_TRANSPOSE, EpochRecord, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer,
-};
+use crate::train::{EpochRecord, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer};
 
 /// What the training panel asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,11 +85,7 @@ impl TrainingRun {
                 let settings = TrainSettings {
                     preset: job.preset,
                     loss: job.loss,
-                    max_transpose: match job.arch {
-                        Architecture::RollLstm => DEFAULT_TRANSPOSE,
-                        Architecture::Seed => 0,
-                    },
-                    ..TrainSettings::default()
+                    ..TrainSettings::for_architecture(job.arch)
                 };
                 let data = Dataset::from_folder(
                     &job.data_dir,

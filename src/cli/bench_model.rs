@@ -1,11 +1,10 @@
-//! `cadenza bench model`: generation latency and training throughput of the
-//! seed network, per device. Printed figures only; never run by the tests.
+//! `cadenza bench model`: generation latency and training throughput of a
+//! model (the default one unless named), per device. Printed figures only; never run by the tests.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::assets::{DEMO_ROLLS, open_model};
@@ -29,7 +28,9 @@ pub struct ModelFigures {
     pub generate8_ms_cpu: f64,
     /// One step of one variation (generate_ms_cpu / 106).
     pub step_ms_cpu: f64,
-    /// Training windows per second at batch 32 (forward + backward + Adam).
+    /// Predicted steps per second while training at batch 32 (forward +
+    /// backward + Adam): windows for the seed network, every step of the
+    /// stretches for the roll LSTM.
     pub train_windows_per_s_cpu: f64,
     pub generate_ms_gpu: Option<f64>,
     pub generate8_ms_gpu: Option<f64>,
@@ -141,29 +142,25 @@ fn measure(
         Ok(())
     })?;
 
-    let settings = TrainSettings::default();
-    let mut trainer = Trainer::new(SeedModelConfig::seed(), settings, data, "bench", device)?;
-    let order = data.train_order(0, 0);
-    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
-    let mut batches = order.chunks(32).filter(|chunk| chunk.len() == 32).cycle();
-    let mut run_batch = |trainer: &mut Trainer| -> anyhow::Result<()> {
-        let chunk = batches
-            .next()
-            .context("no full batch of 32 windows in the training data")?;
-        data.fill_batch(chunk, &mut inputs, &mut targets);
-        trainer.step(&inputs, &targets)?;
-        Ok(())
+    // Training the benched network's architecture with its own settings.
+    let architecture = model.architecture();
+    let mut trainer = Trainer::new(
+        architecture.default_config(),
+        TrainSettings::for_architecture(architecture),
+        data,
+        "bench",
+        device,
+    )?;
+    trainer.targets_per_second(data, 3)?;
+    let mut batches = 20;
+    let train_windows_per_s = loop {
+        let started = Instant::now();
+        let rate = trainer.targets_per_second(data, batches)?;
+        if started.elapsed() >= Duration::from_secs(3) || batches >= 10_000 {
+            break rate;
+        }
+        batches *= 2;
     };
-    for _ in 0..3 {
-        run_batch(&mut trainer)?;
-    }
-    let started = Instant::now();
-    let mut done = 0usize;
-    while done < 20 || started.elapsed() < Duration::from_secs(3) {
-        run_batch(&mut trainer)?;
-        done += 1;
-    }
-    let train_windows_per_s = (done * 32) as f64 / started.elapsed().as_secs_f64();
     Ok(DeviceFigures {
         generate_ms,
         generate_burn_ms,

@@ -7,14 +7,14 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 
-use super::generate::RuleArgs;
+use super::generate::RuleParams;
 use super::{MetaArgs, Outcome, ReadArgs};
 use crate::assets::open_model;
 use crate::atomic::write_atomically;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::eval::{COPY_STRETCH, Evaluation, evaluate, vanish_curves_svg};
-use crate::generate::{GenerateOptions, Runner};
+use crate::generate::{GenerateOptions, RuleKind, Runner};
 
 /// Scores a model on music it was not trained on.
 ///
@@ -55,8 +55,13 @@ pub struct EvalArgs {
     /// Steps per continuation.
     #[arg(long, default_value_t = 106)]
     pub steps: usize,
+    /// How probabilities become notes [default: each model's own: sample for
+    /// roll-lstm networks, boost for the article's]. Given once, for every
+    /// model; given once per --model, paired with them in order.
+    #[arg(long = "rule", value_enum)]
+    pub rules: Vec<RuleKind>,
     #[command(flatten)]
-    pub rule: RuleArgs,
+    pub rule_params: RuleParams,
     #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
     pub backend: BackendChoice,
     /// Print one JSON object (an array of them for several models).
@@ -98,10 +103,20 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
     } else {
         args.model.iter().map(|m| Some(m.as_str())).collect()
     };
+    let rules: Vec<Option<RuleKind>> = match args.rules.as_slice() {
+        [] => vec![None; specs.len()],
+        [one] => vec![Some(*one); specs.len()],
+        several if several.len() == specs.len() => several.iter().copied().map(Some).collect(),
+        several => anyhow::bail!(
+            "{} --rule flags for {} models: give one for all, or one per --model",
+            several.len(),
+            specs.len()
+        ),
+    };
     let selected = device::select(args.backend)?;
     let mut reports = Vec::with_capacity(specs.len());
-    for spec in specs {
-        reports.push(evaluate_one(args, spec, &selected)?);
+    for (spec, rule) in specs.into_iter().zip(rules) {
+        reports.push(evaluate_one(args, spec, rule, &selected)?);
     }
     if let Some(path) = &args.plot {
         let curves: Vec<(String, Vec<f64>)> = reports
@@ -133,6 +148,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
 fn evaluate_one(
     args: &EvalArgs,
     spec: Option<&str>,
+    rule: Option<RuleKind>,
     selected: &device::SelectedDevice,
 ) -> anyhow::Result<Report> {
     let (checkpoint, model_name) = open_model(spec)?;
@@ -168,7 +184,9 @@ fn evaluate_one(
         .with_context(|| format!("cannot load the model {model_name}"))?;
     let options = GenerateOptions {
         steps: args.steps,
-        rule: args.rule.rule(checkpoint.header.network.architecture()),
+        rule: args
+            .rule_params
+            .rule(rule, checkpoint.header.network.architecture()),
         variations: 1,
     };
     let runner = Runner::new(&model, selected)?;

@@ -31,8 +31,12 @@ pub struct GenerateArgs {
     /// Steps to generate.
     #[arg(long, default_value_t = 106)]
     pub steps: usize,
+    /// How probabilities become notes [default: the model's own: sample for
+    /// roll-lstm networks, boost for the article's].
+    #[arg(long, value_enum)]
+    pub rule: Option<RuleKind>,
     #[command(flatten)]
-    pub rule: RuleArgs,
+    pub rule_params: RuleParams,
     /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
     #[arg(long, default_value_t = 1)]
     pub variations: usize,
@@ -54,13 +58,9 @@ pub struct GenerateArgs {
     pub read: ReadArgs,
 }
 
-/// How probabilities become notes, as flags.
+/// The rules' parameters, as flags.
 #[derive(Debug, Clone, Args)]
-pub struct RuleArgs {
-    /// How probabilities become notes [default: the model's own: sample for
-    /// roll-lstm networks, boost for the article's].
-    #[arg(long, value_enum)]
-    pub rule: Option<RuleKind>,
+pub struct RuleParams {
     #[arg(long, default_value_t = 0.65)]
     pub vanish_proof: f64,
     #[arg(long, default_value_t = 1.001)]
@@ -73,11 +73,12 @@ pub struct RuleArgs {
     pub rng_seed: u64,
 }
 
-impl RuleArgs {
-    /// The rule, `--rule` or else the default for `architecture`.
-    pub fn rule(&self, architecture: Architecture) -> Rule {
+impl RuleParams {
+    /// Rule `kind` with these parameters, or the default rule of
+    /// `architecture` when no kind is given.
+    pub fn rule(&self, kind: Option<RuleKind>, architecture: Architecture) -> Rule {
         RuleSettings {
-            kind: self.rule.unwrap_or(RuleKind::default_for(architecture)),
+            kind: kind.unwrap_or(RuleKind::default_for(architecture)),
             vanish_proof: self.vanish_proof,
             vanish_inc: self.vanish_inc,
             threshold: self.threshold,
@@ -129,7 +130,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
     let seed = &window[window.len() - WINDOW_STEPS..];
     let generate_options = GenerateOptions {
         steps: args.steps,
-        rule: args.rule.rule(checkpoint.header.network.architecture()),
+        rule: args
+            .rule_params
+            .rule(args.rule, checkpoint.header.network.architecture()),
         variations: args.variations,
     };
     let started = Instant::now();

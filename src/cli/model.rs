@@ -12,7 +12,7 @@ use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device;
 use crate::keras::load_keras_npz;
 use crate::model::summary::summarize_config;
-use crate::model::{NetworkConfig, SeedModelConfig};
+use crate::model::{Architecture, NetworkConfig, SeedModelConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -96,17 +96,32 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
         let s = &training.settings;
         let _ = writeln!(
             text,
-            "trained on {} ({} training / {} validation windows): preset {:?}, loss {:?}, \
-             batch {}, lr {}, seed {}",
+            "trained on {} ({} training / {} validation {} per epoch): preset {:?}, loss \
+             {:?}, batch {}, lr {}, seed {}",
             training.data,
             training.windows_train,
             training.windows_validation,
+            match header.network.architecture() {
+                Architecture::Seed => "windows",
+                // Every step of every stretch is a target.
+                Architecture::RollLstm => "predicted steps",
+            },
             s.preset,
             s.loss,
             s.batch_size,
             s.learning_rate,
             s.seed
         );
+        if header.network.architecture() == Architecture::RollLstm {
+            let _ = writeln!(
+                text,
+                "stretches of {} steps, transposed by up to {} semitones, {:.0}% of input steps \
+                 fed back",
+                s.sequence_steps,
+                s.max_transpose,
+                s.feedback * 100.0
+            );
+        }
         text.push_str(&loss_table(training));
     }
     text

@@ -104,7 +104,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
             validation_fraction: args.val,
             seed: args.seed,
             sequence_steps: args.sequence_steps,
-            max_transpose: args.transpose,
+            // Windows of the seed network are neither transposed nor fed back.
+            max_transpose: match args.arch {
+                Architecture::RollLstm => args.transpose,
+                Architecture::Seed => 0,
+            },
             feedback: match args.arch {
                 Architecture::RollLstm => args.feedback,
                 Architecture::Seed => 0.0,
