@@ -72,6 +72,12 @@ pub struct CheckpointHeader {
 }
 
 impl CheckpointHeader {
+    /// The threshold the model's training found best (validation F1), if
+    /// its training recorded one.
+    pub fn tuned_threshold(&self) -> Option<f32> {
+        self.training.as_ref()?.tuned_threshold()
+    }
+
     pub fn new(network: impl Into<NetworkConfig>, origin: impl Into<String>) -> Self {
         Self {
             network: network.into(),
@@ -101,8 +107,16 @@ impl Checkpoint {
         header: CheckpointHeader,
         network: &impl NetworkRef,
     ) -> Result<Self, CheckpointError> {
+        let network = network.network();
+        if network.architecture() != header.network.architecture() {
+            return Err(CheckpointError::Weights(format!(
+                "the header describes a {} network, the weights are of a {}",
+                header.network.architecture().name(),
+                network.architecture().name()
+            )));
+        }
         // The variant's own record, so files do not depend on the enum.
-        let weights = match network.network().as_ref() {
+        let weights = match network.as_ref() {
             Network::Seed(model) => model.clone().into_record().into_bytes(),
             Network::RollLstm(model) => model.clone().into_record().into_bytes(),
         }

@@ -4,12 +4,14 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::Serialize;
 
-use crate::dataset::Dataset;
+use crate::checkpoint::CheckpointHeader;
+use crate::dataset::{Dataset, DatasetError, Preset};
+use crate::files::LoadOptions;
 use crate::generate::{GenerateError, GenerateOptions, Predictor, Rule, generate_with};
-
 use crate::model::WINDOW_STEPS;
 use crate::roll::{PITCH_COUNT, mask_bits};
 
@@ -343,6 +345,39 @@ pub fn free_running(
                 copies as f64 / stretches as f64
             }
         }),
+    })
+}
+
+/// The files of `dir` a model was not trained on, as a dataset whose
+/// validation part holds them: the model's own validation files when `dir`
+/// is the folder it was trained on (same fraction and seed), else every
+/// file (also with `all_files`). Cut the way the model was trained.
+pub fn held_out_data(
+    header: &CheckpointHeader,
+    dir: &Path,
+    options: &LoadOptions,
+    all_files: bool,
+) -> Result<Dataset, DatasetError> {
+    let training = header.training.as_ref();
+    let same_folder = training.is_some_and(|t| {
+        let trained = Path::new(&t.data).canonicalize().ok();
+        trained.is_some() && trained == dir.canonicalize().ok()
+    });
+    let (preset, validation, seed) = match training {
+        Some(t) if same_folder && !all_files => (
+            t.settings.preset,
+            t.settings.validation_fraction,
+            t.settings.seed,
+        ),
+        Some(t) => (t.settings.preset, 0.0, 0),
+        None => (Preset::Forward, 0.0, 0),
+    };
+    let data = Dataset::from_folder(dir, options, preset, validation, seed)?;
+    // With no split every file is held out: score them as "validation".
+    Ok(if validation == 0.0 {
+        data.all_held_out()
+    } else {
+        data
     })
 }
 

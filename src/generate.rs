@@ -268,25 +268,6 @@ pub trait Predictor {
     fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError>;
 }
 
-/// The last [`WINDOW_STEPS`] steps of each seed, silence before a short one.
-fn last_windows(seeds: &[&[u128]], windows: &mut Vec<[u128; WINDOW_STEPS]>) {
-    windows.clear();
-    windows.extend(seeds.iter().map(|seed| {
-        let mut window = [0u128; WINDOW_STEPS];
-        let kept = seed.len().min(WINDOW_STEPS);
-        window[WINDOW_STEPS - kept..].copy_from_slice(&seed[seed.len() - kept..]);
-        window
-    }));
-}
-
-/// Slides each window on by one step.
-fn slide_windows(windows: &mut [[u128; WINDOW_STEPS]], steps: &[u128]) {
-    for (window, &step) in windows.iter_mut().zip(steps) {
-        window.copy_within(1.., 0);
-        window[WINDOW_STEPS - 1] = step;
-    }
-}
-
 /// Each seed left-padded with silence to the longest: `[longest]` steps per
 /// seed, seed by seed.
 fn aligned_seeds(seeds: &[&[u128]]) -> (usize, Vec<u128>) {
@@ -302,39 +283,88 @@ fn backend_error(error: impl std::fmt::Debug) -> GenerateError {
     GenerateError::Backend(format!("{error:?}"))
 }
 
-/// The seed network on its burn device: one forward pass per step for all
-/// windows.
+/// A network that reads a window of the last [`WINDOW_STEPS`] steps.
+pub trait WindowNet {
+    fn pitches(&self) -> usize;
+    /// Writes the next step's probabilities for each window to `out`.
+    fn predict_windows(
+        &mut self,
+        windows: &[[u128; WINDOW_STEPS]],
+        out: &mut Vec<f32>,
+    ) -> Result<(), GenerateError>;
+}
+
+/// A window network as a [`Predictor`]: each sequence is its last 9 steps.
 #[derive(Debug)]
-pub struct BurnPredictor<'a> {
-    model: &'a SeedModel,
-    device: Device,
+pub struct Windowed<N> {
+    net: N,
     windows: Vec<[u128; WINDOW_STEPS]>,
-    input: Vec<f32>,
 }
 
-impl<'a> BurnPredictor<'a> {
-    pub fn new(model: &'a SeedModel, device: &Device) -> Self {
-        Self {
-            model,
-            device: device.clone(),
-            windows: Vec::new(),
-            input: Vec::new(),
-        }
-    }
-}
-
-impl Predictor for BurnPredictor<'_> {
+impl<N: WindowNet> Predictor for Windowed<N> {
     fn pitches(&self) -> usize {
-        self.model.pitches()
+        self.net.pitches()
     }
 
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
-        last_windows(seeds, &mut self.windows);
+        self.windows.clear();
+        self.windows.extend(seeds.iter().map(|seed| {
+            let mut window = [0u128; WINDOW_STEPS];
+            let kept = seed.len().min(WINDOW_STEPS);
+            window[WINDOW_STEPS - kept..].copy_from_slice(&seed[seed.len() - kept..]);
+            window
+        }));
         Ok(())
     }
 
     fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        let windows = &self.windows;
+        self.net.predict_windows(&self.windows, out)
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        for (window, &step) in self.windows.iter_mut().zip(steps) {
+            window.copy_within(1.., 0);
+            window[WINDOW_STEPS - 1] = step;
+        }
+        Ok(())
+    }
+}
+
+/// The seed network on its burn device: one forward pass per step for all
+/// windows.
+#[derive(Debug)]
+pub struct BurnSeedNet<'a> {
+    model: &'a SeedModel,
+    device: Device,
+    input: Vec<f32>,
+}
+
+/// [`BurnSeedNet`] as a predictor.
+pub type BurnPredictor<'a> = Windowed<BurnSeedNet<'a>>;
+
+impl<'a> Windowed<BurnSeedNet<'a>> {
+    pub fn new(model: &'a SeedModel, device: &Device) -> Self {
+        Self {
+            net: BurnSeedNet {
+                model,
+                device: device.clone(),
+                input: Vec::new(),
+            },
+            windows: Vec::new(),
+        }
+    }
+}
+
+impl WindowNet for BurnSeedNet<'_> {
+    fn pitches(&self) -> usize {
+        self.model.pitches()
+    }
+
+    fn predict_windows(
+        &mut self,
+        windows: &[[u128; WINDOW_STEPS]],
+        out: &mut Vec<f32>,
+    ) -> Result<(), GenerateError> {
         self.input
             .resize(windows.len() * WINDOW_STEPS * PITCH_COUNT, 0.0);
         for (window, chunk) in windows
@@ -358,49 +388,42 @@ impl Predictor for BurnPredictor<'_> {
             .map_err(backend_error)?;
         Ok(())
     }
-
-    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
-        slide_windows(&mut self.windows, steps);
-        Ok(())
-    }
 }
 
 /// The seed network's plain-Rust CPU copy (see `model::native`).
 #[derive(Debug)]
-pub struct NativePredictor<'a> {
+pub struct NativeSeedWindows<'a> {
     net: &'a NativeSeedNet,
     scratch: Scratch,
-    windows: Vec<[u128; WINDOW_STEPS]>,
 }
 
-impl<'a> NativePredictor<'a> {
+/// [`NativeSeedWindows`] as a predictor.
+pub type NativePredictor<'a> = Windowed<NativeSeedWindows<'a>>;
+
+impl<'a> Windowed<NativeSeedWindows<'a>> {
     pub fn new(net: &'a NativeSeedNet) -> Self {
         Self {
-            net,
-            scratch: Scratch::default(),
+            net: NativeSeedWindows {
+                net,
+                scratch: Scratch::default(),
+            },
             windows: Vec::new(),
         }
     }
 }
 
-impl Predictor for NativePredictor<'_> {
+impl WindowNet for NativeSeedWindows<'_> {
     fn pitches(&self) -> usize {
         self.net.pitches()
     }
 
-    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
-        last_windows(seeds, &mut self.windows);
-        Ok(())
-    }
-
-    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        out.resize(self.windows.len() * self.net.pitches(), 0.0);
-        self.net.forward(&self.windows, &mut self.scratch, out);
-        Ok(())
-    }
-
-    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
-        slide_windows(&mut self.windows, steps);
+    fn predict_windows(
+        &mut self,
+        windows: &[[u128; WINDOW_STEPS]],
+        out: &mut Vec<f32>,
+    ) -> Result<(), GenerateError> {
+        out.resize(windows.len() * self.net.pitches(), 0.0);
+        self.net.forward(windows, &mut self.scratch, out);
         Ok(())
     }
 }

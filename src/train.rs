@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomically;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 use crate::dataset::{Dataset, Preset, Stretch, Window};
+use crate::eval::{FrameScores, teacher_forced};
+use crate::generate::Runner;
 use crate::model::{Architecture, Network, NetworkConfig, WINDOW_STEPS};
 use crate::roll::PITCH_COUNT;
 
@@ -112,6 +114,13 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Loss on the validation files, inference mode; none without validation.
     pub validation_loss: Option<f64>,
+    /// Frame-level F1 of the next-step prediction on the validation files at
+    /// the threshold that maximises it (teacher forced, as `cadenza eval`).
+    #[serde(default)]
+    pub validation_f1: Option<f64>,
+    /// That threshold: the one the threshold rule uses with this model.
+    #[serde(default)]
+    pub best_threshold: Option<f64>,
     pub windows_per_s: f64,
     pub seconds: f64,
 }
@@ -141,16 +150,28 @@ impl TrainingRecord {
         })
     }
 
+    /// The threshold with the best validation F1 at the best epoch: what the
+    /// threshold rule uses with this model unless told otherwise.
+    pub fn tuned_threshold(&self) -> Option<f32> {
+        self.best_epoch()?.best_threshold.map(|t| t as f32)
+    }
+
     /// The loss history as CSV.
     pub fn to_csv(&self) -> String {
-        let mut csv = String::from("epoch,train_loss,validation_loss,windows_per_s,seconds\n");
+        let mut csv = String::from(
+            "epoch,train_loss,validation_loss,validation_f1,best_threshold,windows_per_s,seconds\n",
+        );
+        let optional = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.8}"));
         for r in &self.log {
-            let validation = r
-                .validation_loss
-                .map_or(String::new(), |v| format!("{v:.8}"));
             csv.push_str(&format!(
-                "{},{:.8},{},{:.1},{:.3}\n",
-                r.epoch, r.train_loss, validation, r.windows_per_s, r.seconds
+                "{},{:.8},{},{},{},{:.1},{:.3}\n",
+                r.epoch,
+                r.train_loss,
+                optional(r.validation_loss),
+                optional(r.validation_f1),
+                optional(r.best_threshold),
+                r.windows_per_s,
+                r.seconds
             ));
         }
         csv
@@ -680,6 +701,17 @@ impl Trainer {
         Ok(Some(total / examples.len() as f64))
     }
 
+    /// Teacher-forced frame scores on the validation files at the threshold
+    /// with the best F1, computed on the CPU copy of the network.
+    pub fn validation_scores(&self, data: &Dataset) -> Result<FrameScores, TrainError> {
+        let model = self.model.valid();
+        let runner = Runner::new(&model, &crate::device::cpu_selected(None))
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        let scores = teacher_forced(runner.predictor().as_mut(), data)
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        Ok(scores.best)
+    }
+
     /// The model file for the current state, optimizer state included.
     pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
         let mut header = CheckpointHeader::new(self.config.clone(), origin);
@@ -758,10 +790,16 @@ impl Trainer {
             }
             let seconds = started.elapsed().as_secs_f64();
             let validation_loss = self.validation_loss(data)?;
+            let scores = match validation_loss {
+                Some(_) => Some(self.validation_scores(data)?),
+                None => None,
+            };
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum / count.max(1) as f64,
                 validation_loss,
+                validation_f1: scores.map(|s| s.f1),
+                best_threshold: scores.map(|s| s.threshold),
                 windows_per_s: count as f64 * each / seconds.max(1e-9),
                 seconds,
             };

@@ -459,3 +459,35 @@ fn the_result_saves_as_midi_and_as_a_roll_png() {
         assert_eq!(back.sounding_masks(), shown.sounding_masks(), "{name}");
     }
 }
+
+#[test]
+fn the_model_in_use_is_measured_with_the_controls_rule() {
+    let data = tempfile::tempdir().unwrap();
+    crate::helpers::copy_demo_chorales(data.path());
+    let mut harness = harness();
+    harness.state_mut().apply(Command::Measure);
+    assert!(
+        harness.state().measurement().is_none(),
+        "no folder: nothing starts"
+    );
+    harness.state_mut().apply(Command::MeasureFolderChanged(
+        data.path().display().to_string(),
+    ));
+    harness.state_mut().apply(Command::Measure);
+    let started = Instant::now();
+    while matches!(harness.state().measurement(), Some(None))
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+    let app = harness.state();
+    let measured = app.measurement().unwrap().unwrap().as_ref().unwrap();
+    assert_eq!(measured.model, "roll (shipped)");
+    assert!(measured.rule.starts_with("Sample"), "{}", measured.rule);
+    assert_eq!(measured.held_out_files, 2, "another folder: every file");
+    let free = &measured.evaluation.free_running;
+    assert_eq!(free.vanish_curve.len(), app.params().steps);
+    assert!(free.notes_per_step > 0.0 && measured.evaluation.teacher_forced.best.f1 > 0.0);
+}

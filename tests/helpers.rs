@@ -132,6 +132,25 @@ pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `cadenza train DATA --out MODEL` for one epoch on the CPU with half the
+/// files held out, plus `extra` flags.
+pub fn train_one_epoch(data: &Path, model: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        path(data),
+        "--out",
+        path(model),
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--val",
+        "0.5",
+    ];
+    args.extend_from_slice(extra);
+    cadenza(&args)
+}
+
 /// Copies the two shipped demo chorales into `dir`: a small training folder.
 pub fn copy_demo_chorales(dir: &Path) {
     for name in ["chorale-bwv1.6.mid", "chorale-bwv328.mid"] {

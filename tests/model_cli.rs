@@ -168,18 +168,7 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
     crate::helpers::copy_demo_chorales(&data);
     std::fs::write(data.join("broken.mid"), b"MThd garbage").unwrap();
     let model = dir.path().join("little.cadenza");
-    let out = cadenza(&[
-        "train",
-        path(&data),
-        "--out",
-        path(&model),
-        "--epochs",
-        "1",
-        "--backend",
-        "cpu",
-        "--val",
-        "0.5",
-    ]);
+    let out = crate::helpers::train_one_epoch(&data, &model, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("broken.mid"), "{stderr}");

@@ -200,7 +200,13 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         .validation_loss
         .unwrap();
     assert!(last < first, "validation loss {first} -> {last}");
+    // Each epoch records its validation F1 and the threshold that gave it;
+    // the model's threshold rule uses the best epoch's.
+    let last = trainer.record().log.last().unwrap();
+    let (f1, threshold) = (last.validation_f1.unwrap(), last.best_threshold.unwrap());
+    assert!((0.0..=1.0).contains(&f1) && (0.0..1.0).contains(&threshold));
     let saved = Checkpoint::load(&out).unwrap();
+    assert!(saved.header.tuned_threshold().is_some());
     assert_eq!(saved.header.training.unwrap().settings.feedback, 0.25);
 
     // The seed preset is for window networks.
@@ -226,20 +232,7 @@ fn the_cli_trains_generates_with_and_compares_both_networks() {
     std::fs::create_dir(&data).unwrap();
     crate::helpers::copy_demo_chorales(&data);
     let model = dir.path().join("roll.cadenza");
-    let out = cadenza(&[
-        "train",
-        path(&data),
-        "--out",
-        path(&model),
-        "--epochs",
-        "1",
-        "--backend",
-        "cpu",
-        "--val",
-        "0.5",
-        "--sequence-steps",
-        "32",
-    ]);
+    let out = crate::helpers::train_one_epoch(&data, &model, &["--sequence-steps", "32"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info = cadenza(&["model", "info", path(&model)]);
     assert!(

@@ -6,6 +6,7 @@
 //! that changes state. Heavy work runs on the generation worker (`jobs`).
 
 mod jobs;
+mod measure;
 mod panels;
 mod roll_view;
 mod session;
@@ -15,6 +16,8 @@ pub use roll_view::Selection;
 pub use session::{Autosave, AutosaveState, SessionStore, Settings};
 pub use training::TrainProgress;
 
+use measure::MeasureRun;
+pub use measure::Measurement;
 use training::{TrainRequest, TrainingRun};
 
 use std::path::{Path, PathBuf};
@@ -131,6 +134,7 @@ fn start_model(settings: &mut Settings, status: &mut String) -> (Option<Checkpoi
             if remembered.is_none() {
                 settings.params.rule.kind =
                     RuleKind::default_for(checkpoint.header.network.architecture());
+                settings.params.rule.threshold = checkpoint.header.tuned_threshold().unwrap_or(0.5);
             }
             (Some(checkpoint), name)
         }
@@ -151,6 +155,9 @@ pub enum Command {
     UseTrainedModel,
     /// Generate with a model shipped in the binary, by name.
     UseShippedModel(String),
+    MeasureFolderChanged(String),
+    /// Score the model in use on a folder, with the controls' rule.
+    Measure,
     SaveTrainedModel(PathBuf),
     SetSeed(usize),
     /// Move the playhead (steps).
@@ -271,6 +278,9 @@ pub struct CadenzaApp {
     restore_offer: Option<Autosave>,
     train_form: TrainForm,
     training: Option<TrainingRun>,
+    /// The folder to measure the model on, as typed.
+    measure_dir: String,
+    measure: Option<MeasureRun>,
     first_frame_shown: bool,
     /// The GPU the GPU button would use, or why there is none.
     gpu: Result<String, String>,
@@ -405,6 +415,8 @@ impl CadenzaApp {
             restore_offer,
             train_form: TrainForm::default(),
             training: None,
+            measure_dir: String::new(),
+            measure: None,
             first_frame_shown: false,
             gpu: device::select(BackendChoice::Gpu)
                 .map(|selected| selected.label)
@@ -603,6 +615,7 @@ impl CadenzaApp {
     /// network is meant for (the user can change it again).
     fn install_model(&mut self, checkpoint: Checkpoint, name: String) {
         self.params.rule.kind = RuleKind::default_for(checkpoint.header.network.architecture());
+        self.params.rule.threshold = checkpoint.header.tuned_threshold().unwrap_or(0.5);
         self.checkpoint = Some(checkpoint);
         self.model_name = name;
         self.start_worker(self.backend);
@@ -627,6 +640,36 @@ impl CadenzaApp {
             Some(Err(error)) => self.status = format!("cannot load the trained model: {error}"),
             None => self.status = "no epoch finished yet".to_owned(),
         }
+    }
+
+    fn start_measuring(&mut self) {
+        let Some(checkpoint) = &self.checkpoint else {
+            self.status = "no model to measure".to_owned();
+            return;
+        };
+        let folder = self.measure_dir.trim();
+        if folder.is_empty() {
+            self.status = "choose a folder of MIDI/PNG files to measure on".to_owned();
+            return;
+        }
+        self.measure = Some(MeasureRun::start(
+            checkpoint.clone(),
+            self.model_name.clone(),
+            PathBuf::from(folder),
+            self.params.options(),
+            Arc::clone(&self.wake),
+        ));
+        self.status = format!("measuring {} on {folder}...", self.model_name);
+    }
+
+    /// The last measurement: `None` before one, `Some(None)` while running.
+    pub fn measurement(&self) -> Option<Option<&Result<Measurement, String>>> {
+        self.measure.as_ref().map(MeasureRun::outcome)
+    }
+
+    /// The folder the measurement panel names.
+    pub fn measure_folder(&self) -> &str {
+        &self.measure_dir
     }
 
     /// The training run's progress, if one was started.
@@ -706,6 +749,8 @@ impl CadenzaApp {
             }
             Command::UseTrainedModel => self.use_trained_model(),
             Command::UseShippedModel(name) => self.use_shipped_model(&name),
+            Command::MeasureFolderChanged(folder) => self.measure_dir = folder,
+            Command::Measure => self.start_measuring(),
             Command::SaveTrainedModel(path) => self.save_trained_model(&path),
             Command::RestoreAutosave => self.restore_autosave(),
             Command::DiscardAutosave => {
@@ -1134,6 +1179,9 @@ impl eframe::App for CadenzaApp {
         self.poll_jobs();
         while let Ok(message) = self.task_messages.1.try_recv() {
             self.status = message;
+        }
+        if let Some(run) = &mut self.measure {
+            run.poll();
         }
         if let Some(run) = &mut self.training {
             run.poll();

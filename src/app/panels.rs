@@ -5,7 +5,7 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
 
 use super::roll_view::{self, RollViewInput};
-use super::{CadenzaApp, Command, Params};
+use super::{CadenzaApp, Command, Measurement, Params};
 use crate::assets::{DEFAULT_MODEL, SHIPPED_MODELS};
 use crate::dataset::Preset;
 use crate::device::BackendChoice;
@@ -58,6 +58,9 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
                 egui::CollapsingHeader::new("Train a model")
                     .default_open(false)
                     .show(ui, |ui| training(ui, app, &mut commands));
+                egui::CollapsingHeader::new("Measure the model")
+                    .default_open(false)
+                    .show(ui, |ui| measure(ui, app, &mut commands));
             });
         });
     egui::CentralPanel::default().show(ui, |ui| {
@@ -524,6 +527,96 @@ fn backend_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Comman
     if let Some(notice) = &app.device_notice {
         ui.label(egui::RichText::new(notice).weak().small());
     }
+}
+
+/// Scores the model in use on a folder of music with the rule, parameters
+/// and length set above: `cadenza eval`'s figures and the vanish curve.
+fn measure(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
+    let mut folder = app.measure_folder().to_owned();
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut folder)
+                .hint_text("folder of MIDI/PNG files")
+                .desired_width(150.0),
+        )
+        .labelled_by(ui.label("Music").id);
+        if ui.button("Browse...").clicked()
+            && let Some(chosen) = rfd::FileDialog::new().pick_folder()
+        {
+            folder = chosen.display().to_string();
+        }
+    });
+    if folder != app.measure_folder() {
+        commands.push(Command::MeasureFolderChanged(folder));
+    }
+    let running = matches!(app.measurement(), Some(None));
+    if ui
+        .add_enabled(!running, egui::Button::new("Measure"))
+        .on_hover_text(
+            "Held-out scores of the model in use (its validation files when this is the folder \
+             it was trained on) with the rule, parameters and length set above",
+        )
+        .clicked()
+    {
+        commands.push(Command::Measure);
+    }
+    match app.measurement() {
+        None => {}
+        Some(None) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("measuring...");
+            });
+        }
+        Some(Some(Err(error))) => {
+            ui.label(egui::RichText::new(error).color(ui.visuals().error_fg_color));
+        }
+        Some(Some(Ok(measurement))) => measurement_figures(ui, measurement),
+    }
+}
+
+fn measurement_figures(ui: &mut egui::Ui, m: &Measurement) {
+    let (t, f) = (&m.evaluation.teacher_forced, &m.evaluation.free_running);
+    let small = |text: String| egui::RichText::new(text).small();
+    ui.label(small(format!(
+        "{} on {} held-out files: BCE {:.2} nats/step, F1 {:.3} at 0.5, best {:.3} at {:.2}",
+        m.model, m.held_out_files, t.bce_nats_per_step, t.at_half.f1, t.best.f1, t.best.threshold
+    )));
+    ui.label(small(format!(
+        "{}: {:.2} notes/step (music {:.2}), {:.2} to {:.2} of the music's at any step; \
+         empty steps {:.1}%, polyphony {:.2} ({:.2}), note length {:.1} ({:.1}), pitch-class \
+         distance {:.3}",
+        m.rule,
+        f.notes_per_step,
+        f.data_notes_per_step,
+        f.curve_ratio_range.0,
+        f.curve_ratio_range.1,
+        f.empty_step_rate * 100.0,
+        f.polyphony,
+        f.data_polyphony,
+        f.mean_note_length,
+        f.data_mean_note_length,
+        f.pitch_class_distance
+    )));
+    let curve: Vec<[f64; 2]> = f
+        .vanish_curve
+        .iter()
+        .enumerate()
+        .map(|(step, &v)| [(step + 1) as f64, v])
+        .collect();
+    let music = vec![
+        [1.0, f.data_notes_per_step],
+        [f.vanish_curve.len() as f64, f.data_notes_per_step],
+    ];
+    Plot::new("vanish-curve")
+        .height(110.0)
+        .legend(Legend::default())
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(Line::new("notes per step", PlotPoints::from(curve)));
+            plot.line(Line::new("held-out music", PlotPoints::from(music)));
+        });
 }
 
 /// The training panel: data folder, epochs, preset, loss, start/cancel,

@@ -11,9 +11,8 @@ use super::generate::RuleParams;
 use super::{MetaArgs, Outcome, ReadArgs};
 use crate::assets::open_model;
 use crate::atomic::write_atomically;
-use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
-use crate::eval::{COPY_STRETCH, Evaluation, evaluate, vanish_curves_svg};
+use crate::eval::{COPY_STRETCH, Evaluation, evaluate, held_out_data, vanish_curves_svg};
 use crate::generate::{GenerateOptions, RuleKind, Runner};
 
 /// Scores a model on music it was not trained on.
@@ -152,41 +151,18 @@ fn evaluate_one(
     selected: &device::SelectedDevice,
 ) -> anyhow::Result<Report> {
     let (checkpoint, model_name) = open_model(spec)?;
-    let training = checkpoint.header.training.as_ref();
-    let same_folder = training.is_some_and(|t| {
-        let trained = std::path::Path::new(&t.data).canonicalize().ok();
-        trained.is_some() && trained == args.data_dir.canonicalize().ok()
-    });
-    let (preset, validation, seed) = match training {
-        Some(t) if same_folder && !args.all_files => (
-            t.settings.preset,
-            t.settings.validation_fraction,
-            t.settings.seed,
-        ),
-        Some(t) => (t.settings.preset, 0.0, 0),
-        None => (Preset::Forward, 0.0, 0),
-    };
-    let data = Dataset::from_folder(
+    let data = held_out_data(
+        &checkpoint.header,
         &args.data_dir,
         &args.read.load_options(&MetaArgs::default()),
-        preset,
-        validation,
-        seed,
+        args.all_files,
     )?;
-    // With no split every file is held out: score them as "validation".
-    let data = if validation == 0.0 {
-        data.all_held_out()
-    } else {
-        data
-    };
     let model = checkpoint
         .model(&selected.device)
         .with_context(|| format!("cannot load the model {model_name}"))?;
     let options = GenerateOptions {
         steps: args.steps,
-        rule: args
-            .rule_params
-            .rule(rule, checkpoint.header.network.architecture()),
+        rule: args.rule_params.rule(rule, &checkpoint.header),
         variations: 1,
     };
     let runner = Runner::new(&model, selected)?;

@@ -8,13 +8,14 @@ use clap::Args;
 
 use super::{MetaArgs, Outcome, ReadArgs, export_options};
 use crate::assets::{default_demo, open_model};
+use crate::checkpoint::CheckpointHeader;
 use crate::device::{self, BackendChoice};
 use crate::files::{SaveOptions, load_roll, save_roll};
 use crate::generate::{
     Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_context,
 };
 use crate::midi::import;
-use crate::model::{Architecture, WINDOW_STEPS};
+use crate::model::WINDOW_STEPS;
 use crate::roll::{PianoRoll, RollMeta};
 
 #[derive(Debug, Args)]
@@ -65,8 +66,10 @@ pub struct RuleParams {
     pub vanish_proof: f64,
     #[arg(long, default_value_t = 1.001)]
     pub vanish_inc: f64,
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f32,
+    /// For --rule threshold [default: the threshold with the best validation
+    /// F1 recorded in the model file, else 0.5].
+    #[arg(long)]
+    pub threshold: Option<f32>,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     #[arg(long, default_value_t = 0)]
@@ -74,14 +77,17 @@ pub struct RuleParams {
 }
 
 impl RuleParams {
-    /// Rule `kind` with these parameters, or the default rule of
-    /// `architecture` when no kind is given.
-    pub fn rule(&self, kind: Option<RuleKind>, architecture: Architecture) -> Rule {
+    /// Rule `kind` with these parameters, or the default rule of the model
+    /// `header` describes when no kind is given.
+    pub fn rule(&self, kind: Option<RuleKind>, header: &CheckpointHeader) -> Rule {
         RuleSettings {
-            kind: kind.unwrap_or(RuleKind::default_for(architecture)),
+            kind: kind.unwrap_or(RuleKind::default_for(header.network.architecture())),
             vanish_proof: self.vanish_proof,
             vanish_inc: self.vanish_inc,
-            threshold: self.threshold,
+            threshold: self
+                .threshold
+                .or_else(|| header.tuned_threshold())
+                .unwrap_or(0.5),
             temperature: self.temperature,
             rng_seed: self.rng_seed,
         }
@@ -130,9 +136,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
     let seed = &window[window.len() - WINDOW_STEPS..];
     let generate_options = GenerateOptions {
         steps: args.steps,
-        rule: args
-            .rule_params
-            .rule(args.rule, checkpoint.header.network.architecture()),
+        rule: args.rule_params.rule(args.rule, &checkpoint.header),
         variations: args.variations,
     };
     let started = Instant::now();

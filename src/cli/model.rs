@@ -133,19 +133,21 @@ pub fn loss_table(training: &crate::train::TrainingRecord) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{:>6}  {:>11}  {:>11}  {:>10}  {:>8}",
-        "epoch", "train loss", "val loss", "windows/s", "seconds"
+        "{:>6}  {:>11}  {:>11}  {:>7}  {:>9}  {:>10}  {:>8}",
+        "epoch", "train loss", "val loss", "val F1", "threshold", "windows/s", "seconds"
     );
     for r in &training.log {
-        let validation = r
-            .validation_loss
-            .map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+        let optional = |v: Option<f64>, decimals: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+        };
         let _ = writeln!(
             text,
-            "{:>6}  {:>11.6}  {:>11}  {:>10.0}  {:>8.1}{}",
+            "{:>6}  {:>11.6}  {:>11}  {:>7}  {:>9}  {:>10.0}  {:>8.1}{}",
             r.epoch,
             r.train_loss,
-            validation,
+            optional(r.validation_loss, 6),
+            optional(r.validation_f1, 3),
+            optional(r.best_threshold, 3),
             r.windows_per_s,
             r.seconds,
             if Some(r.epoch) == best {

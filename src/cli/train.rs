@@ -234,8 +234,12 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
             ));
         }
         TrainEvent::Epoch(record) => {
+            let f1 = match (record.validation_f1, record.best_threshold) {
+                (Some(f1), Some(threshold)) => format!(", F1 {f1:.3} at {threshold:.3}"),
+                _ => String::new(),
+            };
             let line = format!(
-                "epoch {}: train loss {:.6}, validation loss {}, {:.0} windows/s",
+                "epoch {}: train loss {:.6}, validation loss {}{f1}, {:.0} windows/s",
                 record.epoch,
                 record.train_loss,
                 record
