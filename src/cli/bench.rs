@@ -31,7 +31,7 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Time 106-step generation and training throughput of the seed network
+    /// Time 106-step generation and training throughput of a model's network
     /// on the CPU and, where there is one, a real GPU.
     Model {
         /// MIDI/PNG folder for the training figure (default: the shipped demo rolls).

@@ -13,7 +13,7 @@ use crate::assets::open_model;
 use crate::atomic::write_atomically;
 use crate::device::{self, BackendChoice};
 use crate::eval::{COPY_STRETCH, Evaluation, evaluate, held_out_data, vanish_curves_svg};
-use crate::generate::{GenerateOptions, RuleKind, Runner};
+use crate::generate::{GenerateOptions, Rule, RuleKind, Runner};
 
 /// Scores a model on music it was not trained on.
 ///
@@ -81,6 +81,8 @@ struct Report {
     data: String,
     held_out_files: usize,
     rule: String,
+    #[serde(skip)]
+    rule_used: Rule,
     #[serde(flatten)]
     evaluation: Evaluation,
 }
@@ -88,9 +90,13 @@ struct Report {
 impl Report {
     /// The model and its rule, for a plot's legend.
     fn legend(&self) -> String {
-        let rule = match self.rule.split_once(' ') {
-            Some((kind, _)) => kind.to_lowercase(),
-            None => self.rule.to_lowercase(),
+        let rule = match self.rule_used {
+            Rule::Boost {
+                vanish_proof,
+                vanish_inc,
+            } => format!("boost {vanish_proof}/{vanish_inc}"),
+            Rule::Threshold { threshold } => format!("threshold {threshold:.2}"),
+            Rule::Sample { temperature, .. } => format!("sample at {temperature}"),
         };
         format!("{}, {rule}", self.model.trim_end_matches(" (shipped)"))
     }
@@ -173,6 +179,7 @@ fn evaluate_one(
         data: args.data_dir.display().to_string(),
         held_out_files: data.report().files_validation,
         rule: format!("{:?}", options.rule),
+        rule_used: options.rule,
         evaluation,
     })
 }
