@@ -66,7 +66,7 @@ impl RuleKind {
     /// seed network needs the article's boost; the roll LSTM's probabilities
     /// are calibrated, so drawing from them gives the music's own density and
     /// note lengths (README, "Measuring the music"), where a threshold holds
-    /// one chord.
+    /// notes or, at 0.5, falls silent.
     pub fn default_for(architecture: Architecture) -> Self {
         match architecture {
             Architecture::Seed => Self::Boost,
