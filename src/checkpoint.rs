@@ -103,11 +103,7 @@ fn record_error(error: impl std::fmt::Debug) -> CheckpointError {
 impl Checkpoint {
     /// Captures `network`'s weights (and batch-norm statistics); `header`
     /// must describe it.
-    pub fn new(
-        header: CheckpointHeader,
-        network: &impl NetworkRef,
-    ) -> Result<Self, CheckpointError> {
-        let network = network.network();
+    pub fn new(header: CheckpointHeader, network: &Network) -> Result<Self, CheckpointError> {
         if network.architecture() != header.network.architecture() {
             return Err(CheckpointError::Weights(format!(
                 "the header describes a {} network, the weights are of a {}",
@@ -116,7 +112,7 @@ impl Checkpoint {
             )));
         }
         // The variant's own record, so files do not depend on the enum.
-        let weights = match network.as_ref() {
+        let weights = match network {
             Network::Seed(model) => model.clone().into_record().into_bytes(),
             Network::RollLstm(model) => model.clone().into_record().into_bytes(),
         }
@@ -237,23 +233,6 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         })
-    }
-}
-
-/// A network, or a model of one architecture, that a checkpoint can capture.
-pub trait NetworkRef {
-    fn network(&self) -> std::borrow::Cow<'_, Network>;
-}
-
-impl NetworkRef for Network {
-    fn network(&self) -> std::borrow::Cow<'_, Network> {
-        std::borrow::Cow::Borrowed(self)
-    }
-}
-
-impl NetworkRef for crate::model::SeedModel {
-    fn network(&self) -> std::borrow::Cow<'_, Network> {
-        std::borrow::Cow::Owned(Network::Seed(self.clone()))
     }
 }
 

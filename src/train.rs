@@ -384,14 +384,6 @@ impl Examples {
         }
     }
 
-    /// Steps predicted per example.
-    fn targets_each(&self) -> usize {
-        match self {
-            Self::Windows(_) => 1,
-            Self::Stretches { length, .. } => *length,
-        }
-    }
-
     /// Fills a batch with examples `range`.
     fn fill(
         &self,
@@ -419,11 +411,14 @@ impl Trainer {
         device: &Device,
     ) -> Result<Self, TrainError> {
         let config = config.into();
+        // Checked before building: burn panics on a bad dropout.
         check_settings(&settings, &config)?;
         let device = training_device(device);
         device.seed(settings.seed);
         let model = config.init(&device);
-        Self::with_model(model, config, settings, data, data_name, &device)
+        Ok(Self::checked(
+            model, config, settings, data, data_name, &device,
+        ))
     }
 
     /// Trains an existing model (already on a training device) from step one.
@@ -437,8 +432,27 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let config = config.into();
         check_settings(&settings, &config)?;
+        Ok(Self::checked(
+            model.into(),
+            config,
+            settings,
+            data,
+            data_name,
+            device,
+        ))
+    }
+
+    /// A trainer from settings already checked.
+    fn checked(
+        model: Network,
+        config: NetworkConfig,
+        settings: TrainSettings,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Self {
         let mut trainer = Self {
-            model: model.into(),
+            model,
             config,
             optimizer: ModuleOptimizer::from(KerasAdam::default()),
             record: TrainingRecord {
@@ -452,11 +466,10 @@ impl Trainer {
             inputs: Vec::new(),
             targets: Vec::new(),
         };
-        let train = trainer.examples(data, 0);
-        trainer.record.windows_train = train.len() * train.targets_each();
-        let validation = trainer.validation_examples(data);
-        trainer.record.windows_validation = validation.len() * validation.targets_each();
-        Ok(trainer)
+        trainer.record.windows_train = trainer.example_count(data, false) * trainer.targets_each();
+        trainer.record.windows_validation =
+            trainer.example_count(data, true) * trainer.targets_each();
+        trainer
     }
 
     /// Continues the run a checkpoint was written by, exactly where it stopped.
@@ -518,14 +531,32 @@ impl Trainer {
             self.step(&inputs, &targets)?;
         }
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
-        Ok((batches * batch_size * examples.targets_each()) as f64 / seconds)
+        Ok((batches * batch_size * self.targets_each()) as f64 / seconds)
     }
 
     /// Optimizer steps in one epoch on `data`.
     pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
-        self.examples(data, 0)
-            .len()
+        self.example_count(data, false)
             .div_ceil(self.record.settings.batch_size)
+    }
+
+    /// Windows or stretches in the training (or validation) part.
+    fn example_count(&self, data: &Dataset, validation: bool) -> usize {
+        match self.config {
+            NetworkConfig::Seed(_) if validation => data.report().windows_validation,
+            NetworkConfig::Seed(_) => data.report().windows_train,
+            NetworkConfig::RollLstm(_) => data
+                .stretches(validation, self.record.settings.sequence_steps)
+                .len(),
+        }
+    }
+
+    /// Steps each example predicts.
+    fn targets_each(&self) -> usize {
+        match self.config {
+            NetworkConfig::Seed(_) => 1,
+            NetworkConfig::RollLstm(_) => self.record.settings.sequence_steps,
+        }
     }
 
     /// The training examples of epoch `epoch` (0-based), in order.
@@ -678,7 +709,7 @@ impl Trainer {
             std::mem::take(&mut self.inputs),
             std::mem::take(&mut self.targets),
         );
-        let chunk = (4096 / examples.targets_each()).max(1);
+        let chunk = (4096 / self.targets_each()).max(1);
         let mut total = 0.0f64;
         let mut start = 0;
         let mut result = Ok(());
@@ -748,7 +779,7 @@ impl Trainer {
             );
             let examples = self.examples(data, epoch - 1);
             let count = examples.len();
-            let each = examples.targets_each() as f64;
+            let each = self.targets_each() as f64;
             let batches = count.div_ceil(batch_size);
             let started = Instant::now();
             let mut loss_sum = 0.0f64;

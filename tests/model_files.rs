@@ -70,7 +70,7 @@ fn a_model_file_round_trips_and_bad_files_get_typed_errors() {
     let model = keras_model();
     let checkpoint = Checkpoint::new(
         CheckpointHeader::new(SeedModelConfig::seed(), "test"),
-        &model,
+        &Network::Seed(model.clone()),
     )
     .unwrap();
     let bytes = checkpoint.to_bytes().unwrap();
@@ -412,7 +412,7 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     // An imported model has no optimizer state to resume from.
     let imported = Checkpoint::new(
         CheckpointHeader::new(SeedModelConfig::seed(), "x"),
-        &keras_model(),
+        &Network::Seed(keras_model()),
     )
     .unwrap();
     assert!(matches!(

@@ -1097,7 +1097,7 @@ impl CadenzaApp {
                         let origin = format!("imported from Keras weights {}", path.display());
                         Ok(Checkpoint::new(
                             crate::checkpoint::CheckpointHeader::new(config, origin),
-                            &model,
+                            &crate::model::Network::Seed(model),
                         )?)
                     });
                 self.open_model(path, imported);

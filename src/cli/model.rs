@@ -12,7 +12,7 @@ use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device;
 use crate::keras::load_keras_npz;
 use crate::model::summary::summarize_config;
-use crate::model::{Architecture, NetworkConfig, SeedModelConfig};
+use crate::model::{Architecture, Network, NetworkConfig, SeedModelConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -171,7 +171,8 @@ pub fn import_keras(args: &ImportKerasArgs) -> anyhow::Result<Outcome> {
             |n| n.to_string_lossy().into_owned()
         )
     );
-    Checkpoint::new(CheckpointHeader::new(config, origin), &model)?.save(&args.out)?;
+    Checkpoint::new(CheckpointHeader::new(config, origin), &Network::Seed(model))?
+        .save(&args.out)?;
     println!(
         "imported {} into {}",
         args.weights.display(),
