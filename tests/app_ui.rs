@@ -315,7 +315,7 @@ fn training_in_the_app_makes_a_model_it_can_generate_with() {
 #[test]
 fn models_and_soundfonts_open_from_files_and_bad_ones_say_why() {
     let mut harness = harness();
-    let weights = crate::helpers::shared_dir().join("parity/weights_trained_1ep.npz");
+    let weights = crate::helpers::data_dir().join("parity/weights_trained_1ep.npz");
     harness.state_mut().apply(Command::Open(weights));
     settle(&mut harness);
     assert_eq!(harness.state().model_name(), "weights_trained_1ep.npz");

@@ -1,10 +1,10 @@
 //! The `cadenza` binary as a user runs it: output, files written, exit codes.
 
-use crate::helpers::{Track, cadenza, path, shared_dir, smf, text};
+use crate::helpers::{Track, cadenza, data_dir, path, smf, text};
 
 #[test]
 fn info_reports_a_corpus_file_as_text_and_json() {
-    let file = shared_dir().join("corpus/keyboard/bach-wtc1-prelude1-bwv846.mid");
+    let file = data_dir().join("corpus/keyboard/bach-wtc1-prelude1-bwv846.mid");
     let out = cadenza(&["info", path(&file), "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -31,7 +31,7 @@ fn info_without_a_file_describes_the_bundled_demo() {
 #[test]
 fn convert_one_file_midi_to_png_to_midi() {
     let dir = tempfile::tempdir().unwrap();
-    let source = shared_dir().join("corpus/chorales/bwv1.6.mid");
+    let source = data_dir().join("corpus/chorales/bwv1.6.mid");
     let png = dir.path().join("chorale.png");
     let out = cadenza(&["convert", path(&source), path(&png)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -73,7 +73,7 @@ fn convert_a_folder_keeps_going_past_bad_files() {
     t.on(0, 0, 60, 100).off(480, 0, 60).end(0);
     std::fs::write(input.join("good.mid"), smf(1, 480, &[t.take()])).unwrap();
     std::fs::copy(
-        shared_dir().join("corpus/chorales/bwv2.6.mid"),
+        data_dir().join("corpus/chorales/bwv2.6.mid"),
         input.join("nested/bwv2.6.mid"),
     )
     .unwrap();

@@ -8,7 +8,7 @@ use cadenza::generate::{GenerateOptions, generate};
 use cadenza::keras::load_keras_npz;
 use cadenza::model::{Network, SeedModelConfig};
 
-use crate::helpers::shared_dir;
+use crate::helpers::data_dir;
 
 #[test]
 fn gpu_and_cpu_agree_on_the_parity_inputs() {
@@ -20,14 +20,14 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
         }
     };
     eprintln!("GPU test on {} ({})", gpu.label, device::adapters().len());
-    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let weights = data_dir().join("parity/weights_trained_1ep.npz");
     let config = SeedModelConfig::seed();
     let cpu = device::cpu();
     let on_cpu = load_keras_npz(&weights, &config, &cpu).unwrap();
     let on_gpu = load_keras_npz(&weights, &config, &gpu.device).unwrap();
 
     let mut archive =
-        npyz::npz::NpzArchive::open(shared_dir().join("parity/vectors_trained_1ep.npz")).unwrap();
+        npyz::npz::NpzArchive::open(data_dir().join("parity/vectors_trained_1ep.npz")).unwrap();
     let x: Vec<f32> = archive
         .by_name("x_batch")
         .unwrap()

@@ -1,26 +1,17 @@
 //! Builders for tiny MIDI files written byte by byte, so tests can state exactly
-//! what a file holds (running status, sysex, odd headers) and shared paths.
+//! what a file holds (running status, sysex, odd headers), and the test data's paths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `shared/` folder beside the repository (override: `CADENZA_SHARED`).
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("CADENZA_SHARED").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("corpus").is_dir(),
-        "the shared data folder is missing: expected {}/corpus (set CADENZA_SHARED)",
-        dir.display()
-    );
-    dir
+/// The test data shipped in the repository: `tests/data/` (see its README).
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-/// Every `.mid` file of the shared corpus, sorted.
+/// Every `.mid` file of the test corpus (`tests/data/corpus`), sorted.
 pub fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(shared_dir().join("corpus"))
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(data_dir().join("corpus"))
         .into_iter()
         .map(|e| e.unwrap().into_path())
         .filter(|p| p.extension().is_some_and(|e| e == "mid"))

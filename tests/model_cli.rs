@@ -1,6 +1,6 @@
 //! `cadenza model`, `import-keras`, `train` and `generate` as a user runs them.
 
-use crate::helpers::{cadenza, path, shared_dir, text};
+use crate::helpers::{cadenza, data_dir, path, text};
 
 #[test]
 fn model_summary_prints_the_keras_table() {
@@ -23,14 +23,14 @@ fn model_summary_prints_the_keras_table() {
 fn import_keras_then_generate_writes_midi_and_png() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("keras.cadenza");
-    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let weights = data_dir().join("parity/weights_trained_1ep.npz");
     let out = cadenza(&["import-keras", path(&weights), "--out", path(&model)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let info = cadenza(&["model", "info", path(&model)]);
     assert!(text(&info.stdout).contains("imported from Keras weights"));
 
-    let seed = shared_dir().join("corpus/keyboard/bach-wtc1-prelude1-bwv846.mid");
+    let seed = data_dir().join("corpus/keyboard/bach-wtc1-prelude1-bwv846.mid");
     let midi = dir.path().join("song.mid");
     let png = dir.path().join("song.png");
     let out = cadenza(&[
@@ -113,7 +113,7 @@ fn bad_model_files_and_parameters_are_one_line_errors() {
         text(&out.stderr)
     );
 
-    let weights = shared_dir().join("parity/weights_trained_1ep.npz");
+    let weights = data_dir().join("parity/weights_trained_1ep.npz");
     let model = dir.path().join("m.cadenza");
     assert!(
         cadenza(&["import-keras", path(&weights), "--out", path(&model)])

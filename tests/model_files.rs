@@ -13,7 +13,7 @@ use cadenza::model::{Network, SeedModel, SeedModelConfig};
 use cadenza::roll::{PianoRoll, RollMeta};
 use cadenza::train::{TrainEnd, TrainError, TrainSettings, Trainer, csv_path};
 
-use crate::helpers::shared_dir;
+use crate::helpers::data_dir;
 
 fn all_weights(model: &SeedModel) -> Vec<f32> {
     let mut out = Vec::new();
@@ -58,7 +58,7 @@ fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
 
 fn keras_model() -> SeedModel {
     cadenza::keras::load_keras_npz(
-        &shared_dir().join("parity/weights_trained_1ep.npz"),
+        &data_dir().join("parity/weights_trained_1ep.npz"),
         &SeedModelConfig::seed(),
         &device::cpu(),
     )

@@ -1,4 +1,4 @@
-//! The burn port against the Keras reference in `shared/parity/`: every layer's
+//! The burn port against the Keras reference in `tests/data/parity/`: every layer's
 //! activations, batched calls, a full boosted generation and one Adam step.
 
 use std::collections::HashMap;
@@ -13,10 +13,10 @@ use cadenza::model::summary::summarize;
 use cadenza::model::{Network, SeedModel, SeedModelConfig};
 use cadenza::train::{TrainSettings, Trainer, training_device};
 
-use crate::helpers::shared_dir;
+use crate::helpers::data_dir;
 
 fn parity(file: &str) -> PathBuf {
-    shared_dir().join("parity").join(file)
+    data_dir().join("parity").join(file)
 }
 
 /// Every array of an `.npz`, as f32 values with their shape.
