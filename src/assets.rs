@@ -43,8 +43,10 @@ pub fn demo(name: &str) -> Option<&'static DemoRoll> {
 /// A trained model embedded in the binary.
 #[derive(Clone, Copy, Debug)]
 pub struct ShippedModel {
-    /// The name users type (`--model seed`).
+    /// The name users type (`--model article`).
     pub name: &'static str,
+    /// Names it went by before, still accepted (settings files keep them).
+    pub former_names: &'static [&'static str],
     /// The file name under `assets/models/`.
     pub file_name: &'static str,
     pub description: &'static str,
@@ -56,6 +58,7 @@ pub struct ShippedModel {
 pub const SHIPPED_MODELS: &[ShippedModel] = &[
     ShippedModel {
         name: "roll",
+        former_names: &[],
         file_name: "roll.cadenza",
         description: "Cadenza's own network (an LSTM over the steps) trained on the corpus with \
                       binary cross-entropy: needs no boost",
@@ -63,16 +66,18 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
     },
     ShippedModel {
         name: "forward",
+        former_names: &[],
         file_name: "forward.cadenza",
         description: "the article's network trained on the corpus to predict the next step",
         bytes: include_bytes!("../assets/models/forward.cadenza"),
     },
     ShippedModel {
-        name: "seed",
-        file_name: "seed.cadenza",
+        name: "article",
+        former_names: &["seed"],
+        file_name: "article.cadenza",
         description: "the article's network trained as the article did (reversed time, \
                       target two steps ahead)",
-        bytes: include_bytes!("../assets/models/seed.cadenza"),
+        bytes: include_bytes!("../assets/models/article.cadenza"),
     },
 ];
 
@@ -81,7 +86,9 @@ pub const DEFAULT_MODEL: &str = "roll";
 
 /// The shipped model of that name.
 pub fn shipped_model(name: &str) -> Option<&'static ShippedModel> {
-    SHIPPED_MODELS.iter().find(|m| m.name == name)
+    SHIPPED_MODELS
+        .iter()
+        .find(|m| m.name == name || m.former_names.contains(&name))
 }
 
 /// Opens a model by path or shipped name (a file of that name wins); `None`

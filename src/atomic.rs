@@ -1,12 +1,24 @@
 //! Atomic file writes: a reader never sees a half-written file, and a failed
 //! write never destroys the previous version.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder that is
 /// flushed to disk and then renamed over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomically`], for content written as it is made (a long
+/// render): `fill` writes through a buffer into the temporary file, which
+/// replaces `path` only if `fill` succeeds; on failure `path` is untouched
+/// and the temporary file is removed.
+pub fn write_atomically_with<E: From<std::io::Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), E>,
+) -> Result<(), E> {
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -23,7 +35,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         builder.permissions(permissions);
     }
     let mut file = builder.tempfile_in(folder)?;
-    file.write_all(bytes)?;
+    {
+        let mut writer = BufWriter::new(file.as_file_mut());
+        fill(&mut writer)?;
+        writer.flush()?;
+    }
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())

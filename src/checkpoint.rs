@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomically;
 use crate::model::{KNOWN_ARCHITECTURES, Network, NetworkConfig};
-use crate::train::TrainingRecord;
+use crate::record::TrainingRecord;
 
 const MAGIC: &[u8; 8] = b"CADENZA\0";
 const FORMAT_VERSION: u32 = 1;
@@ -56,6 +56,17 @@ pub enum CheckpointError {
     OtherArchitecture { found: String },
     #[error("the weights do not fit the network the header describes: {0}")]
     Weights(String),
+    /// The header claims a network larger than the weights the file holds:
+    /// refused before anything of that size is built.
+    #[error(
+        "the header describes a network of {params} parameters ({needed} bytes of weights), \
+         but the file holds {found} bytes of weights"
+    )]
+    ShapeMismatch {
+        params: usize,
+        needed: u64,
+        found: u64,
+    },
 }
 
 /// What a model file says about itself.
@@ -113,7 +124,7 @@ impl Checkpoint {
         }
         // The variant's own record, so files do not depend on the enum.
         let weights = match network {
-            Network::Seed(model) => model.clone().into_record().into_bytes(),
+            Network::Article(model) => model.clone().into_record().into_bytes(),
             Network::RollLstm(model) => model.clone().into_record().into_bytes(),
         }
         .map_err(record_error)?;
@@ -149,8 +160,8 @@ impl Checkpoint {
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(record_error)?;
         Ok(match self.header.network.init(device) {
-            Network::Seed(model) => {
-                Network::Seed(model.try_load_record(record).map_err(record_error)?)
+            Network::Article(model) => {
+                Network::Article(model.try_load_record(record).map_err(record_error)?)
             }
             Network::RollLstm(model) => {
                 Network::RollLstm(model.try_load_record(record).map_err(record_error)?)
@@ -211,6 +222,7 @@ impl Checkpoint {
                 _ => CheckpointError::Header(e.to_string()),
             }
         })?;
+        check_shape(&header, weights.len())?;
         Ok(Self {
             header,
             weights: weights.to_vec(),
@@ -234,6 +246,25 @@ impl Checkpoint {
             source,
         })
     }
+}
+
+/// Checks the shape a header claims against the weights the file holds,
+/// before a network of that shape is built: every parameter is an f32.
+fn check_shape(header: &CheckpointHeader, weight_bytes: usize) -> Result<(), CheckpointError> {
+    if let Some(problem) = header.network.problem() {
+        return Err(CheckpointError::Header(problem));
+    }
+    let params = header.network.param_count();
+    let needed = params as u64 * 4;
+    let found = weight_bytes as u64;
+    if found < needed {
+        return Err(CheckpointError::ShapeMismatch {
+            params,
+            needed,
+            found,
+        });
+    }
+    Ok(())
 }
 
 /// Reads the length-prefixed sections, reporting truncation by name.

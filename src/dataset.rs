@@ -1,5 +1,5 @@
 //! Training data: piano rolls from a folder of MIDI and midi2img PNG files,
-//! cut on the fly into 9-step windows (the seed network) or into longer
+//! cut on the fly into 9-step windows (the article's network) or into longer
 //! stretches, optionally transposed (recurrent networks).
 //!
 //! Rolls are kept as one 128-bit mask per step, and a window or stretch is
@@ -9,14 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
+use rand::Rng as _;
 use rand::seq::SliceRandom as _;
-use rand::{Rng as _, SeedableRng as _};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::files::{LoadOptions, find_roll_files, load_roll};
 use crate::model::WINDOW_STEPS;
+use crate::rng::{seeded, seeded_for};
 use crate::roll::{PITCH_COUNT, mask_to_floats};
 
 /// How windows and targets are cut from a roll.
@@ -28,7 +28,9 @@ pub enum Preset {
     Forward,
     /// The article's code: time reversed (its 90-degree image rotation), and
     /// steps i..i+8 predict step i+10 (step i+9 is skipped).
-    Seed,
+    #[serde(alias = "seed")]
+    #[value(alias = "seed")]
+    Article,
 }
 
 impl Preset {
@@ -36,12 +38,12 @@ impl Preset {
     pub fn target_offset(self) -> usize {
         match self {
             Self::Forward => WINDOW_STEPS,
-            Self::Seed => WINDOW_STEPS + 1,
+            Self::Article => WINDOW_STEPS + 1,
         }
     }
 
     fn reverses_time(self) -> bool {
-        self == Self::Seed
+        self == Self::Article
     }
 }
 
@@ -99,13 +101,13 @@ pub struct Dataset {
 
 impl Dataset {
     /// Reads every MIDI/PNG file under `dir` (in parallel) and splits the
-    /// files `validation_fraction` : rest, shuffled with `seed`.
+    /// files `validation_fraction` : rest, shuffled with `rng_seed`.
     pub fn from_folder(
         dir: &Path,
         options: &LoadOptions,
         preset: Preset,
         validation_fraction: f64,
-        seed: u64,
+        rng_seed: u64,
     ) -> Result<Self, DatasetError> {
         if !dir.is_dir() {
             return Err(DatasetError::NotAFolder(dir.to_owned()));
@@ -129,15 +131,16 @@ impl Dataset {
                 Err(error) => files_failed.push((path, error.to_string())),
             }
         }
-        let mut dataset = Self::from_rolls(rolls, preset, validation_fraction, seed).map_err(
-            |error| match error {
-                DatasetError::NoWindows { needed, .. } => DatasetError::NoWindows {
-                    dir: dir.to_owned(),
-                    needed,
-                },
-                other => other,
-            },
-        )?;
+        let mut dataset =
+            Self::from_rolls(rolls, preset, validation_fraction, rng_seed).map_err(|error| {
+                match error {
+                    DatasetError::NoWindows { needed, .. } => DatasetError::NoWindows {
+                        dir: dir.to_owned(),
+                        needed,
+                    },
+                    other => other,
+                }
+            })?;
         dataset.report.files_failed = files_failed;
         Ok(dataset)
     }
@@ -147,7 +150,7 @@ impl Dataset {
         rolls: Vec<Vec<u128>>,
         preset: Preset,
         validation_fraction: f64,
-        seed: u64,
+        rng_seed: u64,
     ) -> Result<Self, DatasetError> {
         if !(0.0..1.0).contains(&validation_fraction) {
             return Err(DatasetError::BadValidationFraction(validation_fraction));
@@ -173,7 +176,7 @@ impl Dataset {
             });
         }
         let mut order: Vec<usize> = (0..songs.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        order.shuffle(&mut seeded(rng_seed));
         // At least one file for validation when asked, but never all of them.
         let validation_files = if validation_fraction > 0.0 && songs.len() > 1 {
             ((songs.len() as f64 * validation_fraction).round() as usize).clamp(1, songs.len() - 1)
@@ -223,12 +226,11 @@ impl Dataset {
     }
 
     /// The training windows in the order of epoch `epoch`: shuffled with a
-    /// generator seeded from `seed` and the epoch, so a resumed run sees the
-    /// same order it would have seen.
-    pub fn train_order(&self, seed: u64, epoch: usize) -> Vec<Window> {
+    /// generator seeded from `rng_seed` and the epoch, so a resumed run sees
+    /// the same order it would have seen.
+    pub fn train_order(&self, rng_seed: u64, epoch: usize) -> Vec<Window> {
         let mut order = self.train.clone();
-        let mixed = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        order.shuffle(&mut StdRng::seed_from_u64(mixed));
+        order.shuffle(&mut seeded_for(rng_seed, &[epoch as u64]));
         order
     }
 
@@ -249,7 +251,7 @@ impl Dataset {
         self
     }
 
-    /// The steps (in training order: reversed for the seed preset) of the
+    /// The steps (in training order: reversed for the article preset) of the
     /// training songs, or of the validation songs.
     pub fn songs(&self, validation: bool) -> impl Iterator<Item = &[u128]> {
         let part = if validation {
@@ -335,14 +337,13 @@ impl Dataset {
     /// notes inside the roll.
     pub fn stretch_order(
         &self,
-        seed: u64,
+        rng_seed: u64,
         epoch: usize,
         length: usize,
         max_transpose: u8,
     ) -> Vec<Stretch> {
         let mut order = self.stretches(false, length);
-        let mixed = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut rng = StdRng::seed_from_u64(mixed);
+        let mut rng = seeded_for(rng_seed, &[epoch as u64]);
         order.shuffle(&mut rng);
         if max_transpose > 0 {
             let limit = i32::from(max_transpose);
@@ -439,9 +440,9 @@ mod unit_tests {
     }
 
     #[test]
-    fn seed_windows_run_backwards_and_skip_a_step() {
+    fn article_windows_run_backwards_and_skip_a_step() {
         // 106 steps give the article's 96 windows per song.
-        let data = Dataset::from_rolls(vec![ramp(106)], Preset::Seed, 0.0, 0).unwrap();
+        let data = Dataset::from_rolls(vec![ramp(106)], Preset::Article, 0.0, 0).unwrap();
         assert_eq!(data.report().windows_train, 96);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         data.fill_batch(&[Window { song: 0, start: 0 }], &mut x, &mut y);

@@ -350,7 +350,7 @@ pub fn free_running(
 
 /// The files of `dir` a model was not trained on, as a dataset whose
 /// validation part holds them: the model's own validation files when `dir`
-/// is the folder it was trained on (same fraction and seed), else every
+/// is the folder it was trained on (same fraction and rng seed), else every
 /// file (also with `all_files`). Cut the way the model was trained.
 pub fn held_out_data(
     header: &CheckpointHeader,
@@ -363,16 +363,16 @@ pub fn held_out_data(
         let trained = Path::new(&t.data).canonicalize().ok();
         trained.is_some() && trained == dir.canonicalize().ok()
     });
-    let (preset, validation, seed) = match training {
+    let (preset, validation, rng_seed) = match training {
         Some(t) if same_folder && !all_files => (
             t.settings.preset,
             t.settings.validation_fraction,
-            t.settings.seed,
+            t.settings.rng_seed,
         ),
         Some(t) => (t.settings.preset, 0.0, 0),
         None => (Preset::Forward, 0.0, 0),
     };
-    let data = Dataset::from_folder(dir, options, preset, validation, seed)?;
+    let data = Dataset::from_folder(dir, options, preset, validation, rng_seed)?;
     // With no split every file is held out: score them as "validation".
     Ok(if validation == 0.0 {
         data.all_held_out()

@@ -1,6 +1,6 @@
 //! Continuing a roll: feed the network the seed, turn its probabilities into
 //! the next step with a rule, feed that step back, repeat. A window network
-//! (the seed's) reads the last 9 steps each time; a recurrent one (the roll
+//! (the article's) reads the last 9 steps each time; a recurrent one (the roll
 //! LSTM) carries its state, so it hears everything since the seed began.
 //!
 //! The article's rule is [`Rule::Boost`]: its trained model never outputs much
@@ -10,12 +10,12 @@
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
 
 use crate::device::SelectedDevice;
-use crate::model::native::{NativeRollNet, NativeSeedNet, RollState, Scratch};
-use crate::model::{Architecture, LstmState, Network, RollLstm, SeedModel, WINDOW_STEPS};
+use crate::limits::{self, OutOfRange};
+use crate::model::native::{NativeArticleNet, NativeRollNet, RollState, Scratch};
+use crate::model::{Architecture, ArticleNet, LstmState, Network, RollLstm, WINDOW_STEPS};
+use crate::rng::{SeededRng, seeded, unit_f32};
 use crate::roll::{PITCH_COUNT, PianoRoll, mask_to_floats};
 
 /// How probabilities become notes.
@@ -63,13 +63,13 @@ pub enum RuleKind {
 
 impl RuleKind {
     /// The rule a network of `architecture` is meant to be used with: the
-    /// seed network needs the article's boost; the roll LSTM's probabilities
+    /// article's network needs its boost; the roll LSTM's probabilities
     /// are calibrated, so drawing from them gives the music's own density and
     /// note lengths (README, "Measuring the music"), where a threshold holds
     /// notes or, at 0.5, falls silent.
     pub fn default_for(architecture: Architecture) -> Self {
         match architecture {
-            Architecture::Seed => Self::Boost,
+            Architecture::Article => Self::Boost,
             Architecture::RollLstm => Self::Sample,
         }
     }
@@ -154,20 +154,15 @@ pub enum GenerateError {
         needed: usize,
         steps: usize,
     },
-    #[error("the number of steps to generate must be at least 1")]
-    ZeroSteps,
-    #[error("the number of variations must be at least 1")]
-    ZeroVariations,
-    /// A rule parameter that is NaN, infinite or out of range.
-    #[error("{name} = {value} is not allowed: {expected}")]
-    BadParameter {
-        name: &'static str,
-        value: f64,
-        expected: &'static str,
-    },
+    /// Steps, variations or a rule parameter out of its range (or NaN).
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
     /// The compute backend handed back something other than f32 probabilities.
     #[error("the compute backend returned unreadable output: {0}")]
     Backend(String),
+    /// Asked to stop before it was done.
+    #[error("generation was stopped before it was done")]
+    Stopped,
     /// The model reads a different number of pitches than the roll has.
     #[error("the model reads {0} pitches per step, but piano rolls have {PITCH_COUNT}")]
     ModelPitches(usize),
@@ -219,36 +214,24 @@ pub fn seed_context(roll: &PianoRoll, start: usize) -> Result<&[u128], GenerateE
 }
 
 fn check_options(options: &GenerateOptions) -> Result<(), GenerateError> {
-    let bad = |name, value: f64, expected| {
-        Err(GenerateError::BadParameter {
-            name,
-            value,
-            expected,
-        })
-    };
-    if options.steps == 0 {
-        return Err(GenerateError::ZeroSteps);
-    }
-    if options.variations == 0 {
-        return Err(GenerateError::ZeroVariations);
-    }
+    limits::GENERATE_STEPS.check(options.steps)?;
+    limits::VARIATIONS.check(options.variations)?;
     match options.rule {
-        Rule::Boost { vanish_proof, .. } if !vanish_proof.is_finite() => {
-            bad("vanish_proof", vanish_proof, "a finite number")
+        Rule::Boost {
+            vanish_proof,
+            vanish_inc,
+        } => {
+            limits::VANISH_PROOF.check(vanish_proof)?;
+            limits::VANISH_INC.check(vanish_inc)?;
         }
-        Rule::Boost { vanish_inc, .. } if !(vanish_inc.is_finite() && vanish_inc > 0.0) => {
-            bad("vanish_inc", vanish_inc, "a finite number above 0")
+        Rule::Threshold { threshold } => {
+            limits::THRESHOLD.check(threshold)?;
         }
-        Rule::Threshold { threshold } if !threshold.is_finite() => {
-            bad("threshold", f64::from(threshold), "a finite number")
+        Rule::Sample { temperature, .. } => {
+            limits::TEMPERATURE.check(temperature)?;
         }
-        Rule::Sample { temperature, .. } if !(temperature.is_finite() && temperature > 0.0) => bad(
-            "temperature",
-            f64::from(temperature),
-            "a finite number above 0",
-        ),
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// What generation and evaluation need from a network: sequences of steps it
@@ -330,22 +313,22 @@ impl<N: WindowNet> Predictor for Windowed<N> {
     }
 }
 
-/// The seed network on its burn device: one forward pass per step for all
+/// The article's network on its burn device: one forward pass per step for all
 /// windows.
 #[derive(Debug)]
-pub struct BurnSeedNet<'a> {
-    model: &'a SeedModel,
+pub struct BurnArticleNet<'a> {
+    model: &'a ArticleNet,
     device: Device,
     input: Vec<f32>,
 }
 
-/// [`BurnSeedNet`] as a predictor.
-pub type BurnPredictor<'a> = Windowed<BurnSeedNet<'a>>;
+/// [`BurnArticleNet`] as a predictor.
+pub type BurnPredictor<'a> = Windowed<BurnArticleNet<'a>>;
 
-impl<'a> Windowed<BurnSeedNet<'a>> {
-    pub fn new(model: &'a SeedModel, device: &Device) -> Self {
+impl<'a> Windowed<BurnArticleNet<'a>> {
+    pub fn new(model: &'a ArticleNet, device: &Device) -> Self {
         Self {
-            net: BurnSeedNet {
+            net: BurnArticleNet {
                 model,
                 device: device.clone(),
                 input: Vec::new(),
@@ -355,7 +338,7 @@ impl<'a> Windowed<BurnSeedNet<'a>> {
     }
 }
 
-impl WindowNet for BurnSeedNet<'_> {
+impl WindowNet for BurnArticleNet<'_> {
     fn pitches(&self) -> usize {
         self.model.pitches()
     }
@@ -390,20 +373,20 @@ impl WindowNet for BurnSeedNet<'_> {
     }
 }
 
-/// The seed network's plain-Rust CPU copy (see `model::native`).
+/// The article's network's plain-Rust CPU copy (see `model::native`).
 #[derive(Debug)]
-pub struct NativeSeedWindows<'a> {
-    net: &'a NativeSeedNet,
+pub struct NativeArticleWindows<'a> {
+    net: &'a NativeArticleNet,
     scratch: Scratch,
 }
 
-/// [`NativeSeedWindows`] as a predictor.
-pub type NativePredictor<'a> = Windowed<NativeSeedWindows<'a>>;
+/// [`NativeArticleWindows`] as a predictor.
+pub type NativePredictor<'a> = Windowed<NativeArticleWindows<'a>>;
 
-impl<'a> Windowed<NativeSeedWindows<'a>> {
-    pub fn new(net: &'a NativeSeedNet) -> Self {
+impl<'a> Windowed<NativeArticleWindows<'a>> {
+    pub fn new(net: &'a NativeArticleNet) -> Self {
         Self {
-            net: NativeSeedWindows {
+            net: NativeArticleWindows {
                 net,
                 scratch: Scratch::default(),
             },
@@ -412,7 +395,7 @@ impl<'a> Windowed<NativeSeedWindows<'a>> {
     }
 }
 
-impl WindowNet for NativeSeedWindows<'_> {
+impl WindowNet for NativeArticleWindows<'_> {
     fn pitches(&self) -> usize {
         self.net.pitches()
     }
@@ -553,8 +536,8 @@ impl Predictor for NativeRollPredictor<'_> {
 /// the CPU (same results, no per-operation overhead), burn on a GPU.
 #[derive(Debug)]
 pub enum Runner<'a> {
-    SeedBurn(&'a SeedModel, Device),
-    SeedNative(Box<NativeSeedNet>),
+    ArticleBurn(&'a ArticleNet, Device),
+    ArticleNative(Box<NativeArticleNet>),
     RollBurn(&'a RollLstm, Device),
     RollNative(Box<NativeRollNet>),
 }
@@ -565,10 +548,10 @@ impl<'a> Runner<'a> {
         let copy_error =
             |e: crate::model::native::NativeCopyError| GenerateError::Backend(e.to_string());
         Ok(match (network, selected.native_inference) {
-            (Network::Seed(model), true) => Self::SeedNative(Box::new(
-                NativeSeedNet::from_model(model).map_err(copy_error)?,
+            (Network::Article(model), true) => Self::ArticleNative(Box::new(
+                NativeArticleNet::from_model(model).map_err(copy_error)?,
             )),
-            (Network::Seed(model), false) => Self::SeedBurn(model, selected.device.clone()),
+            (Network::Article(model), false) => Self::ArticleBurn(model, selected.device.clone()),
             (Network::RollLstm(model), true) => Self::RollNative(Box::new(
                 NativeRollNet::from_model(model).map_err(copy_error)?,
             )),
@@ -579,8 +562,8 @@ impl<'a> Runner<'a> {
     /// A predictor over this network.
     pub fn predictor(&self) -> Box<dyn Predictor + '_> {
         match self {
-            Self::SeedBurn(model, device) => Box::new(BurnPredictor::new(model, device)),
-            Self::SeedNative(net) => Box::new(NativePredictor::new(net)),
+            Self::ArticleBurn(model, device) => Box::new(BurnPredictor::new(model, device)),
+            Self::ArticleNative(net) => Box::new(NativePredictor::new(net)),
             Self::RollBurn(model, device) => Box::new(BurnRollPredictor::new(model, device)),
             Self::RollNative(net) => Box::new(NativeRollPredictor::new(net)),
         }
@@ -596,7 +579,7 @@ pub fn generate(
     options: &GenerateOptions,
 ) -> Result<Vec<Continuation>, GenerateError> {
     match network {
-        Network::Seed(model) => {
+        Network::Article(model) => {
             generate_with(&mut BurnPredictor::new(model, device), seed, options)
         }
         Network::RollLstm(model) => {
@@ -613,8 +596,21 @@ pub fn generate_on(
     seed: &[u128],
     options: &GenerateOptions,
 ) -> Result<Vec<Continuation>, GenerateError> {
+    generate_on_until(network, selected, seed, options, &|| false)
+}
+
+/// [`generate_on`] that gives up with [`GenerateError::Stopped`] as soon as
+/// `stop` says so (checked before each step): a request a newer one has
+/// replaced, an app closing.
+pub fn generate_on_until(
+    network: &Network,
+    selected: &SelectedDevice,
+    seed: &[u128],
+    options: &GenerateOptions,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Continuation>, GenerateError> {
     let runner = Runner::new(network, selected)?;
-    generate_with(runner.predictor().as_mut(), seed, options)
+    generate_until(runner.predictor().as_mut(), seed, options, stop)
 }
 
 /// Continues `seed` for `options.steps` steps, `options.variations` times,
@@ -624,6 +620,15 @@ pub fn generate_with(
     predictor: &mut dyn Predictor,
     seed: &[u128],
     options: &GenerateOptions,
+) -> Result<Vec<Continuation>, GenerateError> {
+    generate_until(predictor, seed, options, &|| false)
+}
+
+fn generate_until(
+    predictor: &mut dyn Predictor,
+    seed: &[u128],
+    options: &GenerateOptions,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Continuation>, GenerateError> {
     check_options(options)?;
     if predictor.pitches() != PITCH_COUNT {
@@ -637,10 +642,10 @@ pub fn generate_with(
             probabilities: Vec::with_capacity(options.steps * PITCH_COUNT),
         })
         .collect();
-    let mut rngs: Vec<StdRng> = (0..variations as u64)
+    let mut rngs: Vec<SeededRng> = (0..variations as u64)
         .map(|i| match options.rule {
-            Rule::Sample { rng_seed, .. } => StdRng::seed_from_u64(rng_seed.wrapping_add(i)),
-            _ => StdRng::seed_from_u64(i),
+            Rule::Sample { rng_seed, .. } => seeded(rng_seed.wrapping_add(i)),
+            _ => seeded(i),
         })
         .collect();
     let mut boost = match options.rule {
@@ -651,6 +656,9 @@ pub fn generate_with(
     let mut chosen = vec![0u128; variations];
 
     for _ in 0..options.steps {
+        if stop() {
+            return Err(GenerateError::Stopped);
+        }
         predictor.predict(&mut probabilities)?;
         for (v, p) in probabilities.chunks_exact(PITCH_COUNT).enumerate() {
             let mut mask = 0u128;
@@ -661,7 +669,7 @@ pub fn generate_with(
                     Rule::Boost { .. } => p + boost as f32 >= 1.0,
                     Rule::Threshold { threshold } => p >= threshold,
                     Rule::Sample { temperature, .. } => {
-                        rngs[v].random::<f32>() < sharpen(p, temperature)
+                        unit_f32(&mut rngs[v]) < sharpen(p, temperature)
                     }
                 };
                 if on {

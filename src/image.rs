@@ -6,12 +6,11 @@
 //! loses its notes; here every column is read the same way. A PNG carries no
 //! tempo or instrument, so the caller supplies the roll's metadata.
 
-use std::io::Cursor;
+use std::io::{Cursor, Write as _};
 use std::path::{Path, PathBuf};
 
-use ::image::{DynamicImage, GrayImage, ImageDecoder, ImageReader, Luma};
-
 use crate::atomic::write_atomically;
+use crate::limits;
 use crate::roll::{MAX_STEPS, PITCH_COUNT, PianoRoll, RollError, RollMeta};
 
 /// Columns per image when exporting in chunks, as midi2img does.
@@ -33,6 +32,13 @@ pub enum PngError {
     /// More columns than a roll may have.
     #[error("the image is {width} pixels wide; a roll holds at most {MAX_STEPS} steps")]
     TooWide { width: u32 },
+    /// An interlaced image too large to decode whole.
+    #[error(
+        "the image is interlaced and {width} pixels wide: decoding it would take {bytes} \
+         bytes, more than the {} allowed; save it without interlacing",
+        limits::PNG_DECODE_BYTES
+    )]
+    InterlacedTooLarge { width: u32, bytes: usize },
     /// The roll has no steps, and a PNG needs at least one column.
     #[error("the roll is empty: a PNG needs at least one column")]
     EmptyRoll,
@@ -61,63 +67,140 @@ pub enum ImageFileError {
     },
 }
 
-/// Decodes a midi2img PNG (8- or 16-bit, grey or RGB, with or without alpha;
-/// colour pixels use the plain mean of R, G and B; alpha is ignored).
+/// Decodes a midi2img PNG (any bit depth, grey, RGB or palette, with or
+/// without alpha; colour pixels use the plain mean of R, G and B; alpha is
+/// ignored). The size is checked from the header before any pixel is
+/// decoded, and rows are read one at a time, so memory stays at the roll's
+/// masks plus one row. Interlaced images must be decoded whole: those are
+/// refused above [`PNG_DECODE_BYTES`](limits::PNG_DECODE_BYTES).
 pub fn decode_png(bytes: &[u8], meta: RollMeta) -> Result<PianoRoll, PngError> {
-    let unreadable = |e: ::image::ImageError| PngError::Unreadable(e.to_string());
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), ::image::ImageFormat::Png);
-    let mut limits = ::image::Limits::default();
-    limits.max_image_width = Some(MAX_STEPS as u32);
-    reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(unreadable)?;
-    let (width, height) = decoder.dimensions();
+    let unreadable = |e: png::DecodingError| PngError::Unreadable(e.to_string());
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: limits::PNG_DECODE_BYTES,
+        },
+    );
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let header = decoder.read_header_info().map_err(unreadable)?;
+    let (width, height, interlaced) = (header.width, header.height, header.interlaced);
     if height as usize != PITCH_COUNT {
         return Err(PngError::WrongHeight { width, height });
     }
     if width as usize > MAX_STEPS {
         return Err(PngError::TooWide { width });
     }
-    let image = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
-    let width = image.width() as usize;
-    let mut sounding = vec![0u128; width];
-    let mut set = |x: u32, y: u32| sounding[x as usize] |= 1u128 << y;
-    match &image {
-        DynamicImage::ImageLuma8(grey) => {
-            for (x, y, Luma([value])) in grey.enumerate_pixels() {
-                if *value > 127 {
-                    set(x, y);
-                }
-            }
+    let mut reader = decoder.read_info().map_err(unreadable)?;
+    let (colour, depth) = reader.output_color_type();
+    let pixel = Pixel::new(colour, depth);
+    let mut sounding = vec![0u128; width as usize];
+    if interlaced {
+        let size = reader.output_buffer_size().unwrap_or(usize::MAX);
+        if size > limits::PNG_DECODE_BYTES {
+            return Err(PngError::InterlacedTooLarge { width, bytes: size });
         }
-        other => {
-            for (x, y, pixel) in other.to_rgb32f().enumerate_pixels() {
-                if (pixel.0[0] + pixel.0[1] + pixel.0[2]) / 3.0 > 0.5 {
-                    set(x, y);
-                }
-            }
+        let mut image = vec![0u8; size];
+        let frame = reader.next_frame(&mut image).map_err(unreadable)?;
+        for (pitch, row) in image.chunks_exact(frame.line_size).enumerate() {
+            pixel.mark(row, pitch, &mut sounding);
+        }
+    } else {
+        let mut pitch = 0;
+        while let Some(row) = reader.next_row().map_err(unreadable)? {
+            pixel.mark(row.data(), pitch, &mut sounding);
+            pitch += 1;
         }
     }
     Ok(PianoRoll::from_sounding(sounding, meta)?)
 }
 
-/// Encodes steps `start..end` of a roll as a midi2img PNG: 8-bit grey, 0 or 255.
+/// How a decoded row's pixels read as on or off.
+#[derive(Clone, Copy, Debug)]
+struct Pixel {
+    channels: usize,
+    /// Bytes per sample: 1 or 2 (big-endian).
+    sample_bytes: usize,
+    /// Grey (one channel counts) or colour (the mean of R, G and B counts).
+    colour: bool,
+}
+
+impl Pixel {
+    fn new(colour: png::ColorType, depth: png::BitDepth) -> Self {
+        use png::ColorType::{Grayscale, GrayscaleAlpha, Indexed, Rgb, Rgba};
+        let channels = match colour {
+            Grayscale | Indexed => 1,
+            GrayscaleAlpha => 2,
+            Rgb => 3,
+            Rgba => 4,
+        };
+        Self {
+            channels,
+            sample_bytes: if depth == png::BitDepth::Sixteen {
+                2
+            } else {
+                1
+            },
+            colour: matches!(colour, Rgb | Rgba),
+        }
+    }
+
+    /// Sets bit `pitch` of every step whose pixel in `row` is brighter than
+    /// half: `v > max / 2` for grey, `(r + g + b) / 3 > max / 2` for colour.
+    fn mark(self, row: &[u8], pitch: usize, sounding: &mut [u128]) {
+        let max = if self.sample_bytes == 2 {
+            65_535u32
+        } else {
+            255
+        };
+        let sample = |bytes: &[u8], i: usize| -> u32 {
+            let at = i * self.sample_bytes;
+            if self.sample_bytes == 2 {
+                u32::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]))
+            } else {
+                u32::from(bytes[at])
+            }
+        };
+        let stride = self.channels * self.sample_bytes;
+        for (step, pixel) in sounding.iter_mut().zip(row.chunks_exact(stride)) {
+            let on = if self.colour {
+                2 * (sample(pixel, 0) + sample(pixel, 1) + sample(pixel, 2)) > 3 * max
+            } else {
+                2 * sample(pixel, 0) > max
+            };
+            if on {
+                *step |= 1u128 << pitch;
+            }
+        }
+    }
+}
+
+/// Encodes steps `start..end` of a roll as a midi2img PNG: 8-bit grey, 0 or
+/// 255, written a row (one pitch) at a time.
 pub fn encode_png(roll: &PianoRoll, start: usize, end: usize) -> Result<Vec<u8>, PngError> {
     let end = end.min(roll.steps());
     if start >= end {
         return Err(PngError::EmptyRoll);
     }
     let masks = &roll.sounding_masks()[start..end];
-    let image = GrayImage::from_fn(masks.len() as u32, PITCH_COUNT as u32, |x, y| {
-        Luma([if masks[x as usize] >> y & 1 == 1 {
-            255
-        } else {
-            0
-        }])
-    });
+    let encode = |e: png::EncodingError| PngError::Encode(e.to_string());
     let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), ::image::ImageFormat::Png)
-        .map_err(|e| PngError::Encode(e.to_string()))?;
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, masks.len() as u32, PITCH_COUNT as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(encode)?;
+        let mut stream = writer.stream_writer().map_err(encode)?;
+        let mut row = vec![0u8; masks.len()];
+        for pitch in 0..PITCH_COUNT {
+            for (pixel, mask) in row.iter_mut().zip(masks) {
+                *pixel = if mask >> pitch & 1 == 1 { 255 } else { 0 };
+            }
+            stream
+                .write_all(&row)
+                .map_err(|e| PngError::Encode(e.to_string()))?;
+        }
+        stream.finish().map_err(encode)?;
+    }
     Ok(bytes)
 }
 

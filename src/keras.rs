@@ -1,4 +1,4 @@
-//! Keras weights for the seed network, from a NumPy `.npz` archive.
+//! Keras weights for the article's network, from a NumPy `.npz` archive.
 //!
 //! The archive holds one array per weight, named `NN.<layer>.<variable>`: the
 //! two-digit Keras layer index, the layer's name (ignored, since Keras numbers
@@ -15,7 +15,7 @@ use burn::module::{Param, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 use npyz::npz::NpzArchive;
 
-use crate::model::{SeedModel, SeedModelConfig};
+use crate::model::{ArticleNet, ArticleNetConfig};
 
 /// Why a Keras weight archive could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum KerasImportError {
         present: String,
     },
     /// An array with the wrong shape.
-    #[error("`{key}` has shape {found:?}, but the seed model needs {expected:?}")]
+    #[error("`{key}` has shape {found:?}, but the article's network needs {expected:?}")]
     Shape {
         key: String,
         expected: Vec<usize>,
@@ -48,12 +48,12 @@ pub enum KerasImportError {
     Data { key: String, reason: String },
 }
 
-/// Reads the archive at `path` into a seed model on `device`.
+/// Reads the archive at `path` into the article's network on `device`.
 pub fn load_keras_npz(
     path: &Path,
-    config: &SeedModelConfig,
+    config: &ArticleNetConfig,
     device: &Device,
-) -> Result<SeedModel, KerasImportError> {
+) -> Result<ArticleNet, KerasImportError> {
     let file = std::fs::File::open(path).map_err(|source| KerasImportError::Open {
         path: path.to_owned(),
         source,
@@ -61,12 +61,12 @@ pub fn load_keras_npz(
     read_keras_npz(std::io::BufReader::new(file), config, device)
 }
 
-/// Reads a Keras weight archive into a seed model on `device`.
+/// Reads a Keras weight archive into the article's network on `device`.
 pub fn read_keras_npz<R: Read + Seek>(
     reader: R,
-    config: &SeedModelConfig,
+    config: &ArticleNetConfig,
     device: &Device,
-) -> Result<SeedModel, KerasImportError> {
+) -> Result<ArticleNet, KerasImportError> {
     let mut archive = KerasArchive::new(reader)?;
     let (pitches, filters) = (config.pitches, config.filters);
     let (units, units2) = (config.lstm_units, config.lstm2_units);

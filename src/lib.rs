@@ -6,7 +6,7 @@
 //! predictions back, and the result goes out again as MIDI, PNG and audio.
 //!
 //! Modules: [`roll`] (the roll, no IO), [`midi`] and [`image`] (file formats),
-//! [`files`] (pick the format by extension), [`model`] (the seed network),
+//! [`files`] (pick the format by extension), [`model`] (the networks),
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
 //! [`dataset`] and [`train`] (training on a folder of rolls), [`eval`]
 //! (held-out figures), [`device`] (the
@@ -31,7 +31,10 @@ pub mod generate;
 pub mod gm;
 pub mod image;
 pub mod keras;
+pub mod limits;
 pub mod midi;
 pub mod model;
+pub mod record;
+pub mod rng;
 pub mod roll;
 pub mod train;

@@ -5,5 +5,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    cadenza::cli::run(cadenza::cli::Cli::parse())
+    match cadenza::cli::Cli::try_parse() {
+        Ok(cli) => cadenza::cli::run(cli),
+        Err(error) => cadenza::cli::refuse(&error),
+    }
 }

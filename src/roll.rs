@@ -19,7 +19,7 @@ pub const HIGHEST_MIDI_PITCH: u8 = LOWEST_MIDI_PITCH + PITCH_COUNT as u8 - 1;
 /// The longest roll any importer builds, in steps: 1,000,000 sixteenths is about
 /// 34 hours at 120 BPM. Longer input is cut here and the import report says so,
 /// so a corrupt delta time can never make an unbounded allocation.
-pub const MAX_STEPS: usize = 1_000_000;
+pub const MAX_STEPS: usize = crate::limits::ROLL_STEPS.max;
 /// Steps per quarter note allowed for a roll's grid.
 pub const STEPS_PER_QUARTER_RANGE: std::ops::RangeInclusive<u8> = 1..=24;
 /// The default grid: four steps per quarter note (sixteenth notes), as midi2img.
@@ -96,9 +96,10 @@ impl Tempo {
         }
     }
 
-    /// A tempo in quarter notes per minute, or `None` unless 4 <= bpm <= 1000.
+    /// A tempo in quarter notes per minute, or `None` outside
+    /// [`TEMPO_BPM`](crate::limits::TEMPO_BPM).
     pub fn from_bpm(bpm: f64) -> Option<Self> {
-        (bpm.is_finite() && (4.0..=1000.0).contains(&bpm)).then(|| Self {
+        crate::limits::TEMPO_BPM.contains(bpm).then(|| Self {
             micros_per_quarter: (60_000_000.0 / bpm).round() as u32,
         })
     }

@@ -53,13 +53,13 @@ fn choose_shipped_model(harness: &mut Harness<'static, CadenzaApp>, label: &str)
 }
 
 #[test]
-fn the_default_model_needs_no_boost_and_the_seed_model_is_one_choice_away() {
+fn the_default_model_needs_no_boost_and_the_article_model_is_one_choice_away() {
     let mut harness = harness();
     assert_eq!(harness.state().model_name(), "roll (shipped)");
     assert_eq!(harness.state().params().rule.kind, RuleKind::Sample);
-    choose_shipped_model(&mut harness, "seed");
+    choose_shipped_model(&mut harness, "article");
     let app = harness.state();
-    assert_eq!(app.model_name(), "seed (shipped)");
+    assert_eq!(app.model_name(), "article (shipped)");
     assert_eq!(app.params().rule.kind, RuleKind::Boost);
     assert!(app.status().starts_with("generated"), "{}", app.status());
     choose_shipped_model(&mut harness, "roll (default)");
@@ -69,7 +69,7 @@ fn the_default_model_needs_no_boost_and_the_seed_model_is_one_choice_away() {
 #[test]
 fn moving_the_vanish_proof_slider_regenerates_the_roll() {
     let mut harness = harness();
-    choose_shipped_model(&mut harness, "seed");
+    choose_shipped_model(&mut harness, "article");
     let before = harness.state().display().clone();
     harness
         .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "vanish_proof")
@@ -264,7 +264,7 @@ fn work_left_by_a_crash_is_offered_back_and_restored() {
 fn settings_come_back_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness_with_store(dir.path());
-    choose_shipped_model(&mut harness, "seed");
+    choose_shipped_model(&mut harness, "article");
     harness
         .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "vanish_inc")
         .set_value_accesskit(1.01);
@@ -274,7 +274,7 @@ fn settings_come_back_on_the_next_start() {
     let harness = harness_with_store(dir.path());
     assert!((harness.state().params().rule.vanish_inc - 1.01).abs() < 1e-9);
     // The model chosen comes back too, with the rule the user left.
-    assert_eq!(harness.state().model_name(), "seed (shipped)");
+    assert_eq!(harness.state().model_name(), "article (shipped)");
     assert_eq!(harness.state().params().rule.kind, RuleKind::Boost);
 }
 
@@ -329,7 +329,7 @@ fn models_and_soundfonts_open_from_files_and_bad_ones_say_why() {
     let junk_model = dir.path().join("junk.cadenza");
     std::fs::write(&junk_model, b"not a model").unwrap();
     harness.state_mut().apply(Command::Open(junk_model));
-    harness.step();
+    settle(&mut harness);
     assert!(
         harness
             .state()
@@ -343,7 +343,7 @@ fn models_and_soundfonts_open_from_files_and_bad_ones_say_why() {
     let junk_font = dir.path().join("bank.sf2");
     std::fs::write(&junk_font, b"MThd\0\0\0\x06\0\x01\0\x01\0\x60").unwrap();
     harness.state_mut().apply(Command::Open(junk_font));
-    harness.step();
+    settle(&mut harness);
     assert!(
         harness.state().status().contains("a MIDI file"),
         "{}",
@@ -490,4 +490,109 @@ fn the_model_in_use_is_measured_with_the_controls_rule() {
     let free = &measured.evaluation.free_running;
     assert_eq!(free.vanish_curve.len(), app.params().steps);
     assert!(free.notes_per_step > 0.0 && measured.evaluation.teacher_forced.best.f1 > 0.0);
+}
+
+#[test]
+fn a_worker_that_panics_is_reported_and_the_app_returns_to_idle() {
+    let mut harness = harness();
+    harness
+        .state_mut()
+        .run_in_background("the test task", || panic!("deliberately"));
+    assert!(!harness.state().is_idle(), "the task is running");
+    settle(&mut harness);
+    let app = harness.state();
+    assert!(app.is_idle());
+    assert_eq!(
+        app.status(),
+        "the test task failed: it panicked: deliberately"
+    );
+    // The app goes on working.
+    harness.get_by_label("Generate (G)").click();
+    settle(&mut harness);
+    assert!(
+        harness.state().status().starts_with("generated"),
+        "{}",
+        harness.state().status()
+    );
+}
+
+#[test]
+fn absurd_settings_and_autosave_are_clamped_with_a_visible_note() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.json"),
+        r#"{"params": {"steps": 4000000000000, "variations": 100000000, "live": true},
+            "transport": {"bpm": 1e12}, "zoom": 1e30, "pitch_zoom": -5}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("autosave.json"),
+        r#"{"source_name": "x", "steps_per_quarter": 200, "seed_start": 999999999999,
+            "params": {"steps": 99999999}, "transport": {"volume": 1e9}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("autosave.mid"),
+        cadenza::assets::default_demo().midi,
+    )
+    .unwrap();
+    let store = cadenza::app::SessionStore::at(dir.path().to_owned());
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            CadenzaApp::with_store(&cc.egui_ctx, StartMode::Headless, Some(store))
+        });
+    harness.step();
+    let app = harness.state();
+    assert_eq!(app.params().steps, 16_384);
+    assert_eq!(app.params().variations, 32);
+    assert_eq!(app.transport().bpm, 1_000.0);
+    let notes = app.notices().join("\n");
+    for expected in [
+        "settings: steps 4000000000000 is outside the allowed 1..=16384; using 16384",
+        "settings: variations 100000000 is outside",
+        "settings: zoom",
+        "settings: pitch zoom -5 is outside",
+        "autosave: 200 steps per quarter is not a grid",
+        "autosave: steps 99999999 is outside",
+        "autosave: volume",
+        "autosave: seed window at step 999999999999 is past the roll's end",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "missing {expected:?} in:\n{notes}"
+        );
+    }
+    assert!(app.offers_restore());
+    // The notes are on screen until dismissed.
+    harness.get_by_label("Dismiss").click();
+    harness.step();
+    assert!(harness.state().notices().is_empty());
+    // The restored work has its seed window inside the roll.
+    harness.get_by_label("Restore").click();
+    harness.step();
+    let app = harness.state();
+    assert!(app.seed_start() + 9 <= app.document().roll().steps());
+}
+
+#[test]
+fn without_file_dialogs_the_open_button_asks_for_a_typed_path() {
+    let mut harness = harness();
+    let reason = harness.state().dialog_problem().unwrap().to_owned();
+    assert!(reason.contains("drag files onto the window"), "{reason}");
+    harness.get_by_label("Open...").click();
+    harness.run();
+    assert!(harness.state().prompt().is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let song = dir.path().join("typed.mid");
+    std::fs::write(&song, cadenza::assets::demo("chorale-bwv328").unwrap().midi).unwrap();
+    harness
+        .state_mut()
+        .apply(Command::PromptChanged(song.display().to_string()));
+    harness.run();
+    harness.get_by_label("OK").click();
+    settle(&mut harness);
+    let app = harness.state();
+    assert!(app.prompt().is_none());
+    assert_eq!(app.document().name(), "typed.mid", "{}", app.status());
 }

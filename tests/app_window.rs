@@ -180,7 +180,7 @@ fn work_survives_kill_9_and_is_offered_back() {
     let mut saved = None;
     while saved.is_none() && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(250));
-        saved = store.load_autosave();
+        saved = store.load_autosave(&mut Vec::new());
     }
     let saved = saved.expect("the edit was autosaved");
     assert_eq!(saved.roll.note_count(), demo + 1);
@@ -189,7 +189,7 @@ fn work_survives_kill_9_and_is_offered_back() {
     app.0.kill().unwrap();
     app.0.wait().unwrap();
     assert!(
-        store.load_autosave().is_some(),
+        store.load_autosave(&mut Vec::new()).is_some(),
         "the autosave outlived the process"
     );
 
@@ -199,5 +199,75 @@ fn work_survives_kill_9_and_is_offered_back() {
     assert!(
         said.contains(&format!("{} notes", demo + 1)) && said.contains("offering its autosave"),
         "{said}"
+    );
+}
+
+/// The peak resident memory of a process, in bytes (Linux's VmHWM).
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn absurd_settings_and_autosave_still_give_a_working_window() {
+    let Some(screen) = Screen::start("the absurd-settings window test") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("settings.json"),
+        r#"{"params": {"steps": 4000000000000, "variations": 100000000},
+            "transport": {"bpm": 1e300, "volume": 1e30}, "zoom": 1e30,
+            "pitch_zoom": 1e30, "recent": []}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("autosave.json"),
+        r#"{"source_name": "absurd", "steps_per_quarter": 255,
+            "seed_start": 18446744073709551615,
+            "params": {"steps": 4000000000000, "variations": 100000000},
+            "transport": {"bpm": -1, "volume": -1}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("autosave.mid"),
+        cadenza::assets::default_demo().midi,
+    )
+    .unwrap();
+    let shot = home.path().join("shot.png");
+    let started = Instant::now();
+    let mut app = screen.app(home.path(), &data);
+    let seen = screen.wait_drawn(&mut app, home.path(), &shot);
+    let shown_after = started.elapsed();
+    assert!(seen > 50, "the screen stayed blank ({seen} colours)");
+    assert!(
+        shown_after < Duration::from_secs(10),
+        "the window took {shown_after:?}"
+    );
+    // The clamped generation (16,384 steps x 32 variations) runs on its
+    // worker meanwhile; memory stays bounded.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        app.0.try_wait().unwrap().is_none(),
+        "the app is still running"
+    );
+    let peak = peak_memory(app.0.id());
+    assert!(peak < 1_500 << 20, "peak memory {} MB", peak >> 20);
+    let said = std::fs::read_to_string(home.path().join("app.err")).unwrap();
+    assert!(
+        said.contains("settings: steps 4000000000000 is outside the allowed 1..=16384"),
+        "{said}"
+    );
+    assert!(said.contains("autosave: 255 steps per quarter"), "{said}");
+    eprintln!(
+        "absurd settings: window after {shown_after:?}, peak memory {} MB",
+        peak >> 20
     );
 }

@@ -5,8 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use cadenza::audio::live::live_pair;
 use cadenza::audio::player::{Player, PlayerCommand, Song};
-use cadenza::audio::render::{RenderOptions, WavFormat, encode_wav, render_song, write_wav};
+use cadenza::audio::render::{
+    RenderOptions, WavFormat, encode_wav, render_song, render_to_wav, write_wav,
+};
 use cadenza::audio::soundfont::load_soundfont;
 use cadenza::roll::{PianoRoll, Pitch, RollMeta, RollNote, Tempo};
 
@@ -116,6 +119,80 @@ fn wav_files_read_back_with_their_length_and_format() {
     .map(Result::unwrap)
     .collect();
     assert_eq!(floats, audio.left);
+
+    // Streaming to the file gives the same samples as rendering in memory.
+    let streamed = dir.path().join("streamed.wav");
+    let song = Song::from_roll(&gapped_roll(), 90);
+    let seconds = render_to_wav(&font, song, &options, &streamed, WavFormat::Float32).unwrap();
+    assert!((seconds - audio.seconds()).abs() < 1e-9);
+    let samples: Vec<f32> = hound::WavReader::open(&streamed)
+        .unwrap()
+        .into_samples::<f32>()
+        .map(Result::unwrap)
+        .collect();
+    let interleaved: Vec<f32> = audio
+        .left
+        .iter()
+        .zip(&audio.right)
+        .flat_map(|(&l, &r)| [l, r])
+        .collect();
+    assert_eq!(samples, interleaved);
+    // A song too long for a WAV file is refused before anything is written.
+    let endless = Song::from_roll(
+        &PianoRoll::new(
+            1_000_000,
+            RollMeta {
+                tempo: Tempo::from_bpm(4.0).unwrap(),
+                ..RollMeta::default()
+            },
+        )
+        .unwrap(),
+        90,
+    );
+    let too_long = dir.path().join("too-long.wav");
+    let error = render_to_wav(&font, endless, &options, &too_long, WavFormat::Pcm16).unwrap_err();
+    assert!(
+        error.to_string().contains("more than a WAV file holds"),
+        "{error}"
+    );
+    assert!(!too_long.exists());
+}
+
+/// A song of `steps` silent steps, told apart by its length.
+fn silent_song(steps: usize) -> Song {
+    Song::from_roll(&PianoRoll::new(steps, slow_meta()).unwrap(), 90)
+}
+
+#[test]
+fn the_audio_thread_plays_the_newest_of_several_queued_songs() {
+    let font = load_soundfont(None).unwrap();
+    let player = Player::new(&font, 48_000, Box::new(silent_song(10)), false).unwrap();
+    let (mut control, mut renderer) = live_pair(player);
+    for steps in [20, 30, 40] {
+        control.replace_song(silent_song(steps)).unwrap();
+    }
+    let mut buffer = vec![0.0f32; 2 * 256];
+    renderer.fill(&mut buffer, 2, |sample| sample);
+    assert_eq!(renderer.song().steps(), 40, "the newest song plays");
+    assert_eq!(control.status().songs_skipped(), 2);
+    // The two skipped songs and the first one come back to be freed here.
+    assert_eq!(control.collect_retired(), 3);
+    assert_eq!(control.status().frames(), 256);
+
+    // An audio thread that stops taking songs: the queue fills, and the
+    // song that does not fit is handed back, not lost.
+    let mut refused = None;
+    for steps in 50..200 {
+        if let Err(back) = control.replace_song(silent_song(steps)) {
+            refused = Some((steps, back.into_song()));
+            break;
+        }
+    }
+    let (steps, song) = refused.expect("a full queue refuses");
+    assert_eq!(song.steps() as usize, steps);
+    renderer.fill(&mut buffer, 2, |sample| sample);
+    assert_eq!(renderer.song().steps() as usize, steps - 1);
+    assert!(control.replace_song(song).is_ok(), "room again");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use cadenza::device::{self, BackendChoice};
 use cadenza::generate::{GenerateOptions, generate};
 use cadenza::keras::load_keras_npz;
-use cadenza::model::{Network, SeedModelConfig};
+use cadenza::model::{ArticleNetConfig, Network};
 
 use crate::helpers::data_dir;
 
@@ -21,7 +21,7 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
     };
     eprintln!("GPU test on {} ({})", gpu.label, device::adapters().len());
     let weights = data_dir().join("parity/weights_trained_1ep.npz");
-    let config = SeedModelConfig::seed();
+    let config = ArticleNetConfig::article();
     let cpu = device::cpu();
     let on_cpu = load_keras_npz(&weights, &config, &cpu).unwrap();
     let on_gpu = load_keras_npz(&weights, &config, &gpu.device).unwrap();
@@ -35,7 +35,7 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
         .into_vec()
         .unwrap();
     let batch = x.len() / (9 * 106);
-    let forward = |model: &cadenza::model::SeedModel, device| {
+    let forward = |model: &cadenza::model::ArticleNet, device| {
         let input = Tensor::<3>::from_data(TensorData::new(x.clone(), [batch, 9, 106]), device);
         model
             .forward(input)
@@ -57,9 +57,9 @@ fn gpu_and_cpu_agree_on_the_parity_inputs() {
         steps: 4,
         ..GenerateOptions::default()
     };
-    let a = &generate(&Network::Seed(on_cpu.clone()), &cpu, &window, &options).unwrap()[0];
+    let a = &generate(&Network::Article(on_cpu.clone()), &cpu, &window, &options).unwrap()[0];
     let b = &generate(
-        &Network::Seed(on_gpu.clone()),
+        &Network::Article(on_gpu.clone()),
         &gpu.device,
         &window,
         &options,

@@ -227,13 +227,16 @@ fn the_shipped_models_load_and_generate_with_no_arguments() {
         .roll;
     assert_eq!(roll.steps(), 106);
 
-    let info = cadenza(&["model", "info", "seed"]);
+    let info = cadenza(&["model", "info", "article"]);
     assert!(info.status.success());
     assert!(
         text(&info.stdout).contains("<- best"),
         "{}",
         text(&info.stdout)
     );
+    // Its name until 2026-11 still opens it.
+    let former = cadenza(&["model", "info", "seed"]);
+    assert_eq!(former.stdout, info.stdout);
 }
 
 #[test]

@@ -9,13 +9,14 @@ use cadenza::dataset::{Dataset, Preset};
 use cadenza::device;
 use cadenza::generate::{GenerateError, GenerateOptions, Rule, generate, seed_window};
 use cadenza::keras::{KerasImportError, read_keras_npz};
-use cadenza::model::{Network, SeedModel, SeedModelConfig};
+use cadenza::model::{ArticleNet, ArticleNetConfig, Network};
+use cadenza::record::TrainSettings;
 use cadenza::roll::{PianoRoll, RollMeta};
-use cadenza::train::{TrainEnd, TrainError, TrainSettings, Trainer, csv_path};
+use cadenza::train::{TrainEnd, TrainError, Trainer, csv_path};
 
 use crate::helpers::data_dir;
 
-fn all_weights(model: &SeedModel) -> Vec<f32> {
+fn all_weights(model: &ArticleNet) -> Vec<f32> {
     let mut out = Vec::new();
     let mut push = |t: Tensor<2>| out.extend(t.into_data().try_into_vec::<f32>().unwrap());
     for layer in [
@@ -56,10 +57,10 @@ fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
     out
 }
 
-fn keras_model() -> SeedModel {
+fn keras_model() -> ArticleNet {
     cadenza::keras::load_keras_npz(
         &data_dir().join("parity/weights_trained_1ep.npz"),
-        &SeedModelConfig::seed(),
+        &ArticleNetConfig::article(),
         &device::cpu(),
     )
     .unwrap()
@@ -69,8 +70,8 @@ fn keras_model() -> SeedModel {
 fn a_model_file_round_trips_and_bad_files_get_typed_errors() {
     let model = keras_model();
     let checkpoint = Checkpoint::new(
-        CheckpointHeader::new(SeedModelConfig::seed(), "test"),
-        &Network::Seed(model.clone()),
+        CheckpointHeader::new(ArticleNetConfig::article(), "test"),
+        &Network::Article(model.clone()),
     )
     .unwrap();
     let bytes = checkpoint.to_bytes().unwrap();
@@ -78,7 +79,10 @@ fn a_model_file_round_trips_and_bad_files_get_typed_errors() {
         .unwrap()
         .model(&device::cpu())
         .unwrap();
-    assert_eq!(all_weights(&back.into_seed().unwrap()), all_weights(&model));
+    assert_eq!(
+        all_weights(&back.into_article().unwrap()),
+        all_weights(&model)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.cadenza");
@@ -115,7 +119,7 @@ fn a_model_file_round_trips_and_bad_files_get_typed_errors() {
 
     // Same architecture name, different shape: the weights do not fit.
     let mut wider = checkpoint;
-    let cadenza::model::NetworkConfig::Seed(config) = &mut wider.header.network else {
+    let cadenza::model::NetworkConfig::Article(config) = &mut wider.header.network else {
         panic!("a seed checkpoint");
     };
     config.filters = 64;
@@ -155,7 +159,7 @@ fn npz(arrays: &[(&str, Vec<u64>, Vec<f32>)]) -> std::io::Cursor<Vec<u8>> {
 
 #[test]
 fn keras_archives_with_missing_keys_or_wrong_shapes_name_the_key_and_shapes() {
-    let config = SeedModelConfig::seed();
+    let config = ArticleNetConfig::article();
     let missing = read_keras_npz(npz(&[]), &config, &device::cpu()).unwrap_err();
     assert!(matches!(missing, KerasImportError::MissingKey { .. }));
     assert!(missing.to_string().contains("kernel"), "{missing}");
@@ -237,7 +241,7 @@ fn generation_refuses_bad_parameters_and_is_deterministic() {
     ];
     for options in bad {
         assert!(
-            generate(&Network::Seed(model.clone()), &cpu, &window, &options).is_err(),
+            generate(&Network::Article(model.clone()), &cpu, &window, &options).is_err(),
             "{options:?}"
         );
     }
@@ -250,8 +254,8 @@ fn generation_refuses_bad_parameters_and_is_deterministic() {
         },
         variations: 3,
     };
-    let first = generate(&Network::Seed(model.clone()), &cpu, &window, &sample).unwrap();
-    let again = generate(&Network::Seed(model.clone()), &cpu, &window, &sample).unwrap();
+    let first = generate(&Network::Article(model.clone()), &cpu, &window, &sample).unwrap();
+    let again = generate(&Network::Article(model.clone()), &cpu, &window, &sample).unwrap();
     assert_eq!(first, again);
     assert_eq!(first.len(), 3);
     assert!(
@@ -261,7 +265,7 @@ fn generation_refuses_bad_parameters_and_is_deterministic() {
     );
     // Variations are batched but independent: the first equals a lone run.
     let alone = generate(
-        &Network::Seed(model.clone()),
+        &Network::Article(model.clone()),
         &cpu,
         &window,
         &GenerateOptions {
@@ -317,7 +321,7 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     // alike can still differ while other tests draw from it in parallel.
     let training = cadenza::train::training_device(&cpu);
     let start = Trainer::new(
-        SeedModelConfig::seed(),
+        ArticleNetConfig::article(),
         settings.clone(),
         &data,
         "little",
@@ -326,14 +330,14 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     .unwrap()
     .model();
     let start = Checkpoint::new(
-        CheckpointHeader::new(SeedModelConfig::seed(), "start"),
+        CheckpointHeader::new(ArticleNetConfig::article(), "start"),
         &start,
     )
     .unwrap();
     let fresh = || {
         Trainer::with_model(
             start.model(&training).unwrap(),
-            SeedModelConfig::seed(),
+            ArticleNetConfig::article(),
             settings.clone(),
             &data,
             "little",
@@ -378,7 +382,7 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
             .unwrap()
             .model(&cpu)
             .unwrap()
-            .into_seed()
+            .into_article()
             .unwrap(),
     );
     let b = all_weights(
@@ -386,7 +390,7 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
             .unwrap()
             .model(&cpu)
             .unwrap()
-            .into_seed()
+            .into_article()
             .unwrap(),
     );
     let worst = a
@@ -411,8 +415,8 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
 
     // An imported model has no optimizer state to resume from.
     let imported = Checkpoint::new(
-        CheckpointHeader::new(SeedModelConfig::seed(), "x"),
-        &Network::Seed(keras_model()),
+        CheckpointHeader::new(ArticleNetConfig::article(), "x"),
+        &Network::Article(keras_model()),
     )
     .unwrap();
     assert!(matches!(
@@ -433,7 +437,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
         ..TrainSettings::default()
     };
     let mut trainer = Trainer::new(
-        SeedModelConfig::seed(),
+        ArticleNetConfig::article(),
         settings.clone(),
         &data,
         "little",
@@ -451,7 +455,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
         .unwrap()
         .model(&training)
         .unwrap()
-        .into_seed()
+        .into_article()
         .unwrap();
     let [n] = broken.dense11.bias.as_ref().unwrap().dims();
     broken.dense11.bias = Some(burn::module::Param::from_tensor(Tensor::full(
@@ -461,7 +465,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     )));
     let mut trainer = Trainer::with_model(
         broken,
-        SeedModelConfig::seed(),
+        ArticleNetConfig::article(),
         settings,
         &data,
         "little",

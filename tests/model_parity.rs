@@ -10,8 +10,9 @@ use cadenza::device;
 use cadenza::generate::{GenerateOptions, Rule, generate};
 use cadenza::keras::load_keras_npz;
 use cadenza::model::summary::summarize;
-use cadenza::model::{Network, SeedModel, SeedModelConfig};
-use cadenza::train::{TrainSettings, Trainer, training_device};
+use cadenza::model::{ArticleNet, ArticleNetConfig, Network};
+use cadenza::record::TrainSettings;
+use cadenza::train::{Trainer, training_device};
 
 use crate::helpers::data_dir;
 
@@ -62,13 +63,18 @@ fn input(values: &[f32], batch: usize) -> Tensor<3> {
     )
 }
 
-fn load(weights: &str) -> SeedModel {
-    load_keras_npz(&parity(weights), &SeedModelConfig::seed(), &device::cpu()).unwrap()
+fn load(weights: &str) -> ArticleNet {
+    load_keras_npz(
+        &parity(weights),
+        &ArticleNetConfig::article(),
+        &device::cpu(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn summary_counts_match_the_article() {
-    let config = SeedModelConfig::seed();
+    let config = ArticleNetConfig::article();
     let summary = summarize(&config.init(&device::cpu()), &config);
     assert_eq!(
         (summary.total, summary.trainable, summary.non_trainable),
@@ -139,7 +145,7 @@ fn boosted_generation_reproduces_the_keras_song_bit_for_bit() {
         variations: 1,
     };
     let song = &generate(
-        &Network::Seed(model.clone()),
+        &Network::Article(model.clone()),
         &device::cpu(),
         &window,
         &options,
@@ -165,7 +171,7 @@ fn boosted_generation_reproduces_the_keras_song_bit_for_bit() {
 }
 
 /// Every trained tensor and batch-norm statistic, by Keras key.
-fn parameters(model: &SeedModel) -> Vec<(String, Vec<f32>)> {
+fn parameters(model: &ArticleNet) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
     for (index, layer) in [
         (0, &model.conv0),
@@ -205,7 +211,7 @@ fn one_adam_step_matches_keras() {
     let trainer_device = training_device(&device::cpu());
     let model = load_keras_npz(
         &parity("weights_init_seed0.npz"),
-        &SeedModelConfig::seed(),
+        &ArticleNetConfig::article(),
         &trainer_device,
     )
     .unwrap();
@@ -229,7 +235,7 @@ fn one_adam_step_matches_keras() {
         Dataset::from_rolls(vec![vec![0; 20]], cadenza::dataset::Preset::Forward, 0.0, 0).unwrap();
     let mut trainer = Trainer::with_model(
         model,
-        SeedModelConfig::seed(),
+        ArticleNetConfig::article(),
         TrainSettings::default(),
         &data,
         "parity",
@@ -243,7 +249,7 @@ fn one_adam_step_matches_keras() {
         "train loss {loss} vs {expected}"
     );
 
-    let after = parameters(&trainer.model().into_seed().unwrap());
+    let after = parameters(&trainer.model().into_article().unwrap());
     let mut worst = (String::new(), 0.0f32);
     for (key, ours) in &after {
         let (index, variable) = key.split_once('.').unwrap();
@@ -269,10 +275,10 @@ fn one_adam_step_matches_keras() {
 #[test]
 fn the_native_cpu_copy_matches_keras_too() {
     use cadenza::generate::{NativePredictor, generate_with};
-    use cadenza::model::native::{NativeSeedNet, Scratch};
+    use cadenza::model::native::{NativeArticleNet, Scratch};
 
     let model = load("weights_trained_1ep.npz");
-    let net = NativeSeedNet::from_model(&model).unwrap();
+    let net = NativeArticleNet::from_model(&model).unwrap();
     let reference = read_npz("vectors_trained_1ep.npz");
     let x_batch = &reference["x_batch"].1;
     let mut scratch = Scratch::default();

@@ -10,8 +10,9 @@ use cadenza::generate::{
 };
 use cadenza::model::native::NativeRollNet;
 use cadenza::model::{Architecture, Network, RollLstm, RollLstmConfig};
+use cadenza::record::TrainSettings;
 use cadenza::roll::PITCH_COUNT;
-use cadenza::train::{TrainSettings, Trainer};
+use cadenza::train::Trainer;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -174,7 +175,7 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         max_transpose: 2,
         feedback: 0.25,
         batch_size: 4,
-        loss: cadenza::train::LossKind::Bce,
+        loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()
     };
     let mut trainer = Trainer::new(
@@ -211,11 +212,11 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
 
     // The seed preset is for window networks.
     let seed_preset =
-        Dataset::from_rolls(vec![random_steps(&mut rng, 40)], Preset::Seed, 0.0, 0).unwrap();
+        Dataset::from_rolls(vec![random_steps(&mut rng, 40)], Preset::Article, 0.0, 0).unwrap();
     let refused = Trainer::new(
         RollLstmConfig::new().with_units(8),
         TrainSettings {
-            preset: Preset::Seed,
+            preset: Preset::Article,
             ..TrainSettings::default()
         },
         &seed_preset,
@@ -270,7 +271,7 @@ fn the_cli_trains_generates_with_and_compares_both_networks() {
         "--model",
         path(&model),
         "--model",
-        "seed",
+        "article",
         "--stride",
         "64",
         "--steps",
@@ -310,7 +311,7 @@ fn a_resumed_roll_lstm_run_equals_a_straight_one() {
         max_transpose: 3,
         feedback: 0.5,
         batch_size: 4,
-        loss: cadenza::train::LossKind::Bce,
+        loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()
     };
     let cpu = device::cpu();

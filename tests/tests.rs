@@ -6,8 +6,10 @@ mod app_ui;
 #[cfg(all(feature = "gui", target_os = "linux"))]
 mod app_window;
 mod audio;
+mod bounds;
 mod cli;
 mod corpus;
+mod determinism;
 mod gpu;
 mod helpers;
 mod image_png;

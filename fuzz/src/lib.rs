@@ -6,6 +6,8 @@
 pub mod atomic;
 #[path = "../../src/image.rs"]
 pub mod image;
+#[path = "../../src/limits.rs"]
+pub mod limits;
 #[path = "../../src/midi.rs"]
 pub mod midi;
 #[path = "../../src/roll.rs"]

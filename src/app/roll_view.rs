@@ -7,6 +7,7 @@ use eframe::egui::{
 };
 
 use super::Command;
+use crate::limits;
 use crate::model::WINDOW_STEPS;
 use crate::roll::{PITCH_COUNT, PianoRoll, Pitch};
 
@@ -39,6 +40,29 @@ impl std::fmt::Debug for RollTextures {
             .field("key", &self.key)
             .field("chunks", &self.chunks.len())
             .finish()
+    }
+}
+
+/// How the roll is looked at: zoom on both axes, the step under the mouse,
+/// and the view's textures.
+#[derive(Debug)]
+pub struct View {
+    /// Pixels per step.
+    pub zoom: f32,
+    /// Times the height that fits all 106 pitches.
+    pub pitch_zoom: f32,
+    pub hovered_step: Option<usize>,
+    pub textures: RollTextures,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            zoom: 6.0,
+            pitch_zoom: 1.0,
+            hovered_step: None,
+            textures: RollTextures::default(),
+        }
     }
 }
 
@@ -138,7 +162,7 @@ pub fn show(
     let steps = input.columns().max(1);
     let row_height = ((ui.available_height() - 8.0 - RULER_HEIGHT) / PITCH_COUNT as f32)
         .clamp(2.0, 8.0)
-        * input.pitch_zoom.clamp(1.0, 4.0);
+        * limits::PITCH_ZOOM.clamp(input.pitch_zoom);
     let size = Vec2::new(
         KEYBOARD_WIDTH + steps as f32 * input.zoom,
         RULER_HEIGHT + PITCH_COUNT as f32 * row_height,

@@ -1,31 +1,66 @@
-//! Training from the app: the custom loop on a worker thread, progress events
-//! back over a channel, a cancel flag, and the model file written after every
-//! epoch to a working file the user can save or make the active model.
+//! Training from the app: the custom loop on a worker, progress back over its
+//! channel, a cancel flag, and the model file written after every epoch to a
+//! working file the user can save or make the active model. A worker that
+//! fails (or panics) ends the run with the reason shown.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use super::jobs::{Outbox, Waker, Worker, WorkerEnd};
 use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::files::LoadOptions;
+use crate::limits;
 use crate::model::Architecture;
-use crate::train::{EpochRecord, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer};
+use crate::record::{EpochRecord, LossKind, TrainSettings};
+use crate::train::{TrainEnd, TrainEvent, Trainer};
 
-/// What the training panel asks for.
+/// The training panel's fields.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TrainRequest {
-    pub data_dir: PathBuf,
+pub struct TrainForm {
+    pub data_dir: String,
     pub epochs: usize,
     pub arch: Architecture,
     pub preset: Preset,
     pub loss: LossKind,
-    pub backend: BackendChoice,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        let arch = Architecture::RollLstm;
+        Self {
+            data_dir: String::new(),
+            epochs: 10,
+            arch,
+            preset: Preset::Forward,
+            loss: TrainSettings::for_architecture(arch).loss,
+        }
+    }
+}
+
+impl TrainForm {
+    /// The form for network `arch`, with the loss (and windows) it is meant for.
+    pub fn with_arch(self, arch: Architecture) -> Self {
+        Self {
+            arch,
+            preset: Preset::Forward,
+            loss: TrainSettings::for_architecture(arch).loss,
+            ..self
+        }
+    }
+}
+
+/// What a run needs besides the form.
+#[derive(Clone, Debug, PartialEq)]
+struct TrainRequest {
+    form: TrainForm,
+    data_dir: PathBuf,
+    backend: BackendChoice,
     /// Where the model file goes after every epoch.
-    pub out: PathBuf,
+    out: PathBuf,
 }
 
 /// Progress as the panel shows it.
@@ -52,9 +87,9 @@ enum Update {
 }
 
 /// A training run in the background.
-pub struct TrainingRun {
+struct TrainingRun {
     cancel: Arc<AtomicBool>,
-    updates: Receiver<Update>,
+    worker: Worker<Update>,
     progress: TrainProgress,
     request: TrainRequest,
 }
@@ -68,81 +103,75 @@ impl std::fmt::Debug for TrainingRun {
     }
 }
 
+/// The whole run, on the worker.
+fn train(
+    job: &TrainRequest,
+    cancel: &AtomicBool,
+    outbox: &Outbox<Update>,
+) -> Result<TrainEnd, String> {
+    let selected = device::select(job.backend).map_err(|e| e.to_string())?;
+    let form = &job.form;
+    let settings = TrainSettings {
+        preset: form.preset,
+        loss: form.loss,
+        ..TrainSettings::for_architecture(form.arch)
+    };
+    let data = Dataset::from_folder(
+        &job.data_dir,
+        &LoadOptions::default(),
+        settings.preset,
+        settings.validation_fraction,
+        settings.rng_seed,
+    )
+    .map_err(|e| e.to_string())?;
+    let report = data.report();
+    outbox.send(Update::Message(format!(
+        "{} files, {} training and {} validation windows, on {}",
+        report.files_used, report.windows_train, report.windows_validation, selected.label
+    )));
+    let mut trainer = Trainer::new(
+        form.arch.default_config(),
+        settings,
+        &data,
+        &job.data_dir.display().to_string(),
+        &selected.device,
+    )
+    .map_err(|e| e.to_string())?;
+    // Batch events arrive thousands of times a second: pass on a few per
+    // second, and every epoch.
+    let mut last = Instant::now();
+    trainer
+        .fit(&data, form.epochs, None, &job.out, cancel, &mut |event| {
+            let due = last.elapsed() > Duration::from_millis(100);
+            if matches!(event, TrainEvent::Epoch(_)) || due {
+                last = Instant::now();
+                outbox.send(Update::Event(event.clone()));
+            }
+        })
+        .map_err(|e| e.to_string())
+}
+
 impl TrainingRun {
-    /// Starts training; `wake` is called when there is news.
-    pub fn start(request: TrainRequest, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+    fn start(request: TrainRequest, wake: Waker) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
-        let (tx, updates) = channel();
         let flag = Arc::clone(&cancel);
         let job = request.clone();
-        std::thread::spawn(move || {
-            let send = |update: Update| {
-                let _ = tx.send(update);
-                wake();
-            };
-            let result = (|| -> Result<TrainEnd, String> {
-                let selected = device::select(job.backend).map_err(|e| e.to_string())?;
-                let settings = TrainSettings {
-                    preset: job.preset,
-                    loss: job.loss,
-                    ..TrainSettings::for_architecture(job.arch)
-                };
-                let data = Dataset::from_folder(
-                    &job.data_dir,
-                    &LoadOptions::default(),
-                    settings.preset,
-                    settings.validation_fraction,
-                    settings.seed,
-                )
-                .map_err(|e| e.to_string())?;
-                let report = data.report();
-                send(Update::Message(format!(
-                    "{} files, {} training and {} validation windows, on {}",
-                    report.files_used,
-                    report.windows_train,
-                    report.windows_validation,
-                    selected.label
-                )));
-                let mut trainer = Trainer::new(
-                    job.arch.default_config(),
-                    settings,
-                    &data,
-                    &job.data_dir.display().to_string(),
-                    &selected.device,
-                )
-                .map_err(|e| e.to_string())?;
-                // Batch events arrive thousands of times a second: pass on a
-                // few per second, and every epoch.
-                let mut last = Instant::now();
-                trainer
-                    .fit(&data, job.epochs, None, &job.out, &flag, &mut |event| {
-                        let due = last.elapsed() > Duration::from_millis(100);
-                        if matches!(event, TrainEvent::Epoch(_)) || due {
-                            last = Instant::now();
-                            send(Update::Event(event.clone()));
-                        }
-                    })
-                    .map_err(|e| e.to_string())
-            })();
-            send(Update::Done(result));
+        let worker = Worker::spawn("training", wake, move |outbox| {
+            let result = train(&job, &flag, outbox);
+            outbox.send(Update::Done(result));
         });
         Self {
             cancel,
-            updates,
+            worker,
             progress: TrainProgress::default(),
             request,
         }
     }
 
-    /// Asks the loop to stop after the current batch.
-    pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
-    /// Takes the news and returns the progress so far.
-    pub fn poll(&mut self) -> &TrainProgress {
-        let epochs = self.request.epochs.max(1);
-        while let Ok(update) = self.updates.try_recv() {
+    /// Takes the news; the progress says when the run has ended and how.
+    fn poll(&mut self) {
+        let epochs = self.request.form.epochs.max(1);
+        for update in self.worker.poll() {
             let progress = &mut self.progress;
             match update {
                 Update::Message(message) => progress.message = message,
@@ -181,16 +210,87 @@ impl TrainingRun {
                 }
             }
         }
-        &self.progress
+        if !self.progress.finished
+            && let Some(end) = self.worker.ended()
+        {
+            self.progress.finished = true;
+            self.progress.message = match end {
+                WorkerEnd::Returned => "training stopped without saying why".to_owned(),
+                WorkerEnd::Failed(reason) => format!("training failed: {reason}"),
+            };
+        }
+    }
+}
+
+/// Training's state: the form and the last run.
+#[derive(Debug, Default)]
+pub struct Training {
+    pub form: TrainForm,
+    run: Option<TrainingRun>,
+}
+
+impl Training {
+    /// The run's progress, if one was started.
+    pub fn progress(&self) -> Option<&TrainProgress> {
+        self.run.as_ref().map(|run| &run.progress)
     }
 
-    pub fn progress(&self) -> &TrainProgress {
-        &self.progress
+    pub fn is_running(&self) -> bool {
+        self.progress().is_some_and(|p| !p.finished)
+    }
+
+    /// Starts a run of the form on `backend`, writing to a working file in
+    /// the temporary folder; an error says why it cannot start.
+    pub fn start(&mut self, backend: BackendChoice, wake: Waker) -> Result<(), String> {
+        if self.is_running() {
+            return Err("a training run is going on".to_owned());
+        }
+        let data_dir = PathBuf::from(self.form.data_dir.trim());
+        if !data_dir.is_dir() {
+            return Err(format!(
+                "choose a folder of MIDI or PNG files to train on ({} is not one)",
+                data_dir.display()
+            ));
+        }
+        let mut form = self.form.clone();
+        form.epochs = limits::EPOCHS.clamp(form.epochs);
+        let request = TrainRequest {
+            form,
+            data_dir,
+            backend,
+            out: std::env::temp_dir()
+                .join(format!("cadenza-training-{}.cadenza", std::process::id())),
+        };
+        self.run = Some(TrainingRun::start(request, wake));
+        Ok(())
+    }
+
+    /// Asks the loop to stop after the current batch.
+    pub fn cancel(&self) {
+        if let Some(run) = &self.run {
+            run.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the worker's news; returns the message of a run that just ended.
+    pub fn poll(&mut self) -> Option<String> {
+        let run = self.run.as_mut()?;
+        let was_running = !run.progress.finished;
+        run.poll();
+        (was_running && run.progress.finished).then(|| run.progress.message.clone())
     }
 
     /// The trained model, once an epoch has been written.
     pub fn checkpoint(&self) -> Option<Result<Checkpoint, String>> {
-        let path = self.progress.model.as_ref()?;
+        let path = self.progress()?.model.as_ref()?;
         Some(Checkpoint::load(path).map_err(|e| e.to_string()))
+    }
+
+    /// Saves the trained model to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let checkpoint = self
+            .checkpoint()
+            .ok_or_else(|| "no trained model yet".to_owned())??;
+        checkpoint.save(path).map_err(|e| e.to_string())
     }
 }

@@ -8,9 +8,10 @@ use clap::Args;
 
 use super::{MetaArgs, Outcome, ReadArgs};
 use crate::audio::player::Song;
-use crate::audio::render::{RenderOptions, WavFormat, render_song, write_wav};
+use crate::audio::render::{RenderOptions, WavFormat, render_to_wav};
 use crate::audio::soundfont::{SHIPPED_SOUNDFONT_NAME, SoundFont, load_soundfont};
 use crate::files::load_roll;
+use crate::limits;
 
 /// What to play: the file, its grid and the overrides.
 #[derive(Debug, Args)]
@@ -56,16 +57,17 @@ pub struct RenderArgs {
     /// The WAV file to write.
     pub output: PathBuf,
     /// Frames per second, 16000..=192000.
-    #[arg(long, default_value_t = 44_100)]
+    #[arg(long, default_value_t = 44_100, value_parser = |s: &str| limits::SAMPLE_RATE.parse(s))]
     pub sample_rate: u32,
-    /// Master gain in dB.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    /// Master gain in dB, -60..=24.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = |s: &str| limits::GAIN_DB.parse(s))]
     pub gain: f32,
     /// 32-bit float samples instead of 16-bit PCM.
     #[arg(long)]
     pub float: bool,
     /// Seconds rendered after the last note for release tails.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, value_parser = |s: &str| limits::TAIL_SECONDS.parse(s))]
     pub tail: f32,
     /// Leave out the synth's reverb and chorus (a dry render).
     #[arg(long)]
@@ -80,23 +82,21 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<Outcome> {
         tail_seconds: args.tail,
         reverb_and_chorus: !args.dry,
     };
-    let started = std::time::Instant::now();
-    let audio = render_song(&soundfont, song, &options)?;
-    let elapsed = started.elapsed().as_secs_f64();
     let format = if args.float {
         WavFormat::Float32
     } else {
         WavFormat::Pcm16
     };
-    write_wav(&audio, &args.output, format)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let started = std::time::Instant::now();
+    let seconds = render_to_wav(&soundfont, song, &options, &args.output, format)
+        .with_context(|| format!("cannot render {}", args.output.display()))?;
+    let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "{}: {:.1} s of audio at {} Hz with {soundfont_name}, rendered in {:.2} s ({:.0}x real time)",
+        "{}: {seconds:.1} s of audio at {} Hz with {soundfont_name}, rendered in {elapsed:.2} s \
+         ({:.0}x real time)",
         args.output.display(),
-        audio.seconds(),
-        audio.sample_rate,
-        elapsed,
-        audio.seconds() / elapsed.max(1e-9)
+        options.sample_rate,
+        seconds / elapsed.max(1e-9)
     );
     Ok(Outcome::Success)
 }
@@ -164,7 +164,7 @@ mod live {
             let _ = stderr.flush();
         }
         let _ = writeln!(stderr);
-        output.send(PlayerCommand::Stop);
+        let _ = output.send(PlayerCommand::Stop);
         // Let the callback take the stop and ring out briefly before closing.
         std::thread::sleep(Duration::from_millis(150));
         let status = output.status();

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::files::RollFormat;
+use crate::limits;
 use crate::midi::{ImportOptions, import};
 
 #[derive(Debug, Subcommand)]
@@ -25,7 +26,7 @@ pub enum BenchCommand {
     /// opens, play-to-sound latency and underruns under load.
     Audio {
         /// Seconds of live playback while the other core generates.
-        #[arg(long, default_value_t = 30.0)]
+        #[arg(long, default_value_t = 30.0, value_parser = |s: &str| limits::BENCH_SECONDS.parse(s))]
         seconds: f64,
         /// Print one JSON object.
         #[arg(long)]

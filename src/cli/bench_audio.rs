@@ -130,8 +130,8 @@ mod live {
     use crate::audio::player::PlayerCommand;
     use crate::audio::soundfont::SoundFont;
     use crate::generate::{GenerateOptions, NativePredictor, generate_with};
-    use crate::model::SeedModelConfig;
-    use crate::model::native::NativeSeedNet;
+    use crate::model::ArticleNetConfig;
+    use crate::model::native::NativeArticleNet;
 
     pub(super) fn measure(
         soundfont: &Arc<SoundFont>,
@@ -149,8 +149,9 @@ mod live {
         // Let the stream settle, then time a play command.
         std::thread::sleep(Duration::from_millis(200));
         let sent = Instant::now();
-        output.send(PlayerCommand::Loop(Some((0.0, steps))));
-        output.send(PlayerCommand::Play);
+        // A fresh queue takes two commands.
+        let _ = output.send(PlayerCommand::Loop(Some((0.0, steps))));
+        let _ = output.send(PlayerCommand::Play);
         while output.status().first_sound_frame().is_none()
             && sent.elapsed() < Duration::from_secs(5)
         {
@@ -162,8 +163,8 @@ mod live {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let load = std::thread::spawn(move || {
-            let model = SeedModelConfig::seed().init(&crate::device::cpu());
-            let Ok(net) = NativeSeedNet::from_model(&model) else {
+            let model = ArticleNetConfig::article().init(&crate::device::cpu());
+            let Ok(net) = NativeArticleNet::from_model(&model) else {
                 return;
             };
             let window = [0b1001_0001u128 << 40; 9];

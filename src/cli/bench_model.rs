@@ -13,8 +13,9 @@ use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::files::LoadOptions;
 use crate::generate::{GenerateOptions, generate_on, seed_window};
 use crate::midi::{ImportOptions, import};
-use crate::model::{Network, SeedModelConfig, WINDOW_STEPS};
-use crate::train::{TrainSettings, Trainer};
+use crate::model::{ArticleNetConfig, Network, WINDOW_STEPS};
+use crate::record::TrainSettings;
+use crate::train::Trainer;
 
 /// The figures, also printed as JSON.
 #[derive(Debug, Serialize)]
@@ -29,7 +30,7 @@ pub struct ModelFigures {
     /// One step of one variation (generate_ms_cpu / 106).
     pub step_ms_cpu: f64,
     /// Predicted steps per second while training at batch 32 (forward +
-    /// backward + Adam): windows for the seed network, every step of the
+    /// backward + Adam): windows for the article's network, every step of the
     /// stretches for the roll LSTM.
     pub train_windows_per_s_cpu: f64,
     pub generate_ms_gpu: Option<f64>,
@@ -119,7 +120,7 @@ fn measure(
     let device = &selected.device;
     let model: Network = match checkpoint {
         Some(checkpoint) => checkpoint.model(device)?,
-        None => Network::Seed(SeedModelConfig::seed().init(device)),
+        None => Network::Article(ArticleNetConfig::article().init(device)),
     };
     let time_generation = |variations: usize| {
         let options = GenerateOptions {
@@ -178,7 +179,7 @@ pub fn bench_model(
         Ok((checkpoint, name)) => (Some(checkpoint), name),
         Err(error) if model.is_none() => {
             eprintln!("note: no shipped model ({error}); timing a freshly initialised network");
-            (None, "seed network, untrained".to_owned())
+            (None, "article's network, untrained".to_owned())
         }
         Err(error) => return Err(error.into()),
     };

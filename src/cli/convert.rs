@@ -11,6 +11,7 @@ use super::{MetaArgs, Outcome, ReadArgs, export_options};
 use crate::files::{
     FoundFiles, LoadOptions, RollFormat, SaveOptions, find_roll_files, load_roll, save_roll,
 };
+use crate::limits;
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -34,7 +35,7 @@ pub struct ConvertArgs {
     #[arg(long, value_enum)]
     pub to: Option<Target>,
     /// Worker threads for folders (default: one per core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| limits::JOBS.parse(s))]
     pub jobs: Option<usize>,
 }
 

@@ -14,6 +14,7 @@ use crate::atomic::write_atomically;
 use crate::device::{self, BackendChoice};
 use crate::eval::{COPY_STRETCH, Evaluation, evaluate, held_out_data, vanish_curves_svg};
 use crate::generate::{GenerateOptions, Rule, RuleKind, Runner};
+use crate::limits;
 
 /// Scores a model on music it was not trained on.
 ///
@@ -26,7 +27,7 @@ use crate::generate::{GenerateOptions, Rule, RuleKind, Runner};
 ///
 /// Free running (the model continues every --stride-th real 9-step window for
 /// --steps steps with the chosen rule, by default the model's own: sampling
-/// for roll-lstm networks, the article's boost for seed networks): notes
+/// for roll-lstm networks, the article's boost for its network): notes
 /// per step next to the data's (the "vanish curve", by generated step, with
 /// its lowest and highest point as a share of the data's), the share of
 /// empty steps, notes per
@@ -35,7 +36,7 @@ use crate::generate::{GenerateOptions, Rule, RuleKind, Runner};
 /// 16-step stretches that occur verbatim in the training songs.
 ///
 /// Held-out files: when DATA_DIR is the folder the model was trained on, its
-/// validation files (same fraction and seed); otherwise every file.
+/// validation files (same fraction and rng seed); otherwise every file.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A folder of MIDI and/or PNG files.
@@ -49,10 +50,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub all_files: bool,
     /// Every how many held-out windows a continuation starts.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = |s: &str| limits::EVAL_STRIDE.parse(s))]
     pub stride: usize,
     /// Steps per continuation.
-    #[arg(long, default_value_t = 106)]
+    #[arg(long, default_value_t = 106, value_parser = |s: &str| limits::GENERATE_STEPS.parse(s))]
     pub steps: usize,
     /// How probabilities become notes [default: each model's own: sample for
     /// roll-lstm networks, boost for the article's]. Given once, for every

@@ -14,6 +14,7 @@ use crate::files::{SaveOptions, load_roll, save_roll};
 use crate::generate::{
     Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_context,
 };
+use crate::limits;
 use crate::midi::import;
 use crate::model::WINDOW_STEPS;
 use crate::roll::{PianoRoll, RollMeta};
@@ -30,7 +31,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed_start: usize,
     /// Steps to generate.
-    #[arg(long, default_value_t = 106)]
+    #[arg(long, default_value_t = 106, value_parser = |s: &str| limits::GENERATE_STEPS.parse(s))]
     pub steps: usize,
     /// How probabilities become notes [default: the model's own: sample for
     /// roll-lstm networks, boost for the article's].
@@ -39,7 +40,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub rule_params: RuleParams,
     /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = |s: &str| limits::VARIATIONS.parse(s))]
     pub variations: usize,
     /// The MIDI file to write.
     #[arg(long)]
@@ -62,15 +63,15 @@ pub struct GenerateArgs {
 /// The rules' parameters, as flags.
 #[derive(Debug, Clone, Args)]
 pub struct RuleParams {
-    #[arg(long, default_value_t = 0.65)]
+    #[arg(long, default_value_t = 0.65, value_parser = |s: &str| limits::VANISH_PROOF.parse(s))]
     pub vanish_proof: f64,
-    #[arg(long, default_value_t = 1.001)]
+    #[arg(long, default_value_t = 1.001, value_parser = |s: &str| limits::VANISH_INC.parse(s))]
     pub vanish_inc: f64,
     /// For --rule threshold [default: the threshold with the best validation
     /// F1 recorded in the model file, else 0.5].
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| limits::THRESHOLD.parse(s))]
     pub threshold: Option<f32>,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = |s: &str| limits::TEMPERATURE.parse(s))]
     pub temperature: f32,
     #[arg(long, default_value_t = 0)]
     pub rng_seed: u64,

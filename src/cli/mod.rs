@@ -41,9 +41,9 @@ pub enum Command {
     /// Inspect the network: a Keras-style summary, or what a model file holds.
     #[command(subcommand)]
     Model(model::ModelCommand),
-    /// Turn the seed model's Keras weights (.npz) into a Cadenza model file.
+    /// Turn the article's network's Keras weights (.npz) into a Cadenza model file.
     ImportKeras(model::ImportKerasArgs),
-    /// Train the seed network on a folder of MIDI/PNG files.
+    /// Train a network (the roll LSTM or the article's) on a folder of MIDI/PNG files.
     Train(train::TrainArgs),
     /// Continue a seed window with a model and write MIDI (and PNG).
     Generate(generate::GenerateArgs),
@@ -100,6 +100,35 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// A command line clap could not take: help and version as clap prints
+/// them; a mistake as one line on stderr and exit code 2, as every other
+/// error here.
+pub fn refuse(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_FATAL));
+    }
+    // clap's message is its first paragraph; usage and tips follow.
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    eprintln!(
+        "error: {} (see --help)",
+        message.trim_start_matches("error: ")
+    );
+    ExitCode::from(EXIT_FATAL)
 }
 
 /// No subcommand: the desktop app, or a description of the demo piece in a
@@ -166,10 +195,8 @@ impl MetaArgs {
 }
 
 fn parse_bpm(text: &str) -> Result<Tempo, String> {
-    let bpm: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    Tempo::from_bpm(bpm).ok_or_else(|| format!("{bpm} BPM is outside 4..=1000"))
+    let bpm = crate::limits::TEMPO_BPM.parse(text)?;
+    Tempo::from_bpm(bpm).ok_or_else(|| format!("{bpm} BPM is not a tempo"))
 }
 
 fn export_options(velocity: u8) -> ExportOptions {

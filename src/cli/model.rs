@@ -12,7 +12,7 @@ use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device;
 use crate::keras::load_keras_npz;
 use crate::model::summary::summarize_config;
-use crate::model::{Architecture, Network, NetworkConfig, SeedModelConfig};
+use crate::model::{Architecture, ArticleNetConfig, Network, NetworkConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -37,7 +37,7 @@ pub enum ModelCommand {
 
 #[derive(Debug, Args)]
 pub struct ImportKerasArgs {
-    /// A NumPy .npz of the seed model's Keras weights, keys `NN.<layer>.<variable>`.
+    /// A NumPy .npz of the article's network's Keras weights, keys `NN.<layer>.<variable>`.
     pub weights: PathBuf,
     /// The Cadenza model file to write.
     #[arg(long)]
@@ -49,7 +49,7 @@ pub fn run(command: &ModelCommand) -> anyhow::Result<Outcome> {
         ModelCommand::Summary { model, json } => {
             let config = match model {
                 Some(spec) => open_model(Some(spec))?.0.header.network,
-                None => NetworkConfig::Seed(SeedModelConfig::seed()),
+                None => NetworkConfig::Article(ArticleNetConfig::article()),
             };
             if let Some(problem) = config.problem() {
                 anyhow::bail!("the model's network cannot be built: {problem}");
@@ -97,12 +97,12 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
         let _ = writeln!(
             text,
             "trained on {} ({} training / {} validation {} per epoch): preset {:?}, loss \
-             {:?}, batch {}, lr {}, seed {}",
+             {:?}, batch {}, lr {}, rng seed {}",
             training.data,
             training.windows_train,
             training.windows_validation,
             match header.network.architecture() {
-                Architecture::Seed => "windows",
+                Architecture::Article => "windows",
                 // Every step of every stretch is a target.
                 Architecture::RollLstm => "predicted steps",
             },
@@ -110,7 +110,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
             s.loss,
             s.batch_size,
             s.learning_rate,
-            s.seed
+            s.rng_seed
         );
         if header.network.architecture() == Architecture::RollLstm {
             let _ = writeln!(
@@ -128,7 +128,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
 }
 
 /// The loss history as an aligned table, the best epoch marked.
-pub fn loss_table(training: &crate::train::TrainingRecord) -> String {
+pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
     let best = training.best_epoch().map(|r| r.epoch);
     let mut text = String::new();
     let _ = writeln!(
@@ -161,7 +161,7 @@ pub fn loss_table(training: &crate::train::TrainingRecord) -> String {
 }
 
 pub fn import_keras(args: &ImportKerasArgs) -> anyhow::Result<Outcome> {
-    let config = SeedModelConfig::seed();
+    let config = ArticleNetConfig::article();
     let model = load_keras_npz(&args.weights, &config, &device::cpu())
         .with_context(|| format!("cannot import {}", args.weights.display()))?;
     let origin = format!(
@@ -171,8 +171,11 @@ pub fn import_keras(args: &ImportKerasArgs) -> anyhow::Result<Outcome> {
             |n| n.to_string_lossy().into_owned()
         )
     );
-    Checkpoint::new(CheckpointHeader::new(config, origin), &Network::Seed(model))?
-        .save(&args.out)?;
+    Checkpoint::new(
+        CheckpointHeader::new(config, origin),
+        &Network::Article(model),
+    )?
+    .save(&args.out)?;
     println!(
         "imported {} into {}",
         args.weights.display(),

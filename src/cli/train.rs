@@ -13,11 +13,10 @@ use super::{MetaArgs, Outcome, ReadArgs};
 use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
+use crate::limits;
 use crate::model::Architecture;
-use crate::train::{
-    DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE, LossKind, TrainEnd, TrainEvent, TrainSettings, Trainer,
-    best_path, csv_path,
-};
+use crate::record::{LossKind, TrainSettings};
+use crate::train::{TrainEnd, TrainEvent, Trainer, best_path, csv_path};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -27,24 +26,26 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Total epochs (a resumed run continues up to this number).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = |s: &str| limits::EPOCHS.parse(s))]
     pub epochs: usize,
     /// Stop when the validation loss has not improved for this many epochs.
-    #[arg(long, value_name = "EPOCHS")]
+    #[arg(long, value_name = "EPOCHS", value_parser = |s: &str| limits::EPOCHS.parse(s))]
     pub patience: Option<usize>,
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// The network: `roll-lstm` (Cadenza's: an LSTM over the steps, state
-    /// carried along) or `seed` (the article's Conv1D + LSTM over 9-step windows).
+    /// carried along) or `article` (the article's Conv1D + LSTM over 9-step
+    /// windows).
     #[arg(long, value_enum, default_value_t = Architecture::RollLstm)]
     pub arch: Architecture,
-    /// How windows and targets are cut: `forward` (next step) or `seed` (the article's).
+    /// How windows are cut for the article's network: `forward` (next step)
+    /// or `article` (as the article did: time reversed, two steps ahead).
     #[arg(long, value_enum, default_value_t = Preset::Forward)]
     pub preset: Preset,
-    /// The loss [default: bce for roll-lstm, mse (the article's) for seed].
+    /// The loss [default: bce for roll-lstm, mse (the article's) for article].
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = |s: &str| limits::BATCH.parse(s))]
     pub batch: usize,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
@@ -52,20 +53,23 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub val: f64,
     /// Seeds the weights, the split and the shuffling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[arg(long, default_value_t = 0, alias = "seed")]
+    pub rng_seed: u64,
     /// roll-lstm: steps per training stretch (the network learns from every
     /// step of each).
-    #[arg(long, default_value_t = 64, value_name = "STEPS")]
+    #[arg(long, default_value_t = 64, value_name = "STEPS",
+          value_parser = |s: &str| limits::SEQUENCE_STEPS.parse(s))]
     pub sequence_steps: usize,
     /// roll-lstm: move each training stretch by a random interval of up to
-    /// this many semitones (0: never).
-    #[arg(long, default_value_t = DEFAULT_TRANSPOSE, value_name = "SEMITONES")]
-    pub transpose: u8,
+    /// this many semitones (0: never) [default: 5 for roll-lstm; the
+    /// article's windows are never moved].
+    #[arg(long, value_name = "SEMITONES")]
+    pub transpose: Option<u8>,
     /// roll-lstm: share of input steps replaced by the network's own
-    /// thresholded prediction while training (scheduled sampling), 0..1.
-    #[arg(long, default_value_t = DEFAULT_FEEDBACK, value_name = "SHARE")]
-    pub feedback: f64,
+    /// thresholded prediction while training (scheduled sampling), 0..1
+    /// [default: 0.25 for roll-lstm; none for the article's network].
+    #[arg(long, value_name = "SHARE")]
+    pub feedback: Option<f64>,
     /// Continue the run saved in --out, with its own settings.
     #[arg(long)]
     pub resume: bool,
@@ -93,27 +97,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     };
     let settings = match resumed.as_ref().and_then(|c| c.header.training.as_ref()) {
         Some(record) => record.settings.clone(),
-        None => TrainSettings {
-            preset: args.preset,
-            loss: args.loss.unwrap_or(match args.arch {
-                Architecture::Seed => LossKind::Mse,
-                Architecture::RollLstm => LossKind::Bce,
-            }),
-            batch_size: args.batch,
-            learning_rate: args.lr,
-            validation_fraction: args.val,
-            seed: args.seed,
-            sequence_steps: args.sequence_steps,
-            // Windows of the seed network are neither transposed nor fed back.
-            max_transpose: match args.arch {
-                Architecture::RollLstm => args.transpose,
-                Architecture::Seed => 0,
-            },
-            feedback: match args.arch {
-                Architecture::RollLstm => args.feedback,
-                Architecture::Seed => 0.0,
-            },
-        },
+        None => {
+            // The network's own defaults, then what the user gave.
+            let defaults = TrainSettings::for_architecture(args.arch);
+            TrainSettings {
+                preset: args.preset,
+                loss: args.loss.unwrap_or(defaults.loss),
+                batch_size: args.batch,
+                learning_rate: args.lr,
+                validation_fraction: args.val,
+                rng_seed: args.rng_seed,
+                sequence_steps: args.sequence_steps,
+                max_transpose: args.transpose.unwrap_or(defaults.max_transpose),
+                feedback: args.feedback.unwrap_or(defaults.feedback),
+            }
+        }
     };
     let data = load_data(args, &settings)?;
 
@@ -173,7 +171,7 @@ fn load_data(args: &TrainArgs, settings: &TrainSettings) -> anyhow::Result<Datas
         &load,
         settings.preset,
         settings.validation_fraction,
-        settings.seed,
+        settings.rng_seed,
     )?;
     let report = data.report();
     for (path, reason) in &report.files_failed {

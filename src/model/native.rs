@@ -1,4 +1,4 @@
-//! The seed network's inference as plain f32 loops, for generation on the CPU.
+//! The article's network's inference as plain f32 loops, for generation on the CPU.
 //!
 //! Generation runs the network once per step on a handful of windows, where
 //! burn's per-operation dispatch (about 40 tensor operations per step) costs
@@ -16,7 +16,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{RollLstm, SeedModel, WINDOW_STEPS};
+use super::{ArticleNet, RollLstm, WINDOW_STEPS};
 use crate::roll::mask_bits;
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
@@ -79,9 +79,9 @@ fn dense(layer: &burn::nn::Linear) -> Result<Dense, NativeCopyError> {
     })
 }
 
-/// The seed network's weights as plain vectors, for [`forward`](Self::forward).
+/// The article's network's weights as plain vectors, for [`forward`](Self::forward).
 #[derive(Clone, Debug)]
-pub struct NativeSeedNet {
+pub struct NativeArticleNet {
     pitches: usize,
     conv: [Dense; 4],
     /// The LSTMs' input kernels and biases (one step from the zero state).
@@ -104,9 +104,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-impl NativeSeedNet {
+impl NativeArticleNet {
     /// Copies the weights out of `model` (on any device).
-    pub fn from_model(model: &SeedModel) -> Result<Self, NativeCopyError> {
+    pub fn from_model(model: &ArticleNet) -> Result<Self, NativeCopyError> {
         let lstm = |lstm: &super::KerasLstm| -> Result<Dense, NativeCopyError> {
             let [d_input, d_output] = lstm.kernel.dims();
             Ok(Dense {

@@ -1,7 +1,7 @@
 //! The roll LSTM: Cadenza's own network, built to fix what the measurements
-//! show is wrong with the seed's. It reads the roll one step at a time and
+//! show is wrong with the article's. It reads the roll one step at a time and
 //! carries an LSTM state across steps, so its context is everything it has
-//! heard (the seed's is 9 steps, seen by its LSTMs as a sequence of one), no
+//! heard (the article's is 9 steps, seen by its LSTMs as a sequence of one), no
 //! step is dropped on the way in, and it is trained with binary
 //! cross-entropy on every step of long stretches (one example per step, not
 //! per window). Generation continues the state a step at a time.
@@ -38,8 +38,10 @@ impl Default for RollLstmConfig {
 impl RollLstmConfig {
     /// Why this shape cannot be built, if it cannot.
     pub fn problem(&self) -> Option<String> {
-        if self.pitches == 0 || self.units == 0 {
-            return Some("pitches and units must be at least 1".to_owned());
+        for (name, value) in [("pitches", self.pitches), ("units", self.units)] {
+            if let Err(error) = crate::limits::NETWORK_UNITS.check(value) {
+                return Some(format!("{name}: {error}"));
+            }
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return Some(format!("dropout {} is outside 0..1", self.dropout));
@@ -47,7 +49,7 @@ impl RollLstmConfig {
         None
     }
 
-    /// Builds the network (Keras-style initialisation, as the seed's). Call
+    /// Builds the network (Keras-style initialisation, as the article's). Call
     /// [`problem`](Self::problem) first: a bad dropout panics in burn.
     pub fn init(&self, device: &Device) -> RollLstm {
         RollLstm {

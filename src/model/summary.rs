@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{NetworkConfig, RollLstmConfig, SeedModel, SeedModelConfig};
+use super::{ArticleNet, ArticleNetConfig, NetworkConfig, RollLstmConfig};
 
 /// One row of the summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +35,7 @@ fn linear_params(layer: &burn::nn::Linear) -> usize {
 }
 
 /// Describes `model` (built from `config`) layer by layer.
-pub fn summarize(model: &SeedModel, config: &SeedModelConfig) -> Summary {
+pub fn summarize(model: &ArticleNet, config: &ArticleNetConfig) -> Summary {
     let (window, filters) = (config.window, config.filters);
     let after_pool = [window / 2, window / 4, window / 8];
     let norm_features = config.lstm2_units;
@@ -123,7 +123,7 @@ pub fn summarize(model: &SeedModel, config: &SeedModelConfig) -> Summary {
     let total = rows.iter().map(|r| r.params).sum();
     let non_trainable = rows.iter().map(|r| r.non_trainable).sum();
     Summary {
-        title: "seed (Conv1D + LSTM, Sim 2020)".to_owned(),
+        title: "article (Conv1D + LSTM, Sim 2020)".to_owned(),
         rows,
         total,
         trainable: total - non_trainable,
@@ -168,7 +168,7 @@ pub fn summarize_roll(config: &RollLstmConfig) -> Summary {
 /// Describes a network of any architecture from its config.
 pub fn summarize_config(config: &NetworkConfig) -> Summary {
     match config {
-        NetworkConfig::Seed(config) => summarize(&config.init(&crate::device::cpu()), config),
+        NetworkConfig::Article(config) => summarize(&config.init(&crate::device::cpu()), config),
         NetworkConfig::RollLstm(config) => summarize_roll(config),
     }
 }

@@ -1,0 +1,150 @@
+//! What panels, background tasks and keyboard shortcuts ask of the app:
+//! [`Command`]s, carried out in one place ([`CadenzaApp::apply`]).
+//!
+//! [`CadenzaApp::apply`]: super::CadenzaApp::apply
+
+use std::path::PathBuf;
+
+use super::generation::Params;
+use super::roll_view::Selection;
+use super::training::TrainForm;
+use super::transport::TransportSettings;
+use crate::device::BackendChoice;
+
+/// Something the user asked for, or a background task finished.
+#[derive(Debug)]
+pub enum Command {
+    // The roll being composed.
+    /// Put the seed window at this step.
+    SetSeed(usize),
+    /// Draw a note on pitch row `row` over steps `start..end` of the roll.
+    DrawNote {
+        row: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Erase the note sounding at this cell of the roll.
+    EraseAt {
+        row: usize,
+        step: usize,
+    },
+    Undo,
+    Redo,
+    /// Write the shown continuation into the roll.
+    Keep,
+    /// Select a rectangle of notes, or nothing.
+    Select(Option<Selection>),
+    /// Delete the notes that start inside the selection.
+    DeleteSelection,
+
+    // Generation.
+    /// The controls changed (regenerates when live).
+    ParamsChanged(Params),
+    Generate,
+    ChooseVariation(usize),
+    SetBackend(BackendChoice),
+    /// Generate with a model shipped in the binary, by name.
+    UseShippedModel(String),
+
+    // Sound.
+    Play,
+    Pause,
+    Stop,
+    /// Move the playhead (steps).
+    Seek(f64),
+    TransportChanged(TransportSettings),
+
+    // Files.
+    /// Open a roll, a model or a SoundFont, by its extension.
+    Open(PathBuf),
+    /// Save the shown roll as MIDI or PNG, by the extension.
+    SaveRoll(PathBuf),
+    ExportWav(PathBuf),
+    /// Ask the user for a file or folder (a dialog, or a typed path where
+    /// there is no dialog).
+    Ask(FileQuestion),
+    /// The answer to a question: a path, or `None` when the user cancelled.
+    Answered(FileQuestion, Option<PathBuf>),
+    /// The typed path of the path prompt changed.
+    PromptChanged(String),
+    /// Take the typed path (true) or close the prompt (false).
+    AnswerPrompt(bool),
+    /// What a file task read, to take in on the UI thread.
+    Loaded(Box<super::files::Loaded>),
+    /// A background task's message for the status line.
+    Report(String),
+
+    // Training and measuring.
+    TrainFormChanged(TrainForm),
+    StartTraining,
+    CancelTraining,
+    /// Generate with the model the last training run wrote.
+    UseTrainedModel,
+    SaveTrainedModel(PathBuf),
+    MeasureFolderChanged(String),
+    /// Score the model in use on a folder, with the controls' rule.
+    Measure,
+
+    // The session.
+    /// Take back the autosave of a run that did not exit cleanly.
+    RestoreAutosave,
+    DiscardAutosave,
+    /// Hide the notices (settings that were adjusted on loading).
+    DismissNotices,
+
+    // The view.
+    /// The step under the mouse, for the probability plot.
+    Hover(Option<usize>),
+    /// Pixels per step and the vertical zoom.
+    Zoom {
+        steps: f32,
+        pitches: f32,
+    },
+}
+
+/// What a file dialog (or the typed-path prompt) is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileQuestion {
+    /// A roll, a model or a SoundFont to open.
+    Open,
+    /// A model file to generate with.
+    OpenModel,
+    /// Where to save the shown roll (MIDI or PNG).
+    SaveRoll,
+    /// Where to write the shown roll's audio.
+    ExportWav,
+    /// A folder of music to train on.
+    TrainingFolder,
+    /// A folder of music to measure the model on.
+    MeasureFolder,
+    /// Where to save the model the training run made.
+    SaveTrainedModel,
+}
+
+impl FileQuestion {
+    /// The question as the prompt words it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Open => "Open a roll (MIDI, PNG), a model or a SoundFont",
+            Self::OpenModel => "Open a model file (.cadenza or Keras .npz)",
+            Self::SaveRoll => "Save the roll as MIDI (.mid) or PNG (.png)",
+            Self::ExportWav => "Export the audio as WAV",
+            Self::TrainingFolder => "A folder of MIDI/PNG files to train on",
+            Self::MeasureFolder => "A folder of MIDI/PNG files to measure on",
+            Self::SaveTrainedModel => "Save the trained model (.cadenza)",
+        }
+    }
+
+    /// Whether the answer is a folder.
+    pub fn wants_folder(self) -> bool {
+        matches!(self, Self::TrainingFolder | Self::MeasureFolder)
+    }
+
+    /// Whether the answer is a file to write.
+    pub fn saves(self) -> bool {
+        matches!(
+            self,
+            Self::SaveRoll | Self::ExportWav | Self::SaveTrainedModel
+        )
+    }
+}

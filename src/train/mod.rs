@@ -1,0 +1,550 @@
+//! Training a network: a plain loop over shuffled batches with Adam as
+//! Keras defines it, a validation pass per epoch, progress events, a cancel
+//! flag checked between batches, and a checkpoint after each epoch that holds
+//! everything `--resume` needs to continue exactly. What differs between
+//! networks (examples, loss, feedback) is each one's [`scheme`].
+
+mod adam;
+mod scheme;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Bytes, Device, Tensor};
+
+use crate::atomic::write_atomically;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+use crate::dataset::{Dataset, Preset};
+use crate::eval::{FrameScores, teacher_forced};
+use crate::generate::Runner;
+use crate::limits::{self, OutOfRange};
+use crate::model::{Network, NetworkConfig};
+use crate::record::{EpochRecord, TrainSettings, TrainingRecord};
+
+pub use adam::KerasAdam;
+use scheme::{Batch, BatchPosition, Examples, TrainingScheme, scheme_for};
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    #[error(
+        "the loss became {loss} at epoch {epoch}, batch {batch}; stopped, and the last good \
+         checkpoint was kept"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        batch: usize,
+        loss: f32,
+    },
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+    #[error("the data has no full batch of {0} examples")]
+    NoFullBatch(usize),
+    #[error("the feedback share {0} is outside 0..1")]
+    BadFeedback(f64),
+    #[error("cannot build the network: {0}")]
+    BadNetwork(String),
+    #[error(
+        "the {0:?} preset (reversed time, two steps ahead) is for the article's network; \
+         recurrent networks train forward"
+    )]
+    PresetNeedsArticleNetwork(Preset),
+    #[error("{0} is for recurrent networks; the article's network trains on fixed windows")]
+    OnlyForRecurrent(&'static str),
+    #[error("the learning rate {0} must be a finite number above 0")]
+    BadLearningRate(f64),
+    #[error("the checkpoint has no optimizer state to resume from (a shipped or imported model)")]
+    NothingToResume,
+    #[error("the checkpoint has no training record to resume")]
+    NoTrainingRecord,
+    #[error("cannot restore the optimizer state: {0}")]
+    OptimizerState(String),
+    #[error("the compute backend returned unreadable output: {0}")]
+    Backend(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the loop reports while it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainEvent {
+    /// After each batch.
+    Batch {
+        epoch: usize,
+        /// 1-based within the epoch.
+        batch: usize,
+        batches: usize,
+        loss: f32,
+        windows_per_s: f64,
+        /// Seconds left in the whole run, from this epoch's pace.
+        eta_seconds: f64,
+    },
+    /// After each epoch, once its checkpoint is written.
+    Epoch(EpochRecord),
+}
+
+/// How a run ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainEnd {
+    /// All epochs done.
+    Finished,
+    /// The validation loss stopped improving for `patience` epochs.
+    EarlyStopped,
+    /// The cancel flag was raised; the last complete epoch is saved.
+    Cancelled,
+}
+
+/// A model being trained, with its optimizer and history.
+pub struct Trainer {
+    model: Network,
+    config: NetworkConfig,
+    scheme: Box<dyn TrainingScheme>,
+    optimizer: ModuleOptimizer,
+    record: TrainingRecord,
+    device: Device,
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("record", &self.record)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run's checked configuration: the network, its scheme and the settings.
+struct Run {
+    config: NetworkConfig,
+    scheme: Box<dyn TrainingScheme>,
+    settings: TrainSettings,
+}
+
+/// Checks what every network shares, then what `config`'s own scheme needs;
+/// returns that scheme.
+fn checked_scheme(
+    settings: &TrainSettings,
+    config: &NetworkConfig,
+) -> Result<Box<dyn TrainingScheme>, TrainError> {
+    limits::BATCH.check(settings.batch_size)?;
+    let lr = settings.learning_rate;
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(TrainError::BadLearningRate(lr));
+    }
+    if let Some(problem) = config.problem() {
+        return Err(TrainError::BadNetwork(problem));
+    }
+    if !(0.0..=1.0).contains(&settings.feedback) {
+        return Err(TrainError::BadFeedback(settings.feedback));
+    }
+    let scheme = scheme_for(config);
+    scheme.check(settings)?;
+    Ok(scheme)
+}
+
+/// The device to train on: `device` with automatic differentiation.
+pub fn training_device(device: &Device) -> Device {
+    device.clone().autodiff()
+}
+
+impl Trainer {
+    /// Starts a fresh run with Keras's initialisation, seeded by
+    /// `settings.rng_seed`.
+    pub fn new(
+        config: impl Into<NetworkConfig>,
+        settings: TrainSettings,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let config = config.into();
+        // Checked before building: burn panics on a bad dropout.
+        let scheme = checked_scheme(&settings, &config)?;
+        let device = training_device(device);
+        device.seed(settings.rng_seed);
+        let model = config.init(&device);
+        let run = Run {
+            config,
+            scheme,
+            settings,
+        };
+        Ok(Self::starting(model, run, data, data_name, &device))
+    }
+
+    /// Trains an existing model (already on a training device) from step one.
+    pub fn with_model(
+        model: impl Into<Network>,
+        config: impl Into<NetworkConfig>,
+        settings: TrainSettings,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let config = config.into();
+        let scheme = checked_scheme(&settings, &config)?;
+        let run = Run {
+            config,
+            scheme,
+            settings,
+        };
+        Ok(Self::starting(model.into(), run, data, data_name, device))
+    }
+
+    /// A trainer at step one of a checked run.
+    fn starting(
+        model: Network,
+        run: Run,
+        data: &Dataset,
+        data_name: &str,
+        device: &Device,
+    ) -> Self {
+        let each = run.scheme.targets_each(&run.settings);
+        let windows_train = run.scheme.example_count(data, &run.settings, false) * each;
+        let windows_validation = run.scheme.example_count(data, &run.settings, true) * each;
+        Self {
+            model,
+            config: run.config,
+            scheme: run.scheme,
+            optimizer: ModuleOptimizer::from(KerasAdam::default()),
+            record: TrainingRecord {
+                settings: run.settings,
+                data: data_name.to_owned(),
+                windows_train,
+                windows_validation,
+                log: Vec::new(),
+            },
+            device: device.clone(),
+            inputs: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Continues the run a checkpoint was written by, exactly where it stopped.
+    pub fn resume(checkpoint: &Checkpoint, device: &Device) -> Result<Self, TrainError> {
+        let record = checkpoint
+            .header
+            .training
+            .clone()
+            .ok_or(TrainError::NoTrainingRecord)?;
+        let optimizer_bytes = checkpoint
+            .optimizer_state()
+            .ok_or(TrainError::NothingToResume)?;
+        let scheme = checked_scheme(&record.settings, &checkpoint.header.network)?;
+        let device = training_device(device);
+        let model = checkpoint.model(&device)?;
+        let optimizer = ModuleOptimizer::from(KerasAdam::default())
+            .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
+            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+        Ok(Self {
+            model,
+            config: checkpoint.header.network.clone(),
+            scheme,
+            optimizer,
+            record,
+            device,
+            inputs: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    pub fn record(&self) -> &TrainingRecord {
+        &self.record
+    }
+
+    /// The model for inference (no autodiff, no dropout, batch norm on
+    /// moving statistics).
+    pub fn model(&self) -> Network {
+        self.model.valid()
+    }
+
+    /// Runs `batches` optimizer steps on full batches of `data`'s first epoch
+    /// (cycling) and returns predicted steps per second: a throughput probe
+    /// for `cadenza bench model`.
+    pub fn targets_per_second(
+        &mut self,
+        data: &Dataset,
+        batches: usize,
+    ) -> Result<f64, TrainError> {
+        let examples = self.examples(data, 0);
+        let batch_size = self.record.settings.batch_size;
+        let full = examples.len() / batch_size;
+        if full == 0 {
+            return Err(TrainError::NoFullBatch(batch_size));
+        }
+        let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        for index in 0..batches {
+            let start = index % full * batch_size;
+            examples.fill(data, start..start + batch_size, &mut inputs, &mut targets);
+            self.feed_back(
+                &mut inputs,
+                BatchPosition {
+                    epoch: 1,
+                    batch: index,
+                },
+            )?;
+            self.step(&inputs, &targets)?;
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        Ok((batches * batch_size * self.targets_each()) as f64 / seconds)
+    }
+
+    /// Optimizer steps in one epoch on `data`.
+    pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
+        self.scheme
+            .example_count(data, &self.record.settings, false)
+            .div_ceil(self.record.settings.batch_size)
+    }
+
+    /// Steps each example predicts.
+    fn targets_each(&self) -> usize {
+        self.scheme.targets_each(&self.record.settings)
+    }
+
+    /// The training examples of epoch `epoch` (0-based), in order.
+    fn examples(&self, data: &Dataset, epoch: usize) -> Examples {
+        self.scheme
+            .training_examples(data, &self.record.settings, epoch)
+    }
+
+    /// One optimizer step on a batch filled by the dataset (windows: inputs
+    /// `[n, 9, 106]`, targets `[n, 106]`; stretches: both `[n, length, 106]`);
+    /// returns the loss before the step.
+    pub fn step(&mut self, inputs: &[f32], targets: &[f32]) -> Result<f32, TrainError> {
+        let batch = Batch { inputs, targets };
+        let loss = self
+            .scheme
+            .loss(&self.model, &self.record.settings, &batch, &self.device)?;
+        let value: f32 = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Ok(value);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optimizer.step(
+            self.record.settings.learning_rate,
+            self.model.clone(),
+            grads,
+        );
+        Ok(value)
+    }
+
+    fn feed_back(&self, inputs: &mut [f32], position: BatchPosition) -> Result<(), TrainError> {
+        self.scheme.feed_back(
+            &self.model,
+            &self.record.settings,
+            inputs,
+            position,
+            &self.device,
+        )
+    }
+
+    /// The mean loss over the dataset's validation part, in inference mode.
+    pub fn validation_loss(&mut self, data: &Dataset) -> Result<Option<f64>, TrainError> {
+        let examples = self.scheme.validation_examples(data, &self.record.settings);
+        if examples.len() == 0 {
+            return Ok(None);
+        }
+        let model = self.model.valid();
+        let device = self.device.clone().without_autodiff();
+        let (mut inputs, mut targets) = (
+            std::mem::take(&mut self.inputs),
+            std::mem::take(&mut self.targets),
+        );
+        let chunk = (4096 / self.targets_each()).max(1);
+        let mut total = 0.0f64;
+        let mut start = 0;
+        let mut result = Ok(());
+        while start < examples.len() {
+            let end = (start + chunk).min(examples.len());
+            examples.fill(data, start..end, &mut inputs, &mut targets);
+            let batch = Batch {
+                inputs: &inputs,
+                targets: &targets,
+            };
+            let loss = self
+                .scheme
+                .loss(&model, &self.record.settings, &batch, &device)
+                .and_then(scalar);
+            match loss {
+                Ok(loss) => total += f64::from(loss) * (end - start) as f64,
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+            start = end;
+        }
+        self.inputs = inputs;
+        self.targets = targets;
+        result?;
+        Ok(Some(total / examples.len() as f64))
+    }
+
+    /// Teacher-forced frame scores on the validation files at the threshold
+    /// with the best F1, computed on the CPU copy of the network.
+    pub fn validation_scores(&self, data: &Dataset) -> Result<FrameScores, TrainError> {
+        let model = self.model.valid();
+        let runner = Runner::new(&model, &crate::device::cpu_selected(None))
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        let scores = teacher_forced(runner.predictor().as_mut(), data)
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        Ok(scores.best)
+    }
+
+    /// The model file for the current state, optimizer state included.
+    pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
+        let mut header = CheckpointHeader::new(self.config.clone(), origin);
+        header.training = Some(self.record.clone());
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+        Ok(Checkpoint::new(header, &self.model.valid())?.with_optimizer(optimizer.to_vec()))
+    }
+
+    /// Trains until `epochs` epochs are done in total (counting those of a
+    /// resumed run), writing `out` (and the loss CSV beside it) after each
+    /// epoch. With `patience`, stops once the validation loss has not improved
+    /// for that many epochs. The model at the best epoch is written to
+    /// [`best_path`]`(out)`.
+    pub fn fit(
+        &mut self,
+        data: &Dataset,
+        epochs: usize,
+        patience: Option<usize>,
+        out: &Path,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<TrainEnd, TrainError> {
+        limits::EPOCHS.check(epochs)?;
+        let batch_size = self.record.settings.batch_size;
+        let origin = format!("trained by cadenza on {}", self.record.data);
+        while self.record.epochs_done() < epochs {
+            let epoch = self.record.epochs_done() + 1;
+            // Dropout draws from burn's generator: seeding it per epoch makes
+            // a resumed run draw what a straight one would.
+            self.device.seed(
+                self.record.settings.rng_seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            );
+            let examples = self.examples(data, epoch - 1);
+            let count = examples.len();
+            let each = self.targets_each() as f64;
+            let batches = count.div_ceil(batch_size);
+            let started = Instant::now();
+            let mut loss_sum = 0.0f64;
+            for index in 0..batches {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(TrainEnd::Cancelled);
+                }
+                let range = index * batch_size..((index + 1) * batch_size).min(count);
+                let size = range.len();
+                let mut inputs = std::mem::take(&mut self.inputs);
+                let mut targets = std::mem::take(&mut self.targets);
+                examples.fill(data, range, &mut inputs, &mut targets);
+                let fed_back = self.feed_back(
+                    &mut inputs,
+                    BatchPosition {
+                        epoch,
+                        batch: index,
+                    },
+                );
+                let loss = fed_back.and_then(|()| self.step(&inputs, &targets));
+                self.inputs = inputs;
+                self.targets = targets;
+                let loss = loss?;
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch,
+                        batch: index + 1,
+                        loss,
+                    });
+                }
+                loss_sum += f64::from(loss) * size as f64;
+                let seen = (index * batch_size + size) as f64 * each;
+                let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+                let windows_per_s = seen / elapsed;
+                let total = count as f64 * each;
+                let left = (total - seen) + (epochs - epoch) as f64 * total;
+                on_event(&TrainEvent::Batch {
+                    epoch,
+                    batch: index + 1,
+                    batches,
+                    loss,
+                    windows_per_s,
+                    eta_seconds: left / windows_per_s,
+                });
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let validation_loss = self.validation_loss(data)?;
+            let scores = match validation_loss {
+                Some(_) => Some(self.validation_scores(data)?),
+                None => None,
+            };
+            let record = EpochRecord {
+                epoch,
+                train_loss: loss_sum / count.max(1) as f64,
+                validation_loss,
+                validation_f1: scores.map(|s| s.f1),
+                best_threshold: scores.map(|s| s.threshold),
+                windows_per_s: count as f64 * each / seconds.max(1e-9),
+                seconds,
+            };
+            self.record.log.push(record.clone());
+            let checkpoint = self.checkpoint(&origin)?;
+            checkpoint.save(out)?;
+            let csv_path = csv_path(out);
+            write_atomically(&csv_path, self.record.to_csv().as_bytes()).map_err(|source| {
+                TrainError::Write {
+                    path: csv_path,
+                    source,
+                }
+            })?;
+            if self.record.best_epoch().map(|r| r.epoch) == Some(epoch) {
+                checkpoint.without_optimizer().save(&best_path(out))?;
+            }
+            on_event(&TrainEvent::Epoch(record));
+            if let (Some(patience), Some(best)) = (patience, self.record.best_epoch())
+                && epoch - best.epoch >= patience
+            {
+                return Ok(TrainEnd::EarlyStopped);
+            }
+        }
+        Ok(TrainEnd::Finished)
+    }
+}
+
+/// `model.cadenza` -> `model.loss.csv`.
+pub fn csv_path(out: &Path) -> PathBuf {
+    out.with_extension("loss.csv")
+}
+
+/// `model.cadenza` -> `model.best.cadenza`.
+pub fn best_path(out: &Path) -> PathBuf {
+    let extension = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("cadenza");
+    out.with_extension(format!("best.{extension}"))
+}
+
+fn scalar(tensor: Tensor<1>) -> Result<f32, TrainError> {
+    tensor
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+        .first()
+        .copied()
+        .ok_or_else(|| TrainError::Backend("an empty loss".to_owned()))
+}
