@@ -12,26 +12,14 @@ use std::path::{Path, PathBuf};
 use rand::Rng as _;
 use rand::seq::SliceRandom as _;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::files::{LoadOptions, find_roll_files, load_roll};
 use crate::model::WINDOW_STEPS;
 use crate::rng::{seeded, seeded_for};
 use crate::roll::{PITCH_COUNT, mask_to_floats};
 
-/// How windows and targets are cut from a roll.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// 9 steps predict the next step, forward in time (Cadenza's default).
-    #[default]
-    Forward,
-    /// The article's code: time reversed (its 90-degree image rotation), and
-    /// steps i..i+8 predict step i+10 (step i+9 is skipped).
-    #[serde(alias = "seed")]
-    #[value(alias = "seed")]
-    Article,
-}
+pub use crate::record::Preset;
 
 impl Preset {
     /// Steps from a window's first step to its target.

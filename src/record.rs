@@ -1,13 +1,25 @@
-//! The plain records of a training run: its settings, the loss it trains
-//! with, one line per epoch and the whole history. Model files keep them
-//! (`checkpoint`), training writes them (`train`), and the CLI and the app
-//! show them; this module depends on nothing of Cadenza's but the dataset's
-//! preset, so none of those depend on each other through it.
+//! The plain records of a training run: its settings (the loss, how
+//! windows are cut), one line per epoch and the whole history. Model files
+//! keep them (`checkpoint`), training writes them (`train`), the dataset
+//! reads the preset, and the CLI and the app show them. This module depends
+//! on nothing else of Cadenza's, so none of those depend on each other
+//! through it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Preset;
-use crate::model::Architecture;
+/// How windows and targets are cut from a roll (the article's network).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 9 steps predict the next step, forward in time (Cadenza's default).
+    #[default]
+    Forward,
+    /// The article's code: time reversed (its 90-degree image rotation), and
+    /// steps i..i+8 predict step i+10 (step i+9 is skipped).
+    #[serde(alias = "seed")]
+    #[value(alias = "seed")]
+    Article,
+}
 
 /// The training loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -46,14 +58,6 @@ pub struct TrainSettings {
     pub feedback: f64,
 }
 
-/// Largest transposition of roll-lstm training stretches, chosen by
-/// measurement (README, "Measuring the music").
-pub const DEFAULT_TRANSPOSE: u8 = 5;
-
-/// Share of roll-lstm input steps fed back while training, chosen by
-/// measurement (README, "Measuring the music").
-pub const DEFAULT_FEEDBACK: f64 = 0.25;
-
 fn default_sequence_steps() -> usize {
     64
 }
@@ -70,22 +74,6 @@ impl Default for TrainSettings {
             sequence_steps: default_sequence_steps(),
             max_transpose: 0,
             feedback: 0.0,
-        }
-    }
-}
-
-impl TrainSettings {
-    /// The defaults, with the augmentation chosen for `architecture`
-    /// (windows of the article's network are neither transposed nor fed back).
-    pub fn for_architecture(architecture: Architecture) -> Self {
-        match architecture {
-            Architecture::Article => Self::default(),
-            Architecture::RollLstm => Self {
-                loss: LossKind::Bce,
-                max_transpose: DEFAULT_TRANSPOSE,
-                feedback: DEFAULT_FEEDBACK,
-                ..Self::default()
-            },
         }
     }
 }

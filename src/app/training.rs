@@ -16,7 +16,7 @@ use crate::files::LoadOptions;
 use crate::limits;
 use crate::model::Architecture;
 use crate::record::{EpochRecord, LossKind, TrainSettings};
-use crate::train::{TrainEnd, TrainEvent, Trainer};
+use crate::train::{self, TrainEnd, TrainEvent, Trainer};
 
 /// The training panel's fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,7 @@ impl Default for TrainForm {
             epochs: 10,
             arch,
             preset: Preset::Forward,
-            loss: TrainSettings::for_architecture(arch).loss,
+            loss: train::default_settings(arch).loss,
         }
     }
 }
@@ -47,7 +47,7 @@ impl TrainForm {
         Self {
             arch,
             preset: Preset::Forward,
-            loss: TrainSettings::for_architecture(arch).loss,
+            loss: train::default_settings(arch).loss,
             ..self
         }
     }
@@ -114,7 +114,7 @@ fn train(
     let settings = TrainSettings {
         preset: form.preset,
         loss: form.loss,
-        ..TrainSettings::for_architecture(form.arch)
+        ..train::default_settings(form.arch)
     };
     let data = Dataset::from_folder(
         &job.data_dir,

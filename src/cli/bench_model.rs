@@ -14,8 +14,7 @@ use crate::files::LoadOptions;
 use crate::generate::{GenerateOptions, generate_on, seed_window};
 use crate::midi::{ImportOptions, import};
 use crate::model::{ArticleNetConfig, Network, WINDOW_STEPS};
-use crate::record::TrainSettings;
-use crate::train::Trainer;
+use crate::train::{self, Trainer};
 
 /// The figures, also printed as JSON.
 #[derive(Debug, Serialize)]
@@ -147,7 +146,7 @@ fn measure(
     let architecture = model.architecture();
     let mut trainer = Trainer::new(
         architecture.default_config(),
-        TrainSettings::for_architecture(architecture),
+        train::default_settings(architecture),
         data,
         "bench",
         device,

@@ -16,7 +16,7 @@ use crate::device::{self, BackendChoice};
 use crate::limits;
 use crate::model::Architecture;
 use crate::record::{LossKind, TrainSettings};
-use crate::train::{TrainEnd, TrainEvent, Trainer, best_path, csv_path};
+use crate::train::{self, TrainEnd, TrainEvent, Trainer, best_path, csv_path};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -99,7 +99,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         Some(record) => record.settings.clone(),
         None => {
             // The network's own defaults, then what the user gave.
-            let defaults = TrainSettings::for_architecture(args.arch);
+            let defaults = train::default_settings(args.arch);
             TrainSettings {
                 preset: args.preset,
                 loss: args.loss.unwrap_or(defaults.loss),

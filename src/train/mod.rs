@@ -21,11 +21,17 @@ use crate::dataset::{Dataset, Preset};
 use crate::eval::{FrameScores, teacher_forced};
 use crate::generate::Runner;
 use crate::limits::{self, OutOfRange};
-use crate::model::{Network, NetworkConfig};
+use crate::model::{Architecture, Network, NetworkConfig};
 use crate::record::{EpochRecord, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
 use scheme::{Batch, BatchPosition, Examples, TrainingScheme, scheme_for};
+pub use scheme::{DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE};
+
+/// What a run of `architecture` starts from: its scheme's defaults.
+pub fn default_settings(architecture: Architecture) -> TrainSettings {
+    scheme_for(&architecture.default_config()).default_settings()
+}
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]

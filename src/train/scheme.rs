@@ -18,6 +18,9 @@ use crate::roll::PITCH_COUNT;
 
 /// Training behaviour of one kind of network.
 pub(super) trait TrainingScheme: std::fmt::Debug + Send {
+    /// The settings a run of this network starts from.
+    fn default_settings(&self) -> TrainSettings;
+
     /// Why `settings` do not suit this network, if they do not (the
     /// settings every network shares are checked before).
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError>;
@@ -56,6 +59,14 @@ pub(super) trait TrainingScheme: std::fmt::Debug + Send {
         Ok(())
     }
 }
+
+/// Largest transposition of roll-lstm training stretches, chosen by
+/// measurement (README, "Measuring the music").
+pub const DEFAULT_TRANSPOSE: u8 = 5;
+
+/// Share of roll-lstm input steps fed back while training, chosen by
+/// measurement (README, "Measuring the music").
+pub const DEFAULT_FEEDBACK: f64 = 0.25;
 
 /// The scheme for networks of `config`'s architecture.
 pub(super) fn scheme_for(config: &NetworkConfig) -> Box<dyn TrainingScheme> {
@@ -134,6 +145,11 @@ impl WindowScheme {
 }
 
 impl TrainingScheme for WindowScheme {
+    /// The article's: MSE on windows, neither transposed nor fed back.
+    fn default_settings(&self) -> TrainSettings {
+        TrainSettings::default()
+    }
+
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
         if settings.max_transpose > 0 {
             return Err(TrainError::OnlyForRecurrent("transposition"));
@@ -205,6 +221,16 @@ impl StretchScheme {
 }
 
 impl TrainingScheme for StretchScheme {
+    /// Binary cross-entropy, with the augmentation chosen by measurement.
+    fn default_settings(&self) -> TrainSettings {
+        TrainSettings {
+            loss: LossKind::Bce,
+            max_transpose: DEFAULT_TRANSPOSE,
+            feedback: DEFAULT_FEEDBACK,
+            ..TrainSettings::default()
+        }
+    }
+
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
         limits::SEQUENCE_STEPS.check(settings.sequence_steps)?;
         limits::STEPS_PER_BATCH
