@@ -9,7 +9,7 @@ use cadenza::checkpoint::{Checkpoint, CheckpointError};
 use cadenza::image::{PngError, decode_png};
 use cadenza::roll::RollMeta;
 
-use crate::helpers::{cadenza, path, text};
+use crate::helpers::{cadenza, path, text, with_header};
 
 /// Runs `cadenza args` and checks it refused them: exit code 2, one line on
 /// stderr naming `mentions`, in under 5 seconds.
@@ -93,18 +93,7 @@ fn batch_times_sequence_is_bounded_when_training() {
 
 /// The shipped roll model's file with its header edited (checksum fixed).
 fn lying(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Checkpoint, CheckpointError> {
-    let bytes = shipped_model("roll").unwrap().bytes;
-    let length = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + length]).unwrap();
-    edit(&mut header);
-    let header = serde_json::to_vec(&header).unwrap();
-    let mut out = bytes[..12].to_vec();
-    out.extend((header.len() as u64).to_le_bytes());
-    out.extend(&header);
-    out.extend(&bytes[20 + length..bytes.len() - 4]);
-    let crc = crc32fast::hash(&out);
-    out.extend(crc.to_le_bytes());
-    Checkpoint::from_bytes(&out)
+    Checkpoint::from_bytes(&with_header(shipped_model("roll").unwrap().bytes, edit))
 }
 
 #[test]

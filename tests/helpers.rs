@@ -151,3 +151,19 @@ pub fn copy_demo_chorales(dir: &Path) {
         std::fs::copy(source, dir.join(name)).unwrap();
     }
 }
+
+/// A model file's bytes with its JSON header edited and the checksum fixed.
+pub fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    // Signature (8) and format version (4), then the header's length (8).
+    let length = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + length]).unwrap();
+    edit(&mut header);
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut out = bytes[..12].to_vec();
+    out.extend((header.len() as u64).to_le_bytes());
+    out.extend(&header);
+    out.extend(&bytes[20 + length..bytes.len() - 4]);
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    out
+}

@@ -14,7 +14,7 @@ use cadenza::record::TrainSettings;
 use cadenza::roll::{PianoRoll, RollMeta};
 use cadenza::train::{TrainEnd, TrainError, Trainer, csv_path};
 
-use crate::helpers::data_dir;
+use crate::helpers::{data_dir, with_header};
 
 fn all_weights(model: &ArticleNet) -> Vec<f32> {
     let mut out = Vec::new();
@@ -37,23 +37,6 @@ fn all_weights(model: &ArticleNet) -> Vec<f32> {
     push(model.norm10.gamma.val().unsqueeze());
     push(model.norm10.running_mean.value().unsqueeze());
     push(model.norm10.running_var.value().unsqueeze());
-    out
-}
-
-/// A model file's bytes with its JSON header rewritten by `edit`, the
-/// header's length and the checksum made anew.
-fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    // Signature (8) and format version (4), then the header's length (8).
-    let length = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + length]).unwrap();
-    edit(&mut header);
-    let header = serde_json::to_vec(&header).unwrap();
-    let mut out = bytes[..12].to_vec();
-    out.extend((header.len() as u64).to_le_bytes());
-    out.extend(&header);
-    out.extend(&bytes[20 + length..bytes.len() - 4]);
-    let crc = crc32fast::hash(&out);
-    out.extend(crc.to_le_bytes());
     out
 }
 

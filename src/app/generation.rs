@@ -236,7 +236,8 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    /// Generation with `model` on `backend` (the CPU when it cannot be had).
+    /// Generation with `model` on `backend` (the CPU when it cannot be had,
+    /// with the reason returned).
     pub fn new(
         model: Option<LoadedModel>,
         params: Params,
@@ -257,6 +258,9 @@ impl Generation {
             wake,
         };
         let problem = generation.set_backend(backend).err();
+        if problem.is_some() {
+            generation.selected = Some(device::cpu_selected(problem.clone()));
+        }
         (generation, problem)
     }
 

@@ -138,26 +138,29 @@ struct Run {
     settings: TrainSettings,
 }
 
-/// Checks what every network shares, then what `config`'s own scheme needs;
-/// returns that scheme.
-fn checked_scheme(
-    settings: &TrainSettings,
-    config: &NetworkConfig,
-) -> Result<Box<dyn TrainingScheme>, TrainError> {
-    limits::BATCH.check(settings.batch_size)?;
-    let lr = settings.learning_rate;
-    if !(lr.is_finite() && lr > 0.0) {
-        return Err(TrainError::BadLearningRate(lr));
+impl Run {
+    /// Checks what every network shares, then what `config`'s own scheme
+    /// needs.
+    fn checked(config: NetworkConfig, settings: TrainSettings) -> Result<Self, TrainError> {
+        limits::BATCH.check(settings.batch_size)?;
+        let lr = settings.learning_rate;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(TrainError::BadLearningRate(lr));
+        }
+        if let Some(problem) = config.problem() {
+            return Err(TrainError::BadNetwork(problem));
+        }
+        if !(0.0..=1.0).contains(&settings.feedback) {
+            return Err(TrainError::BadFeedback(settings.feedback));
+        }
+        let scheme = scheme_for(&config);
+        scheme.check(&settings)?;
+        Ok(Self {
+            config,
+            scheme,
+            settings,
+        })
     }
-    if let Some(problem) = config.problem() {
-        return Err(TrainError::BadNetwork(problem));
-    }
-    if !(0.0..=1.0).contains(&settings.feedback) {
-        return Err(TrainError::BadFeedback(settings.feedback));
-    }
-    let scheme = scheme_for(config);
-    scheme.check(settings)?;
-    Ok(scheme)
 }
 
 /// The device to train on: `device` with automatic differentiation.
@@ -175,17 +178,11 @@ impl Trainer {
         data_name: &str,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let config = config.into();
         // Checked before building: burn panics on a bad dropout.
-        let scheme = checked_scheme(&settings, &config)?;
+        let run = Run::checked(config.into(), settings)?;
         let device = training_device(device);
-        device.seed(settings.rng_seed);
-        let model = config.init(&device);
-        let run = Run {
-            config,
-            scheme,
-            settings,
-        };
+        device.seed(run.settings.rng_seed);
+        let model = run.config.init(&device);
         Ok(Self::starting(model, run, data, data_name, &device))
     }
 
@@ -198,13 +195,7 @@ impl Trainer {
         data_name: &str,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let config = config.into();
-        let scheme = checked_scheme(&settings, &config)?;
-        let run = Run {
-            config,
-            scheme,
-            settings,
-        };
+        let run = Run::checked(config.into(), settings)?;
         Ok(Self::starting(model.into(), run, data, data_name, device))
     }
 
@@ -247,7 +238,7 @@ impl Trainer {
         let optimizer_bytes = checkpoint
             .optimizer_state()
             .ok_or(TrainError::NothingToResume)?;
-        let scheme = checked_scheme(&record.settings, &checkpoint.header.network)?;
+        let run = Run::checked(checkpoint.header.network.clone(), record.settings.clone())?;
         let device = training_device(device);
         let model = checkpoint.model(&device)?;
         let optimizer = ModuleOptimizer::from(KerasAdam::default())
@@ -255,8 +246,8 @@ impl Trainer {
             .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
         Ok(Self {
             model,
-            config: checkpoint.header.network.clone(),
-            scheme,
+            config: run.config,
+            scheme: run.scheme,
             optimizer,
             record,
             device,
