@@ -7,7 +7,7 @@
 //! [`Measuring`], the [`Session`] (settings, autosave, recent files) and the
 //! [`View`]. Panels draw from them and return [`Command`]s;
 //! [`CadenzaApp::apply`] is the one place that carries commands out. Work
-//! that takes time runs on [`jobs`] workers, which report back as commands
+//! that takes time runs on `jobs` workers, which report back as commands
 //! or messages and say when they fail.
 
 mod apply;
@@ -16,7 +16,7 @@ mod dialogs;
 mod document;
 mod files;
 mod generation;
-pub mod jobs;
+mod jobs;
 mod measure;
 mod panels;
 mod roll_view;
