@@ -66,6 +66,15 @@ impl<T: Copy + PartialOrd + Display> Limit<T> {
         }
     }
 
+    /// Clamps `value` in place, adding a line to `notes` when it was outside
+    /// (what loading a settings file tells the user).
+    pub fn clamp_noting(&self, value: &mut T, notes: &mut Vec<String>) {
+        if let Err(error) = self.check(*value) {
+            *value = self.clamp(*value);
+            notes.push(format!("{error}; using {value}"));
+        }
+    }
+
     fn out_of_range(&self, value: &dyn Display) -> OutOfRange {
         OutOfRange {
             name: self.name,

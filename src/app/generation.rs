@@ -8,7 +8,7 @@ use std::sync::mpsc::{Sender, TryRecvError, channel};
 use std::time::Instant;
 
 use super::jobs::{Waker, Worker, WorkerEnd};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::generate::{
     Continuation, GenerateError, GenerateOptions, RuleKind, RuleSettings, generate_on_until,
@@ -47,28 +47,25 @@ impl Params {
         }
     }
 
+    /// The rule a network of `header`'s kind is meant for (the user can
+    /// change it again): sampling for the roll LSTM, the boost for the
+    /// article's, and the threshold its training found best.
+    pub fn suit(&mut self, header: &CheckpointHeader) {
+        self.rule.kind = RuleKind::default_for(header.network.architecture());
+        self.rule.threshold = header.tuned_threshold().unwrap_or(0.5);
+    }
+
     /// These controls inside the ranges the app offers; a note for each
     /// value that was not.
     pub fn clamped(mut self, notes: &mut Vec<String>) -> Self {
         let rule = &mut self.rule;
-        clamp_into(&limits::GENERATE_STEPS, &mut self.steps, notes);
-        clamp_into(&limits::VARIATIONS, &mut self.variations, notes);
-        clamp_into(&limits::VANISH_PROOF, &mut rule.vanish_proof, notes);
-        clamp_into(&limits::VANISH_INC, &mut rule.vanish_inc, notes);
-        clamp_into(&limits::THRESHOLD, &mut rule.threshold, notes);
-        clamp_into(&limits::TEMPERATURE, &mut rule.temperature, notes);
+        limits::GENERATE_STEPS.clamp_noting(&mut self.steps, notes);
+        limits::VARIATIONS.clamp_noting(&mut self.variations, notes);
+        limits::VANISH_PROOF.clamp_noting(&mut rule.vanish_proof, notes);
+        limits::VANISH_INC.clamp_noting(&mut rule.vanish_inc, notes);
+        limits::THRESHOLD.clamp_noting(&mut rule.threshold, notes);
+        limits::TEMPERATURE.clamp_noting(&mut rule.temperature, notes);
         self
-    }
-}
-
-/// Clamps `value` into `limit`, noting what was changed.
-pub fn clamp_into<T>(limit: &limits::Limit<T>, value: &mut T, notes: &mut Vec<String>)
-where
-    T: Copy + PartialOrd + std::fmt::Display,
-{
-    if let Err(error) = limit.check(*value) {
-        *value = limit.clamp(*value);
-        notes.push(format!("{error}; using {value}"));
     }
 }
 
@@ -334,9 +331,7 @@ impl Generation {
     /// Generates with `model` from now on, with the rule its kind of network
     /// is meant for (the user can change it again).
     pub fn install(&mut self, model: LoadedModel) {
-        let header = &model.checkpoint.header;
-        self.params.rule.kind = RuleKind::default_for(header.network.architecture());
-        self.params.rule.threshold = header.tuned_threshold().unwrap_or(0.5);
+        self.params.suit(&model.checkpoint.header);
         self.model = Some(model);
         self.worker = None;
         self.pending = None;

@@ -186,10 +186,7 @@ impl CadenzaApp {
             && let Some(model) = &model
         {
             // A first start: the rule the default model is meant for.
-            let header = &model.checkpoint.header;
-            params.rule.kind =
-                crate::generate::RuleKind::default_for(header.network.architecture());
-            params.rule.threshold = header.tuned_threshold().unwrap_or(0.5);
+            params.suit(&model.checkpoint.header);
         }
         let backend = match mode {
             StartMode::Desktop => settings.backend.unwrap_or(BackendChoice::Auto),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::generation::{Params, clamp_into};
+use super::generation::Params;
 use super::transport::TransportSettings;
 use crate::atomic::write_atomically;
 use crate::device::BackendChoice;
@@ -54,10 +54,10 @@ impl Settings {
         self.params = self.params.clamped(notes);
         self.transport = self.transport.map(|t| t.clamped(notes));
         if let Some(zoom) = &mut self.zoom {
-            clamp_into(&limits::ZOOM, zoom, notes);
+            limits::ZOOM.clamp_noting(zoom, notes);
         }
         if let Some(zoom) = &mut self.pitch_zoom {
-            clamp_into(&limits::PITCH_ZOOM, zoom, notes);
+            limits::PITCH_ZOOM.clamp_noting(zoom, notes);
         }
         if self.recent.len() > RECENT {
             notes.push(format!(
@@ -210,7 +210,6 @@ impl SessionStore {
             ));
             state.seed_start = latest;
         }
-        clamp_into(&limits::ROLL_STEPS, &mut state.seed_start, &mut changed);
         notes.extend(changed.into_iter().map(|n| format!("autosave: {n}")));
         Some(Autosave { roll, state })
     }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use super::generation::clamp_into;
 use crate::audio::live::QueueFull;
 use crate::audio::output::AudioOutput;
 use crate::audio::player::{PlayerCommand, Song};
@@ -41,8 +40,8 @@ impl TransportSettings {
     /// These settings inside the ranges the app offers; a note for each
     /// value that was not.
     pub fn clamped(mut self, notes: &mut Vec<String>) -> Self {
-        clamp_into(&limits::TEMPO_BPM, &mut self.bpm, notes);
-        clamp_into(&limits::VOLUME, &mut self.volume, notes);
+        limits::TEMPO_BPM.clamp_noting(&mut self.bpm, notes);
+        limits::VOLUME.clamp_noting(&mut self.volume, notes);
         if self.program > 127 {
             notes.push(format!(
                 "program {} is not a General MIDI program; using 0",
