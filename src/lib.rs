@@ -32,6 +32,7 @@ pub mod gm;
 pub mod image;
 pub mod keras;
 pub mod limits;
+pub mod meter;
 pub mod midi;
 pub mod model;
 pub mod record;
