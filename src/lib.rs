@@ -9,7 +9,7 @@
 //! [`files`] (pick the format by extension), [`model`] (the networks),
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
 //! [`dataset`] and [`train`] (training on a folder of rolls), [`eval`]
-//! (held-out figures), [`device`] (the
+//! (held-out figures), [`music`] (scales, keys, musical measures), [`device`] (the
 //! one place naming burn backends), [`generate`] (continuation rules),
 //! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
 //! writes),
@@ -35,6 +35,7 @@ pub mod limits;
 pub mod meter;
 pub mod midi;
 pub mod model;
+pub mod music;
 pub mod record;
 pub mod rng;
 pub mod roll;
