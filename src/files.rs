@@ -54,7 +54,8 @@ pub enum RollFileError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     pub midi: ImportOptions,
-    /// Tempo and program for PNG input; the grid is `midi.steps_per_quarter`.
+    /// Tempo, program and metre for PNG input, which has none of them; the
+    /// grid is `midi.steps_per_quarter`.
     pub png_meta: RollMeta,
 }
 

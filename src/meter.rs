@@ -42,7 +42,7 @@ impl TimeSignature {
     /// Whether the beat is a dotted note: 6/8, 9/8, 12/16 and the like are
     /// felt in groups of three.
     fn is_compound(self) -> bool {
-        self.denominator >= 8 && self.numerator > 3 && self.numerator % 3 == 0
+        self.denominator >= 8 && self.numerator > 3 && self.numerator.is_multiple_of(3)
     }
 }
 
@@ -107,12 +107,12 @@ impl Meter {
 
     /// Whether `step` starts a beat.
     pub fn is_beat(self, step: usize) -> bool {
-        step % self.steps_per_beat == 0
+        step.is_multiple_of(self.steps_per_beat)
     }
 
     /// Whether `step` starts a bar.
     pub fn is_bar(self, step: usize) -> bool {
-        step % self.steps_per_bar() == 0
+        step.is_multiple_of(self.steps_per_bar())
     }
 
     /// What the network hears of `step`'s place: one value per subdivision
@@ -123,7 +123,7 @@ impl Meter {
         let (subdivisions, beats) = out.split_at_mut(SUBDIVISIONS.len());
         let within = step % self.steps_per_beat;
         for (value, &parts) in subdivisions.iter_mut().zip(&SUBDIVISIONS) {
-            *value = if within * parts % self.steps_per_beat == 0 {
+            *value = if (within * parts).is_multiple_of(self.steps_per_beat) {
                 1.0
             } else {
                 0.0
@@ -153,12 +153,21 @@ mod unit_tests {
     #[test]
     fn compound_and_odd_metres() {
         let six_eight = Meter::new(TimeSignature::new(6, 8).unwrap_or_default(), 4);
-        assert_eq!((six_eight.steps_per_beat(), six_eight.beats_per_bar()), (6, 2));
+        assert_eq!(
+            (six_eight.steps_per_beat(), six_eight.beats_per_bar()),
+            (6, 2)
+        );
         let three_four = Meter::new(TimeSignature::new(3, 4).unwrap_or_default(), 1);
-        assert_eq!((three_four.steps_per_beat(), three_four.beats_per_bar()), (1, 3));
+        assert_eq!(
+            (three_four.steps_per_beat(), three_four.beats_per_bar()),
+            (1, 3)
+        );
         let eighths_on_quarters = Meter::new(TimeSignature::new(5, 8).unwrap_or_default(), 1);
         assert_eq!(eighths_on_quarters.steps_per_beat(), 1);
         assert_eq!(TimeSignature::new(3, 5), None);
-        assert_eq!(TimeSignature::new(7, 8).map(|t| t.denominator_power()), Some(3));
+        assert_eq!(
+            TimeSignature::new(7, 8).map(|t| t.denominator_power()),
+            Some(3)
+        );
     }
 }

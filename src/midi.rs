@@ -15,6 +15,7 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackE
 use serde::Serialize;
 
 use crate::atomic::write_atomically;
+use crate::meter::TimeSignature;
 use crate::roll::{
     DEFAULT_STEPS_PER_QUARTER, MAX_STEPS, PianoRoll, Pitch, RollError, RollMeta, RollNote, Tempo,
 };
@@ -34,12 +35,14 @@ pub const DRUM_CHANNEL: u8 = 9;
 /// - **Tolerated, and counted in the [`ImportReport`]**: a chunk or track cut
 ///   short (the bytes that are there are read, the rest of that track is dropped,
 ///   and the track counts as damaged), unknown chunks, running status, sysex and
-///   meta events (skipped), a note-on with velocity 0 (a note-off), a note-off
-///   with no open note (ignored), overlapping notes of one pitch (a note-off ends
-///   the earliest open one; in the roll they merge but keep both onsets), notes
-///   with no note-off (they end at their track's last event), drum-channel notes
-///   (dropped unless asked for), pitches outside 21..=126 (dropped, never
-///   wrapped), and anything past [`MAX_STEPS`] (cut there).
+///   meta events other than tempo and time signature (skipped), a time
+///   signature no metre can have (skipped), a note-on with velocity 0 (a
+///   note-off), a note-off with no open note (ignored), overlapping notes of
+///   one pitch (a note-off ends the earliest open one; in the roll they merge
+///   but keep both onsets), notes with no note-off (they end at their track's
+///   last event), drum-channel notes (dropped unless asked for), pitches outside
+///   21..=126 (dropped, never wrapped), and anything past [`MAX_STEPS`] (cut
+///   there).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ImportError {
@@ -169,6 +172,8 @@ pub struct MidiNotes {
     pub notes: Vec<RawNote>,
     /// Tempo map: (tick, tempo), sorted by tick; empty when the file sets none.
     pub tempo_changes: Vec<(u64, Tempo)>,
+    /// (tick, signature) of every valid time-signature event, sorted by tick.
+    pub time_signatures: Vec<(u64, TimeSignature)>,
     /// (tick, channel 0-based, program) of every program change, in file order.
     pub program_changes: Vec<(u64, u8, u8)>,
     /// The tick of the last event of the longest track.
@@ -220,6 +225,8 @@ pub struct ImportReport {
     pub tempo_changes: usize,
     /// Tempo at the start, in quarter notes per minute.
     pub initial_bpm: f64,
+    /// Valid time-signature events in the file.
+    pub time_signatures: usize,
     /// Length of the roll, in steps.
     pub length_steps: usize,
     /// Length of the music in seconds, through the file's tempo map.
@@ -243,6 +250,7 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
 
     let mut notes = Vec::new();
     let mut tempo_changes = Vec::new();
+    let mut time_signatures = Vec::new();
     let mut program_changes = Vec::new();
     let mut open: Vec<VecDeque<(u64, u8)>> = vec![VecDeque::new(); 16 * 128];
     let mut tracks = 0usize;
@@ -295,6 +303,16 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
                 TrackEventKind::Meta(MetaMessage::Tempo(micros)) => {
                     tempo_changes.push((tick, Tempo::from_micros_per_quarter(micros.as_int())));
                 }
+                TrackEventKind::Meta(MetaMessage::TimeSignature(numerator, power, ..)) => {
+                    // A power past 6 (a 128th or finer) or a numerator of 0
+                    // is no metre: skipped like any other broken meta event.
+                    if let Some(signature) = (power <= 6)
+                        .then(|| TimeSignature::new(numerator, 1 << power))
+                        .flatten()
+                    {
+                        time_signatures.push((tick, signature));
+                    }
+                }
                 TrackEventKind::Meta(MetaMessage::EndOfTrack) => saw_end = true,
                 _ => {}
             }
@@ -313,12 +331,14 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
     }
     notes.sort_unstable();
     tempo_changes.sort_by_key(|&(tick, _)| tick);
+    time_signatures.sort_by_key(|&(tick, _)| tick);
     Ok(MidiNotes {
         format,
         timing,
         tracks,
         notes,
         tempo_changes,
+        time_signatures,
         program_changes,
         end_tick,
         damaged_tracks,
@@ -558,6 +578,7 @@ pub fn roll_from_notes(
         steps_per_quarter: spq,
         tempo: time.segment(0).3,
         program: main_program(file, &notes_per_channel, &first_note_tick),
+        time_signature: opening_signature(file, first_note_tick.iter().copied().min()),
     };
     let notes_kept = kept.len();
     let roll = PianoRoll::from_notes(steps, kept, meta)?;
@@ -598,6 +619,7 @@ pub fn roll_from_notes(
         programs,
         tempo_changes: file.tempo_changes.len(),
         initial_bpm: meta.tempo.bpm(),
+        time_signatures: file.time_signatures.len(),
         length_steps: roll.steps(),
         length_seconds: time.seconds(last_tick),
         truncated,
@@ -622,11 +644,24 @@ fn main_program(file: &MidiNotes, notes_per_channel: &[usize; 16], first_tick: &
         .map_or(0, |p| p.2)
 }
 
+/// The signature in force at `first_note` (the first kept note's tick): the
+/// last at or before it, else the file's first (a pickup written before the
+/// metre, or no notes), else 4/4. Later changes are not kept: a roll has one
+/// metre.
+fn opening_signature(file: &MidiNotes, first_note: Option<u64>) -> TimeSignature {
+    let signatures = &file.time_signatures;
+    first_note
+        .and_then(|tick| signatures.iter().rfind(|s| s.0 <= tick))
+        .or_else(|| signatures.first())
+        .map_or(TimeSignature::COMMON, |s| s.1)
+}
+
 /// Ticks per step in exported files: 96 divides evenly for every grid.
 const EXPORT_TICKS_PER_STEP: u32 = 96;
 
-/// Writes a roll as an SMF format-1 file: a conductor track (tempo, 4/4) and one
-/// piano-roll track on channel 1 with the roll's program and one note per onset.
+/// Writes a roll as an SMF format-1 file: a conductor track (tempo, time
+/// signature) and one piano-roll track on channel 1 with the roll's program and
+/// one note per onset.
 pub fn export(roll: &PianoRoll, options: &ExportOptions) -> Vec<u8> {
     let meta = roll.meta();
     let ppq = u16::from(meta.steps_per_quarter) * EXPORT_TICKS_PER_STEP as u16;
@@ -634,13 +669,24 @@ pub fn export(roll: &PianoRoll, options: &ExportOptions) -> Vec<u8> {
     let end_tick = tick_of(roll.steps());
     let velocity = u7::new(options.velocity.clamp(1, 127));
     let channel = u4::new(0);
+    // The fields are public: write 4/4 rather than an event no reader takes.
+    let signature = TimeSignature::new(
+        meta.time_signature.numerator,
+        meta.time_signature.denominator,
+    )
+    .unwrap_or_default();
 
     let conductor = with_deltas(
         vec![
             (0, TrackEventKind::Meta(MetaMessage::TrackName(b"Cadenza"))),
             (
                 0,
-                TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
+                TrackEventKind::Meta(MetaMessage::TimeSignature(
+                    signature.numerator,
+                    signature.denominator_power(),
+                    24,
+                    8,
+                )),
             ),
             (
                 0,

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::meter::{Meter, TimeSignature};
+
 /// Number of pitch rows in a roll.
 pub const PITCH_COUNT: usize = 106;
 /// The MIDI note number of row 0 (A0, the lowest piano key).
@@ -129,6 +131,9 @@ pub struct RollMeta {
     pub tempo: Tempo,
     /// General MIDI program, 0..=127 (0 = acoustic grand piano).
     pub program: u8,
+    /// The file's metre, kept so the roll's bars and beats (and an export)
+    /// match the music; 4/4 where the source gives none.
+    pub time_signature: TimeSignature,
 }
 
 impl Default for RollMeta {
@@ -137,11 +142,17 @@ impl Default for RollMeta {
             steps_per_quarter: DEFAULT_STEPS_PER_QUARTER,
             tempo: Tempo::DEFAULT,
             program: 0,
+            time_signature: TimeSignature::COMMON,
         }
     }
 }
 
 impl RollMeta {
+    /// The time signature on this roll's grid.
+    pub fn meter(&self) -> Meter {
+        Meter::new(self.time_signature, self.steps_per_quarter)
+    }
+
     /// Length of one step in seconds at this tempo.
     pub fn seconds_per_step(&self) -> f64 {
         f64::from(self.tempo.micros_per_quarter()) / 1e6 / f64::from(self.steps_per_quarter)
@@ -333,7 +344,7 @@ impl PianoRoll {
         self.sounding.is_empty()
     }
 
-    /// Grid, tempo and program.
+    /// Grid, tempo, program and time signature.
     pub fn meta(&self) -> &RollMeta {
         &self.meta
     }

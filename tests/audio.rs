@@ -18,7 +18,7 @@ fn slow_meta() -> RollMeta {
     RollMeta {
         steps_per_quarter: 2,
         tempo: Tempo::from_bpm(60.0).unwrap(),
-        program: 0,
+        ..RollMeta::default()
     }
 }
 
@@ -341,7 +341,7 @@ fn live_playback_reaches_the_device_sample_for_sample() {
         RollMeta {
             steps_per_quarter: 4,
             tempo: Tempo::from_bpm(120.0).unwrap(),
-            program: 0,
+            ..RollMeta::default()
         },
     )
     .unwrap();

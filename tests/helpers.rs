@@ -60,6 +60,20 @@ impl Track {
         self.raw(delta, &[0xFF, 0x51, 0x03, m[1], m[2], m[3]])
     }
 
+    /// A time-signature meta event: `numerator / 2^denominator_power`, with
+    /// 24 MIDI clocks per click and 8 32nds per quarter.
+    pub fn time_signature(
+        &mut self,
+        delta: u32,
+        numerator: u8,
+        denominator_power: u8,
+    ) -> &mut Self {
+        self.raw(
+            delta,
+            &[0xFF, 0x58, 0x04, numerator, denominator_power, 24, 8],
+        )
+    }
+
     pub fn end(&mut self, delta: u32) -> &mut Self {
         self.raw(delta, &[0xFF, 0x2F, 0x00])
     }

@@ -1,16 +1,43 @@
 //! Roll -> MIDI -> roll is the identity, for rolls with explicit onsets and for
 //! rolls that only say what sounds; export details.
 
+use cadenza::meter::TimeSignature;
 use cadenza::midi::{ExportOptions, ImportOptions, export, import, read_notes};
 use cadenza::roll::{PITCH_COUNT, PianoRoll, Pitch, RollMeta, RollNote, Tempo};
 
 use crate::helpers::Lcg;
+
+/// Metres a roll may carry through a round trip, odd and compound ones included.
+const SIGNATURES: [TimeSignature; 6] = [
+    TimeSignature::COMMON,
+    TimeSignature {
+        numerator: 3,
+        denominator: 4,
+    },
+    TimeSignature {
+        numerator: 6,
+        denominator: 8,
+    },
+    TimeSignature {
+        numerator: 2,
+        denominator: 2,
+    },
+    TimeSignature {
+        numerator: 7,
+        denominator: 8,
+    },
+    TimeSignature {
+        numerator: 12,
+        denominator: 16,
+    },
+];
 
 fn random_meta(rng: &mut Lcg) -> RollMeta {
     RollMeta {
         steps_per_quarter: 1 + rng.below(24) as u8,
         tempo: Tempo::from_micros_per_quarter(200_000 + rng.below(1_000_000)),
         program: rng.below(128) as u8,
+        time_signature: SIGNATURES[rng.below(SIGNATURES.len() as u32) as usize],
     }
 }
 
@@ -86,6 +113,7 @@ fn export_writes_format_1_with_tempo_program_and_velocity() {
         steps_per_quarter: 4,
         tempo: Tempo::from_bpm(90.0).unwrap(),
         program: 19,
+        ..RollMeta::default()
     };
     let roll = PianoRoll::from_notes(
         8,

@@ -14,6 +14,7 @@ mod gpu;
 mod helpers;
 mod image_png;
 mod midi_import;
+mod midi_metre;
 mod model_cli;
 mod model_files;
 mod model_parity;

@@ -40,6 +40,8 @@ struct FileInfo {
     pitch_range_names: Option<[String; 2]>,
     duration_seconds: f64,
     tempo_bpm: f64,
+    /// "3/4"; 4/4 where the file gives none.
+    time_signature: String,
     program: u8,
     program_name: String,
     /// Present for MIDI input.
@@ -61,6 +63,7 @@ impl FileInfo {
             pitch_range_names: range.map(|(low, high)| [low.name(), high.name()]),
             duration_seconds: roll.duration_seconds(),
             tempo_bpm: meta.tempo.bpm(),
+            time_signature: meta.time_signature.to_string(),
             program: meta.program,
             program_name: program_name(meta.program),
             import_report: loaded.report,
@@ -85,9 +88,10 @@ impl FileInfo {
         );
         let _ = writeln!(
             text,
-            "  duration:   {} at {:.1} BPM",
+            "  duration:   {} at {:.1} BPM in {}",
             minutes_seconds(self.duration_seconds),
-            self.tempo_bpm
+            self.tempo_bpm,
+            self.time_signature
         );
         let _ = writeln!(
             text,
@@ -149,9 +153,11 @@ fn write_report(text: &mut String, report: &ImportReport) {
     let _ = writeln!(text, "  programs:   {}", or_none(&programs.join(", ")));
     let _ = writeln!(
         text,
-        "  tempo:      {:.1} BPM at the start, {} tempo events; file length {}",
+        "  tempo:      {:.1} BPM at the start, {} tempo events, {} time-signature events; \
+         file length {}",
         report.initial_bpm,
         report.tempo_changes,
+        report.time_signatures,
         minutes_seconds(report.length_seconds)
     );
     if report.truncated {

@@ -178,6 +178,7 @@ impl ReadArgs {
                 steps_per_quarter: self.steps_per_quarter,
                 tempo: meta.tempo.unwrap_or_default(),
                 program: meta.program.unwrap_or(0),
+                ..RollMeta::default()
             },
         }
     }
