@@ -126,6 +126,7 @@ impl Checkpoint {
         let weights = match network {
             Network::Article(model) => model.clone().into_record().into_bytes(),
             Network::RollLstm(model) => model.clone().into_record().into_bytes(),
+            Network::Composer(model) => model.clone().into_record().into_bytes(),
         }
         .map_err(record_error)?;
         Ok(Self {
@@ -165,6 +166,9 @@ impl Checkpoint {
             }
             Network::RollLstm(model) => {
                 Network::RollLstm(model.try_load_record(record).map_err(record_error)?)
+            }
+            Network::Composer(model) => {
+                Network::Composer(model.try_load_record(record).map_err(record_error)?)
             }
         })
     }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::files::{LoadOptions, find_roll_files, load_roll};
+use crate::meter::{METER_FEATURES, Meter};
 use crate::model::WINDOW_STEPS;
 use crate::rng::{seeded, seeded_for};
 use crate::roll::{PITCH_COUNT, mask_to_floats};
@@ -47,10 +48,46 @@ pub enum DatasetError {
     BadValidationFraction(f64),
 }
 
-/// One song's roll, as sounding masks in training order.
+/// One song's roll, as sounding masks in training order, and its meter.
 #[derive(Clone, Debug)]
 struct Song {
     steps: Vec<u128>,
+    meter: Meter,
+}
+
+/// Files that could not be read, with the reason.
+type FailedFiles = Vec<(PathBuf, String)>;
+
+/// Reads every MIDI/PNG file under `dir` (in parallel): the songs, and the
+/// files that could not be read with the reason.
+fn load_folder(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Vec<SongRoll>, FailedFiles), DatasetError> {
+    if !dir.is_dir() {
+        return Err(DatasetError::NotAFolder(dir.to_owned()));
+    }
+    let found = find_roll_files(dir, &|_| false);
+    let loaded: Vec<_> = found
+        .rolls
+        .par_iter()
+        .map(|(path, _)| {
+            let song = load_roll(path, options).map(|loaded| SongRoll {
+                steps: loaded.roll.sounding_masks().to_vec(),
+                meter: loaded.roll.meta().meter(),
+            });
+            (path.clone(), song)
+        })
+        .collect();
+    let mut files_failed = found.unreadable;
+    let mut songs = Vec::with_capacity(loaded.len());
+    for (path, result) in loaded {
+        match result {
+            Ok(song) => songs.push(song),
+            Err(error) => files_failed.push((path, error.to_string())),
+        }
+    }
+    Ok((songs, files_failed))
 }
 
 /// A window: the song and its first step.
@@ -87,6 +124,33 @@ pub struct Dataset {
     report: DatasetReport,
 }
 
+/// Which files validate: a share of them drawn at random, or the songs given
+/// last (an official split's validation folder).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Split {
+    /// This share of the files, drawn with this seed.
+    Fraction { share: f64, rng_seed: u64 },
+    /// The last `count` songs.
+    Last(usize),
+}
+
+/// One song as the dataset takes it: its sounding masks and its meter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SongRoll {
+    pub steps: Vec<u128>,
+    pub meter: Meter,
+}
+
+impl SongRoll {
+    /// Steps with the default meter (4/4 on sixteenths).
+    pub fn plain(steps: Vec<u128>) -> Self {
+        Self {
+            steps,
+            meter: Meter::default(),
+        }
+    }
+}
+
 impl Dataset {
     /// Reads every MIDI/PNG file under `dir` (in parallel) and splits the
     /// files `validation_fraction` : rest, shuffled with `rng_seed`.
@@ -97,56 +161,87 @@ impl Dataset {
         validation_fraction: f64,
         rng_seed: u64,
     ) -> Result<Self, DatasetError> {
-        if !dir.is_dir() {
-            return Err(DatasetError::NotAFolder(dir.to_owned()));
-        }
-        let found = find_roll_files(dir, &|_| false);
-        let loaded: Vec<_> = found
-            .rolls
-            .par_iter()
-            .map(|(path, _)| {
-                (
-                    path.clone(),
-                    load_roll(path, options).map(|loaded| loaded.roll.sounding_masks().to_vec()),
-                )
-            })
-            .collect();
-        let mut files_failed = found.unreadable;
-        let mut rolls = Vec::with_capacity(loaded.len());
-        for (path, result) in loaded {
-            match result {
-                Ok(steps) => rolls.push(steps),
-                Err(error) => files_failed.push((path, error.to_string())),
-            }
-        }
-        let mut dataset =
-            Self::from_rolls(rolls, preset, validation_fraction, rng_seed).map_err(|error| {
-                match error {
-                    DatasetError::NoWindows { needed, .. } => DatasetError::NoWindows {
-                        dir: dir.to_owned(),
-                        needed,
-                    },
-                    other => other,
-                }
-            })?;
+        let (songs, files_failed) = load_folder(dir, options)?;
+        let split = Split::Fraction {
+            share: validation_fraction,
+            rng_seed,
+        };
+        Self::from_loaded(dir, songs, files_failed, preset, split)
+    }
+
+    /// Trains on the files under `train` and validates on those under
+    /// `validation`: a benchmark's own split.
+    pub fn from_folders(
+        train: &Path,
+        validation: &Path,
+        options: &LoadOptions,
+        preset: Preset,
+    ) -> Result<Self, DatasetError> {
+        let (mut songs, mut files_failed) = load_folder(train, options)?;
+        let (validation_songs, validation_failed) = load_folder(validation, options)?;
+        let count = validation_songs.len();
+        songs.extend(validation_songs);
+        files_failed.extend(validation_failed);
+        Self::from_loaded(train, songs, files_failed, preset, Split::Last(count))
+    }
+
+    fn from_loaded(
+        dir: &Path,
+        songs: Vec<SongRoll>,
+        files_failed: FailedFiles,
+        preset: Preset,
+        split: Split,
+    ) -> Result<Self, DatasetError> {
+        let mut dataset = Self::from_songs(songs, preset, split).map_err(|error| match error {
+            DatasetError::NoWindows { needed, .. } => DatasetError::NoWindows {
+                dir: dir.to_owned(),
+                needed,
+            },
+            other => other,
+        })?;
         dataset.report.files_failed = files_failed;
         Ok(dataset)
     }
 
-    /// Builds the dataset from rolls given as sounding masks (one per step).
+    /// Builds the dataset from rolls given as sounding masks (one per step),
+    /// all in the default meter.
     pub fn from_rolls(
         rolls: Vec<Vec<u128>>,
         preset: Preset,
         validation_fraction: f64,
         rng_seed: u64,
     ) -> Result<Self, DatasetError> {
-        if !(0.0..1.0).contains(&validation_fraction) {
-            return Err(DatasetError::BadValidationFraction(validation_fraction));
+        let split = Split::Fraction {
+            share: validation_fraction,
+            rng_seed,
+        };
+        Self::from_songs(
+            rolls.into_iter().map(SongRoll::plain).collect(),
+            preset,
+            split,
+        )
+    }
+
+    /// Builds the dataset from songs, split as `split` says.
+    pub fn from_songs(
+        rolls: Vec<SongRoll>,
+        preset: Preset,
+        split: Split,
+    ) -> Result<Self, DatasetError> {
+        if let Split::Fraction { share, .. } = split
+            && !(0.0..1.0).contains(&share)
+        {
+            return Err(DatasetError::BadValidationFraction(share));
         }
         let needed = preset.target_offset() + 1;
         let mut report = DatasetReport::default();
         let mut songs = Vec::with_capacity(rolls.len());
-        for mut steps in rolls {
+        let mut validation_given = 0;
+        let given_from = match split {
+            Split::Last(count) => rolls.len().saturating_sub(count),
+            Split::Fraction { .. } => usize::MAX,
+        };
+        for (index, SongRoll { mut steps, meter }) in rolls.into_iter().enumerate() {
             if steps.len() < needed {
                 report.files_too_short += 1;
                 continue;
@@ -155,7 +250,10 @@ impl Dataset {
                 steps.reverse();
             }
             report.steps += steps.len();
-            songs.push(Song { steps });
+            if index >= given_from {
+                validation_given += 1;
+            }
+            songs.push(Song { steps, meter });
         }
         if songs.is_empty() {
             return Err(DatasetError::NoWindows {
@@ -163,13 +261,25 @@ impl Dataset {
                 needed,
             });
         }
-        let mut order: Vec<usize> = (0..songs.len()).collect();
-        order.shuffle(&mut seeded(rng_seed));
-        // At least one file for validation when asked, but never all of them.
-        let validation_files = if validation_fraction > 0.0 && songs.len() > 1 {
-            ((songs.len() as f64 * validation_fraction).round() as usize).clamp(1, songs.len() - 1)
-        } else {
-            0
+        let (mut validation_songs, mut train_songs): (Vec<usize>, Vec<usize>) = match split {
+            Split::Fraction { share, rng_seed } => {
+                let mut order: Vec<usize> = (0..songs.len()).collect();
+                order.shuffle(&mut seeded(rng_seed));
+                // At least one file for validation when asked, but never all of them.
+                let validation_files = if share > 0.0 && songs.len() > 1 {
+                    ((songs.len() as f64 * share).round() as usize).clamp(1, songs.len() - 1)
+                } else {
+                    0
+                };
+                (
+                    order[..validation_files].to_vec(),
+                    order[validation_files..].to_vec(),
+                )
+            }
+            Split::Last(_) => {
+                let first = songs.len() - validation_given;
+                ((first..songs.len()).collect(), (0..first).collect())
+            }
         };
         let windows_of = |song: usize| {
             let count = songs[song].steps.len() + 1 - needed;
@@ -178,20 +288,18 @@ impl Dataset {
                 start: start as u32,
             })
         };
-        let mut validation_songs = order[..validation_files].to_vec();
         validation_songs.sort_unstable();
+        train_songs.sort_unstable();
         let validation: Vec<Window> = validation_songs
             .iter()
             .flat_map(|&song| windows_of(song))
             .collect();
-        let mut train_songs = order[validation_files..].to_vec();
-        train_songs.sort_unstable();
         let train: Vec<Window> = train_songs
             .iter()
             .flat_map(|&song| windows_of(song))
             .collect();
         report.files_used = songs.len();
-        report.files_validation = validation_files;
+        report.files_validation = validation_songs.len();
         report.windows_train = train.len();
         report.windows_validation = validation.len();
         Ok(Self {
@@ -250,6 +358,18 @@ impl Dataset {
         part.iter().map(|&song| self.songs[song].steps.as_slice())
     }
 
+    /// A window's song's meter and the index of the step after its 9 input
+    /// steps (what generation from it continues at).
+    pub fn window_place(&self, window: Window) -> (Meter, usize) {
+        let song = &self.songs[window.song as usize];
+        (song.meter, window.start as usize + WINDOW_STEPS)
+    }
+
+    /// The steps of a window's song.
+    pub fn window_song(&self, window: Window) -> &[u128] {
+        &self.songs[window.song as usize].steps
+    }
+
     /// A window's 9 input steps and its target step, as bitmasks.
     pub fn window_masks(&self, window: Window) -> ([u128; WINDOW_STEPS], u128) {
         let steps = &self.songs[window.song as usize].steps;
@@ -293,6 +413,17 @@ impl Dataset {
     /// the song's end; a song shorter than a stretch gives one, led in by
     /// silence. None are transposed.
     pub fn stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
+        self.cut_stretches(validation, length, false)
+    }
+
+    /// [`stretches`](Self::stretches) that begin one step before each song,
+    /// so its first step is a target too, predicted from silence (what the
+    /// benchmark scores).
+    pub fn led_in_stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
+        self.cut_stretches(validation, length, true)
+    }
+
+    fn cut_stretches(&self, validation: bool, length: usize, lead_in: bool) -> Vec<Stretch> {
         let length = length.max(1);
         let songs = if validation {
             &self.validation_songs
@@ -300,10 +431,11 @@ impl Dataset {
             &self.train_songs
         };
         let stride = (length / 2).max(1);
+        let first_end = if lead_in { length } else { length + 1 };
         let mut stretches = Vec::new();
         for &song in songs {
             let steps = self.songs[song].steps.len();
-            let mut end = (length + 1).min(steps);
+            let mut end = first_end.min(steps);
             loop {
                 stretches.push(Stretch {
                     song: song as u32,
@@ -330,7 +462,40 @@ impl Dataset {
         length: usize,
         max_transpose: u8,
     ) -> Vec<Stretch> {
-        let mut order = self.stretches(false, length);
+        self.shuffled(
+            self.stretches(false, length),
+            rng_seed,
+            epoch,
+            length,
+            max_transpose,
+        )
+    }
+
+    /// [`stretch_order`](Self::stretch_order) of the led-in stretches.
+    pub fn led_in_stretch_order(
+        &self,
+        rng_seed: u64,
+        epoch: usize,
+        length: usize,
+        max_transpose: u8,
+    ) -> Vec<Stretch> {
+        self.shuffled(
+            self.led_in_stretches(false, length),
+            rng_seed,
+            epoch,
+            length,
+            max_transpose,
+        )
+    }
+
+    fn shuffled(
+        &self,
+        mut order: Vec<Stretch>,
+        rng_seed: u64,
+        epoch: usize,
+        length: usize,
+        max_transpose: u8,
+    ) -> Vec<Stretch> {
         let mut rng = seeded_for(rng_seed, &[epoch as u64]);
         order.shuffle(&mut rng);
         if max_transpose > 0 {
@@ -350,6 +515,36 @@ impl Dataset {
             }
         }
         order
+    }
+
+    /// Writes the meter features of every target step of `stretches`,
+    /// `[n, length, METER_FEATURES]`, each step counted from its song's start
+    /// (steps of the silence before a song count back from it).
+    pub fn fill_meter(&self, stretches: &[Stretch], length: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(stretches.len() * length * METER_FEATURES, 0.0);
+        let mut rows = out.chunks_exact_mut(METER_FEATURES);
+        for stretch in stretches {
+            let meter = self.songs[stretch.song as usize].meter;
+            let bar = meter.steps_per_bar() as isize;
+            let first = stretch.end as isize - length as isize;
+            for t in 0..length as isize {
+                if let Some(row) = rows.next() {
+                    meter.features((first + t).rem_euclid(bar) as usize, row);
+                }
+            }
+        }
+    }
+
+    /// The meter of each training (or validation) song, in the order of
+    /// [`songs`](Self::songs).
+    pub fn meters(&self, validation: bool) -> impl Iterator<Item = Meter> + '_ {
+        let part = if validation {
+            &self.validation_songs
+        } else {
+            &self.train_songs
+        };
+        part.iter().map(|&song| self.songs[song].meter)
     }
 
     /// The `length + 1` steps of a stretch, untransposed.

@@ -9,10 +9,16 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::checkpoint::CheckpointHeader;
+use crate::dataset::Window;
 use crate::dataset::{Dataset, DatasetError, Preset};
 use crate::files::LoadOptions;
-use crate::generate::{GenerateError, GenerateOptions, Predictor, Rule, generate_with};
-use crate::model::WINDOW_STEPS;
+use crate::generate::{
+    After, CONTEXT_STEPS, Constraints, Continuation, GenerateError, GenerateOptions, Placement,
+    Predictor, Rule, Runner, compose,
+};
+use crate::meter::Meter;
+use crate::model::{Network, WINDOW_STEPS};
+use crate::music::{MusicFigures, MusicTally};
 use crate::roll::{PITCH_COUNT, mask_bits};
 
 /// Length of the stretches checked for verbatim copies of the training data.
@@ -97,6 +103,11 @@ pub struct FreeRunning {
     /// Share of generated 16-step stretches with notes that occur verbatim in
     /// the training songs (none when the training songs are not at hand).
     pub copied_stretch_rate: Option<f64>,
+    /// How the continuations sound: semitone clashes, notes in the key of
+    /// the music before, onsets on a beat, density.
+    pub music: MusicFigures,
+    /// The same figures of the real steps that follow each seed window.
+    pub data_music: MusicFigures,
 }
 
 /// Everything `cadenza eval` reports.
@@ -116,9 +127,10 @@ pub fn teacher_forced(
     // windows as the dataset's. The window ending before step t predicts
     // step t - WINDOW_STEPS + offset.
     let offset = data.preset().target_offset();
-    let songs: Vec<&[u128]> = data
+    let songs: Vec<(&[u128], Meter)> = data
         .songs(true)
-        .filter(|song| song.len() > offset)
+        .zip(data.meters(true))
+        .filter(|(song, _)| song.len() > offset)
         .collect();
     // Per probability bin: cells that were on and cells that were off.
     let mut on = vec![0u64; BINS + 1];
@@ -126,18 +138,32 @@ pub fn teacher_forced(
     let (mut bce, mut squared) = (0.0f64, 0.0f64);
     let mut windows = 0usize;
     let mut probabilities = Vec::new();
-    let mut column = Vec::new();
-    for group in songs.chunks(64) {
-        let seeds: Vec<&[u128]> = group.iter().map(|song| &song[..WINDOW_STEPS]).collect();
+    let (mut column, mut truth) = (Vec::new(), Vec::new());
+    for group in same_meter_groups(&songs, 64) {
+        let seeds: Vec<&[u128]> = group
+            .iter()
+            .map(|(song, _)| &song[..WINDOW_STEPS])
+            .collect();
+        predictor.place(&Placement {
+            meter: group[0].1,
+            first_step: WINDOW_STEPS,
+            after: None,
+        })?;
         predictor.start(&seeds)?;
-        let longest = group.iter().map(|song| song.len()).max().unwrap_or(0);
+        let longest = group.iter().map(|(song, _)| song.len()).max().unwrap_or(0);
         for t in WINDOW_STEPS..longest {
             let target_at = t - WINDOW_STEPS + offset;
             if target_at >= longest {
                 break;
             }
-            predictor.predict(&mut probabilities)?;
-            for (song, row) in group.iter().zip(probabilities.chunks_exact(PITCH_COUNT)) {
+            truth.clear();
+            truth.extend(
+                group
+                    .iter()
+                    .map(|(song, _)| song.get(target_at).copied().unwrap_or(0)),
+            );
+            predictor.conditionals(&truth, &mut probabilities)?;
+            for ((song, _), row) in group.iter().zip(probabilities.chunks_exact(PITCH_COUNT)) {
                 let Some(&target) = song.get(target_at) else {
                     continue;
                 };
@@ -158,7 +184,11 @@ pub fn teacher_forced(
                 }
             }
             column.clear();
-            column.extend(group.iter().map(|song| song.get(t).copied().unwrap_or(0)));
+            column.extend(
+                group
+                    .iter()
+                    .map(|(song, _)| song.get(t).copied().unwrap_or(0)),
+            );
             predictor.advance(&column)?;
         }
     }
@@ -181,6 +211,170 @@ pub fn teacher_forced(
         at_half: scores_at(BINS / 2),
         best,
     })
+}
+
+/// Consecutive runs of `songs` that share a meter, at most `most` long:
+/// sequences a predictor runs together must agree on where the beat is.
+fn same_meter_groups<'a, 'b>(
+    songs: &'b [(&'a [u128], Meter)],
+    most: usize,
+) -> impl Iterator<Item = &'b [(&'a [u128], Meter)]> {
+    songs
+        .chunk_by(|a, b| a.1 == b.1)
+        .flat_map(move |run| run.chunks(most.max(1)))
+}
+
+/// Lowest roll row the benchmark scores (MIDI 21, A0) and how many rows
+/// (the 88 piano keys, MIDI 21..=108).
+const BENCHMARK_ROWS: std::ops::Range<usize> = 0..88;
+
+/// How likely a model finds real music, step by step, by the chain rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Likelihood {
+    /// Steps scored.
+    pub frames: usize,
+    /// Negative log-likelihood of a whole step (all 106 rows), nats per step.
+    pub nll_per_step: f64,
+    /// The benchmark's figure: the same over the 88 piano keys (MIDI
+    /// 21..=108), sounding and silent alike, pooled over every frame
+    /// including each song's first (predicted from silence and the initial
+    /// state). Rows above the piano (always silent in piano music) are
+    /// conditioned on, not scored.
+    pub frame_nll_88: f64,
+}
+
+/// Adds the negative log-likelihood of each `truth` step under the
+/// conditional probabilities `probabilities` to `(all rows, piano rows)`.
+fn add_nll(truth: &[u128], probabilities: &[f32], sums: &mut (f64, f64)) {
+    for (&target, row) in truth.iter().zip(probabilities.chunks_exact(PITCH_COUNT)) {
+        for (pitch, &p) in row.iter().enumerate() {
+            let p = f64::from(p).clamp(1e-7, 1.0 - 1e-7);
+            let nll = if target >> pitch & 1 == 1 {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            };
+            sums.0 += nll;
+            if BENCHMARK_ROWS.contains(&pitch) {
+                sums.1 += nll;
+            }
+        }
+    }
+}
+
+/// Scores every validation song whole, from its first step (predicted from
+/// a step of silence, as training leads songs in), continuing only.
+pub fn likelihood(
+    predictor: &mut dyn Predictor,
+    data: &Dataset,
+) -> Result<Likelihood, GenerateError> {
+    let songs: Vec<(&[u128], Meter)> = data.songs(true).zip(data.meters(true)).collect();
+    let mut sums = (0.0, 0.0);
+    let mut frames = 0;
+    let (mut truth, mut probabilities) = (Vec::new(), Vec::new());
+    let silence = [0u128];
+    for group in same_meter_groups(&songs, 64) {
+        predictor.place(&Placement {
+            meter: group[0].1,
+            first_step: 0,
+            after: None,
+        })?;
+        predictor.start(&vec![&silence[..]; group.len()])?;
+        let longest = group.iter().map(|(song, _)| song.len()).max().unwrap_or(0);
+        for t in 0..longest {
+            truth.clear();
+            truth.extend(
+                group
+                    .iter()
+                    .map(|(song, _)| song.get(t).copied().unwrap_or(0)),
+            );
+            predictor.conditionals(&truth, &mut probabilities)?;
+            for (index, (song, _)) in group.iter().enumerate() {
+                if t < song.len() {
+                    frames += 1;
+                    let row = &probabilities[index * PITCH_COUNT..(index + 1) * PITCH_COUNT];
+                    add_nll(&truth[index..=index], row, &mut sums);
+                }
+            }
+            predictor.advance(&truth)?;
+        }
+    }
+    let count = frames.max(1) as f64;
+    Ok(Likelihood {
+        frames,
+        nll_per_step: sums.0 / count,
+        frame_nll_88: sums.1 / count,
+    })
+}
+
+/// [`likelihood`] of a network on the CPU: what the composer's training
+/// validates with.
+pub fn song_likelihood(model: &Network, data: &Dataset) -> Result<Likelihood, GenerateError> {
+    let runner = Runner::new(model, &crate::device::cpu_selected(None))?;
+    likelihood(runner.predictor().as_mut(), data)
+}
+
+/// Real gaps scored from both sides against the same steps from the left
+/// only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct FillLikelihood {
+    /// Gap length in steps.
+    pub gap: usize,
+    pub gaps: usize,
+    pub frames: usize,
+    /// Nats per step (all 106 rows) of the gaps' steps given the music on
+    /// both sides.
+    pub fill_nll_per_frame: f64,
+    /// The same steps given only the music before.
+    pub continue_nll_per_frame: f64,
+}
+
+/// Cuts `gap`-step gaps out of every validation song (one every `2 * gap`
+/// steps, each with at least `gap` steps of music before and one after) and
+/// scores their real steps with and without the music after.
+pub fn fill_likelihood(
+    predictor: &mut dyn Predictor,
+    data: &Dataset,
+    gap: usize,
+) -> Result<FillLikelihood, GenerateError> {
+    let gap = gap.max(1);
+    let mut result = FillLikelihood {
+        gap,
+        ..FillLikelihood::default()
+    };
+    let (mut fill, mut continuing) = ((0.0, 0.0), (0.0, 0.0));
+    let mut probabilities = Vec::new();
+    for (song, meter) in data.songs(true).zip(data.meters(true)) {
+        let mut start = gap;
+        while start + gap < song.len() {
+            let end = start + gap;
+            let seed = &song[start.saturating_sub(CONTEXT_STEPS)..start];
+            let after = After {
+                steps: &song[end..(end + CONTEXT_STEPS).min(song.len())],
+                at: end,
+            };
+            for (with_after, sums) in [(true, &mut fill), (false, &mut continuing)] {
+                predictor.place(&Placement {
+                    meter,
+                    first_step: start,
+                    after: with_after.then_some(after),
+                })?;
+                predictor.start(&[seed])?;
+                for &step in &song[start..end] {
+                    predictor.conditionals(&[step], &mut probabilities)?;
+                    add_nll(&[step], &probabilities, sums);
+                    predictor.advance(&[step])?;
+                }
+            }
+            result.gaps += 1;
+            result.frames += gap;
+            start += 2 * gap;
+        }
+    }
+    let count = result.frames.max(1) as f64;
+    result.fill_nll_per_frame = fill.0 / count;
+    result.continue_nll_per_frame = continuing.0 / count;
+    Ok(result)
 }
 
 /// Sounding notes per step, notes per non-empty step, mean note length and
@@ -261,29 +455,24 @@ pub fn free_running(
     let mut curve = vec![0u64; options.steps];
     let (mut stretches, mut copies) = (0u64, 0u64);
     let mut seeds = 0usize;
+    let (mut music, mut data_music) = (MusicTally::default(), MusicTally::default());
     for (index, window) in data.validation_windows().iter().step_by(stride).enumerate() {
-        let (seed, _) = data.window_masks(*window);
-        // One variation each; a sampling rule gets its own stream per seed
-        // window, or every continuation would draw the same numbers.
-        let one = GenerateOptions {
-            variations: 1,
-            rule: match options.rule {
-                Rule::Sample {
-                    temperature,
-                    rng_seed,
-                } => Rule::Sample {
-                    temperature,
-                    rng_seed: rng_seed.wrapping_add(index as u64),
-                },
-                rule => rule,
-            },
-            ..*options
-        };
-        let Some(song) = generate_with(predictor, &seed, &one)?.pop() else {
+        let Some(song) = continue_window(predictor, data, *window, index, options)? else {
             continue;
         };
         seeds += 1;
         generated.add(&song.steps);
+        let (meter, first_step) = data.window_place(*window);
+        let music_before = data.window_song(*window);
+        let context = &music_before[first_step.saturating_sub(CONTEXT_STEPS)..first_step];
+        music.add(context, &song.steps, first_step, meter);
+        let real_end = (first_step + options.steps).min(music_before.len());
+        data_music.add(
+            context,
+            &music_before[first_step..real_end],
+            first_step,
+            meter,
+        );
         for (k, &mask) in song.steps.iter().enumerate() {
             curve[k] += u64::from(mask.count_ones());
         }
@@ -345,7 +534,46 @@ pub fn free_running(
                 copies as f64 / stretches as f64
             }
         }),
+        music: music.figures(),
+        data_music: data_music.figures(),
     })
+}
+
+/// Continues the music before `window`'s end (up to [`CONTEXT_STEPS`]
+/// steps) once, placed where the window lies in its song. A sampling rule
+/// gets its own stream per window (`index`), or every continuation would
+/// draw the same numbers.
+fn continue_window(
+    predictor: &mut dyn Predictor,
+    data: &Dataset,
+    window: Window,
+    index: usize,
+    options: &GenerateOptions,
+) -> Result<Option<Continuation>, GenerateError> {
+    let one = GenerateOptions {
+        variations: 1,
+        rule: match options.rule {
+            Rule::Sample {
+                temperature,
+                rng_seed,
+            } => Rule::Sample {
+                temperature,
+                rng_seed: rng_seed.wrapping_add(index as u64),
+            },
+            rule => rule,
+        },
+        ..*options
+    };
+    let (meter, first_step) = data.window_place(window);
+    let song = data.window_song(window);
+    let seed = &song[first_step.saturating_sub(CONTEXT_STEPS)..first_step];
+    let placement = Placement {
+        meter,
+        first_step,
+        after: None,
+    };
+    let none = Constraints::default();
+    Ok(compose(predictor, seed, &placement, &none, &one, &|| false)?.pop())
 }
 
 /// The files of `dir` a model was not trained on, as a dataset whose
@@ -538,6 +766,10 @@ mod unit_tests {
     impl Predictor for Repeat {
         fn pitches(&self) -> usize {
             PITCH_COUNT
+        }
+
+        fn name(&self) -> &'static str {
+            "repeat"
         }
 
         fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {

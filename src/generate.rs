@@ -8,15 +8,20 @@
 //! the music fade ("vanish"). It adds a boost that grows each step: a pitch
 //! sounds iff `p + vanish_proof * vanish_inc^k >= 1` at step `k`.
 
+use std::collections::BTreeMap;
+
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::device::SelectedDevice;
 use crate::limits::{self, OutOfRange};
-use crate::model::native::{NativeArticleNet, NativeRollNet, RollState, Scratch};
+use crate::meter::Meter;
+use crate::model::native::{
+    ComposerState, NativeArticleNet, NativeComposer, NativeRollNet, RollState, Scratch,
+};
 use crate::model::{Architecture, ArticleNet, LstmState, Network, RollLstm, WINDOW_STEPS};
 use crate::rng::{SeededRng, seeded, unit_f32};
-use crate::roll::{PITCH_COUNT, PianoRoll, mask_to_floats};
+use crate::roll::{PITCH_COUNT, PianoRoll, RollError, mask_to_floats};
 
 /// How probabilities become notes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,7 +75,7 @@ impl RuleKind {
     pub fn default_for(architecture: Architecture) -> Self {
         match architecture {
             Architecture::Article => Self::Boost,
-            Architecture::RollLstm => Self::Sample,
+            Architecture::RollLstm | Architecture::Composer => Self::Sample,
         }
     }
 }
@@ -166,6 +171,90 @@ pub enum GenerateError {
     /// The model reads a different number of pitches than the roll has.
     #[error("the model reads {0} pitches per step, but piano rolls have {PITCH_COUNT}")]
     ModelPitches(usize),
+    /// Filling asked of a network that only continues.
+    #[error(
+        "the {0} network only continues what comes before; filling a gap from both sides \
+         needs the composer (--model composer)"
+    )]
+    CannotFill(&'static str),
+    /// A fill's steps run past the music after the gap.
+    #[error("{steps} steps from step {first} run past the gap's end at step {gap_end}")]
+    PastGapEnd {
+        first: usize,
+        steps: usize,
+        gap_end: usize,
+    },
+    /// A fill range that is empty or leaves the roll.
+    #[error("cannot fill steps {start}..{end} of a roll of {steps} steps")]
+    BadFillRange {
+        start: usize,
+        end: usize,
+        steps: usize,
+    },
+}
+
+/// Where generated steps lie in the music: the meter, the first generated
+/// step's index in the piece, and, when filling a gap, the music after it.
+/// Networks that do not hear the beat ignore the meter; only the composer
+/// can use the music after.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Placement<'a> {
+    pub meter: Meter,
+    /// Index (from the piece's start) of the first generated step.
+    pub first_step: usize,
+    pub after: Option<After<'a>>,
+}
+
+/// The music after a gap: its steps, the first of them at step `at`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct After<'a> {
+    pub steps: &'a [u128],
+    pub at: usize,
+}
+
+/// What generated notes must obey, applied while each step is drawn (a cell
+/// a constraint decides is set before the network decides the pitches above
+/// it, so the rest of the step fits around it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Constraints {
+    /// Rows that may sound (a scale and a pitch range); `None`: all.
+    pub allowed: Option<u128>,
+    /// Cells that must sound, by step index in the piece.
+    pub sounding: BTreeMap<usize, u128>,
+    /// Cells that must stay silent, by step index in the piece.
+    pub silent: BTreeMap<usize, u128>,
+    /// Notes per step to steer towards.
+    pub density: Option<f32>,
+}
+
+impl Constraints {
+    /// Whether these constrain nothing.
+    pub fn is_empty(&self) -> bool {
+        self.allowed.is_none()
+            && self.sounding.is_empty()
+            && self.silent.is_empty()
+            && self.density.is_none()
+    }
+
+    /// Locks the notes of `roll` to sound where they sound.
+    pub fn lock_notes_of(&mut self, roll: &PianoRoll) {
+        for (step, &mask) in roll.sounding_masks().iter().enumerate() {
+            if mask != 0 {
+                *self.sounding.entry(step).or_default() |= mask;
+            }
+        }
+    }
+
+    /// (must sound, must stay silent) at `step`; a cell locked to sound
+    /// sounds even where the scale or range would silence it.
+    fn at(&self, step: usize) -> (u128, u128) {
+        let on = self.sounding.get(&step).copied().unwrap_or(0);
+        let mut off = self.silent.get(&step).copied().unwrap_or(0);
+        if let Some(allowed) = self.allowed {
+            off |= !allowed;
+        }
+        (on, off & !on)
+    }
 }
 
 /// One generated continuation.
@@ -178,6 +267,19 @@ pub struct Continuation {
 }
 
 impl Continuation {
+    /// `roll` with steps `start..` replaced by these (as many as there are),
+    /// every other cell as it was. A note the passage cuts at either end
+    /// starts anew where it sounds again.
+    pub fn written_into(&self, roll: &PianoRoll, start: usize) -> Result<PianoRoll, RollError> {
+        let mut sounding = roll.sounding_masks().to_vec();
+        let mut onsets = roll.onset_masks().to_vec();
+        let end = (start + self.steps.len()).min(sounding.len());
+        let start = start.min(end);
+        sounding[start..end].copy_from_slice(&self.steps[..end - start]);
+        onsets[start..end].fill(0);
+        PianoRoll::from_masks(sounding, onsets, *roll.meta())
+    }
+
     /// The probabilities of one generated step.
     pub fn step_probabilities(&self, step: usize) -> &[f32] {
         &self.probabilities[step * PITCH_COUNT..(step + 1) * PITCH_COUNT]
@@ -249,6 +351,55 @@ pub trait Predictor {
     fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError>;
     /// Appends one step (a pitch bitmask) to each sequence.
     fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError>;
+
+    /// Says where the steps to predict lie, before [`start`](Self::start).
+    /// Networks that hear neither the beat nor the music after a gap ignore
+    /// the meter and refuse a gap.
+    fn place(&mut self, placement: &Placement<'_>) -> Result<(), GenerateError> {
+        match placement.after {
+            Some(_) => Err(GenerateError::CannotFill(self.name())),
+            None => Ok(()),
+        }
+    }
+
+    /// The network's name, for messages.
+    fn name(&self) -> &'static str;
+
+    /// Decides the next step of every sequence: `decide(sequence, row, p)`
+    /// says whether `row` sounds given its probability. A network with
+    /// independent outputs asks about every row at once; a joint one gives
+    /// each row's probability given the rows already decided below it.
+    /// Writes the chosen masks and the probabilities it asked with.
+    fn draw(
+        &mut self,
+        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        chosen: &mut [u128],
+        probabilities: &mut Vec<f32>,
+    ) -> Result<(), GenerateError> {
+        self.predict(probabilities)?;
+        let pitches = self.pitches();
+        for (v, (p, mask)) in probabilities
+            .chunks_exact(pitches)
+            .zip(chosen.iter_mut())
+            .enumerate()
+        {
+            *mask = 0;
+            for (row, &p) in p.iter().enumerate() {
+                if decide(v, row, p) {
+                    *mask |= 1u128 << row;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each row's probability of sounding at the next step given the rows
+    /// below it as they are in `truth` (one step per sequence): what scores
+    /// a known step by the chain rule. Independent outputs need no truth.
+    fn conditionals(&mut self, truth: &[u128], out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        let _ = truth;
+        self.predict(out)
+    }
 }
 
 /// Each seed left-padded with silence to the longest: `[longest]` steps per
@@ -287,6 +438,10 @@ pub struct Windowed<N> {
 impl<N: WindowNet> Predictor for Windowed<N> {
     fn pitches(&self) -> usize {
         self.net.pitches()
+    }
+
+    fn name(&self) -> &'static str {
+        "article's"
     }
 
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
@@ -456,6 +611,10 @@ impl Predictor for BurnRollPredictor<'_> {
         self.model.pitches()
     }
 
+    fn name(&self) -> &'static str {
+        "roll LSTM"
+    }
+
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
         self.state = None;
         self.next = None;
@@ -508,6 +667,10 @@ impl Predictor for NativeRollPredictor<'_> {
         self.net.pitches()
     }
 
+    fn name(&self) -> &'static str {
+        "roll LSTM"
+    }
+
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
         self.net.reset(&mut self.state, seeds.len());
         let (longest, steps) = aligned_seeds(seeds);
@@ -521,7 +684,7 @@ impl Predictor for NativeRollPredictor<'_> {
     }
 
     fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        out.resize(self.state.sequences(self.net) * self.net.pitches(), 0.0);
+        out.resize(self.net.sequences(&self.state) * self.net.pitches(), 0.0);
         self.net.predict(&self.state, out);
         Ok(())
     }
@@ -532,14 +695,131 @@ impl Predictor for NativeRollPredictor<'_> {
     }
 }
 
+/// The composer's plain-Rust copy (see `model::native`), on every device:
+/// its steps are drawn pitch by pitch.
+#[derive(Debug)]
+pub struct NativeComposerPredictor<'a> {
+    net: &'a NativeComposer,
+    state: ComposerState,
+    meter: Meter,
+    /// Index in the piece of the step to predict next.
+    next: usize,
+    column: Vec<u128>,
+}
+
+impl<'a> NativeComposerPredictor<'a> {
+    pub fn new(net: &'a NativeComposer) -> Self {
+        Self {
+            net,
+            state: ComposerState::default(),
+            meter: Meter::default(),
+            next: 0,
+            column: Vec::new(),
+        }
+    }
+}
+
+impl Predictor for NativeComposerPredictor<'_> {
+    fn pitches(&self) -> usize {
+        self.net.pitches()
+    }
+
+    fn name(&self) -> &'static str {
+        "composer"
+    }
+
+    fn place(&mut self, placement: &Placement<'_>) -> Result<(), GenerateError> {
+        self.meter = placement.meter;
+        self.next = placement.first_step;
+        self.net.forget_after(&mut self.state);
+        if let Some(after) = placement.after {
+            if after.at < placement.first_step {
+                return Err(GenerateError::PastGapEnd {
+                    first: placement.first_step,
+                    steps: 1,
+                    gap_end: after.at,
+                });
+            }
+            self.net
+                .hear_after(&mut self.state, after.steps, after.at, self.meter);
+        }
+        Ok(())
+    }
+
+    /// Seeds end just before the placed first step.
+    fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
+        self.net.reset(&mut self.state, seeds.len());
+        let (longest, steps) = aligned_seeds(seeds);
+        let first = self.next as i64 - longest as i64;
+        for t in 0..longest {
+            self.column.clear();
+            self.column
+                .extend(steps.chunks_exact(longest).map(|seed| seed[t]));
+            let next = self.meter.wrap(first + t as i64 + 1);
+            self.net
+                .advance(&mut self.state, &self.column, next, self.meter);
+        }
+        Ok(())
+    }
+
+    /// Each row's probability given the likelier choice at every row below.
+    fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        self.draw(&mut |_, _, p| p >= 0.5, &mut Vec::new(), out)
+    }
+
+    fn draw(
+        &mut self,
+        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        chosen: &mut [u128],
+        probabilities: &mut Vec<f32>,
+    ) -> Result<(), GenerateError> {
+        let sequences = self.net.sequences(&self.state);
+        probabilities.resize(sequences * self.net.pitches(), 0.0);
+        let mut own = Vec::new();
+        let chosen = if chosen.len() >= sequences {
+            chosen
+        } else {
+            own.resize(sequences, 0);
+            &mut own[..]
+        };
+        self.net.chain(
+            &mut self.state,
+            self.next,
+            self.meter,
+            decide,
+            chosen,
+            probabilities,
+        );
+        Ok(())
+    }
+
+    fn conditionals(&mut self, truth: &[u128], out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        let truth = truth.to_vec();
+        self.draw(
+            &mut |s, row, _| truth.get(s).is_some_and(|m| m >> row & 1 == 1),
+            &mut Vec::new(),
+            out,
+        )
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        self.next += 1;
+        self.net
+            .advance(&mut self.state, steps, self.next, self.meter);
+        Ok(())
+    }
+}
+
 /// A network ready to predict on the CPU or a GPU: the plain-Rust copy on
-/// the CPU (same results, no per-operation overhead), burn on a GPU.
+/// the CPU (same results, no per-operation overhead), burn on a GPU. The
+/// composer always runs its plain-Rust copy.
 #[derive(Debug)]
 pub enum Runner<'a> {
     ArticleBurn(&'a ArticleNet, Device),
     ArticleNative(Box<NativeArticleNet>),
     RollBurn(&'a RollLstm, Device),
     RollNative(Box<NativeRollNet>),
+    ComposerNative(Box<NativeComposer>),
 }
 
 impl<'a> Runner<'a> {
@@ -556,6 +836,9 @@ impl<'a> Runner<'a> {
                 NativeRollNet::from_model(model).map_err(copy_error)?,
             )),
             (Network::RollLstm(model), false) => Self::RollBurn(model, selected.device.clone()),
+            (Network::Composer(model), _) => Self::ComposerNative(Box::new(
+                NativeComposer::from_model(model).map_err(copy_error)?,
+            )),
         })
     }
 
@@ -566,6 +849,7 @@ impl<'a> Runner<'a> {
             Self::ArticleNative(net) => Box::new(NativePredictor::new(net)),
             Self::RollBurn(model, device) => Box::new(BurnRollPredictor::new(model, device)),
             Self::RollNative(net) => Box::new(NativeRollPredictor::new(net)),
+            Self::ComposerNative(net) => Box::new(NativeComposerPredictor::new(net)),
         }
     }
 }
@@ -584,6 +868,11 @@ pub fn generate(
         }
         Network::RollLstm(model) => {
             generate_with(&mut BurnRollPredictor::new(model, device), seed, options)
+        }
+        Network::Composer(model) => {
+            let net = NativeComposer::from_model(model)
+                .map_err(|e| GenerateError::Backend(e.to_string()))?;
+            generate_with(&mut NativeComposerPredictor::new(&net), seed, options)
         }
     }
 }
@@ -630,11 +919,50 @@ fn generate_until(
     options: &GenerateOptions,
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Continuation>, GenerateError> {
+    let placement = Placement {
+        first_step: seed.len(),
+        ..Placement::default()
+    };
+    compose(
+        predictor,
+        seed,
+        &placement,
+        &Constraints::default(),
+        options,
+        stop,
+    )
+}
+
+/// Generates `options.steps` steps after `seed`, placed as `placement` says
+/// (the meter, where they start, the music after a gap) and bound by
+/// `constraints`, `options.variations` times, asking `predictor` once per
+/// step for all variations. The same inputs always give the same result.
+pub fn compose(
+    predictor: &mut dyn Predictor,
+    seed: &[u128],
+    placement: &Placement<'_>,
+    constraints: &Constraints,
+    options: &GenerateOptions,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Continuation>, GenerateError> {
     check_options(options)?;
+    if let Some(density) = constraints.density {
+        limits::DENSITY.check(density)?;
+    }
     if predictor.pitches() != PITCH_COUNT {
         return Err(GenerateError::ModelPitches(predictor.pitches()));
     }
+    if let Some(after) = placement.after
+        && placement.first_step + options.steps > after.at
+    {
+        return Err(GenerateError::PastGapEnd {
+            first: placement.first_step,
+            steps: options.steps,
+            gap_end: after.at,
+        });
+    }
     let variations = options.variations;
+    predictor.place(placement)?;
     predictor.start(&vec![seed; variations])?;
     let mut results: Vec<Continuation> = (0..variations)
         .map(|_| Continuation {
@@ -642,51 +970,195 @@ fn generate_until(
             probabilities: Vec::with_capacity(options.steps * PITCH_COUNT),
         })
         .collect();
-    let mut rngs: Vec<SeededRng> = (0..variations as u64)
-        .map(|i| match options.rule {
-            Rule::Sample { rng_seed, .. } => seeded(rng_seed.wrapping_add(i)),
-            _ => seeded(i),
-        })
-        .collect();
-    let mut boost = match options.rule {
-        Rule::Boost { vanish_proof, .. } => vanish_proof,
-        _ => 0.0,
-    };
+    let mut decider = Decider::new(options, constraints);
     let mut probabilities = Vec::with_capacity(variations * PITCH_COUNT);
     let mut chosen = vec![0u128; variations];
 
-    for _ in 0..options.steps {
+    for k in 0..options.steps {
         if stop() {
             return Err(GenerateError::Stopped);
         }
-        predictor.predict(&mut probabilities)?;
-        for (v, p) in probabilities.chunks_exact(PITCH_COUNT).enumerate() {
-            let mut mask = 0u128;
-            for (row, &p) in p.iter().enumerate() {
-                let on = match options.rule {
-                    // As the article's numpy does: the boost (a Python
-                    // float) is rounded to f32 and added in f32.
-                    Rule::Boost { .. } => p + boost as f32 >= 1.0,
-                    Rule::Threshold { threshold } => p >= threshold,
-                    Rule::Sample { temperature, .. } => {
-                        unit_f32(&mut rngs[v]) < sharpen(p, temperature)
-                    }
-                };
-                if on {
-                    mask |= 1u128 << row;
-                }
-            }
-            let result = &mut results[v];
+        decider.enter(placement.first_step + k);
+        predictor.draw(
+            &mut |v, row, p| decider.decide(v, row, p),
+            &mut chosen,
+            &mut probabilities,
+        )?;
+        for ((result, &mask), p) in results
+            .iter_mut()
+            .zip(&chosen)
+            .zip(probabilities.chunks_exact(PITCH_COUNT))
+        {
             result.steps.push(mask);
             result.probabilities.extend_from_slice(p);
-            chosen[v] = mask;
         }
+        decider.leave(&chosen);
         predictor.advance(&chosen)?;
-        if let Rule::Boost { vanish_inc, .. } = options.rule {
-            boost *= vanish_inc;
-        }
     }
     Ok(results)
+}
+
+/// How far the density control moves the tilt per note of error.
+const DENSITY_GAIN: f32 = 0.15;
+/// The density control's tilt stays within this many nats of logit.
+const MAX_TILT: f32 = 6.0;
+
+/// Turns probabilities into notes: the rule, the constraints, and the
+/// density control, which tilts every free row's logit by the same amount
+/// (an exponential tilt of the step's distribution towards more or fewer
+/// notes) and moves the tilt after each step by how far the step's notes
+/// were from the target.
+struct Decider<'a> {
+    rule: Rule,
+    constraints: &'a Constraints,
+    rngs: Vec<SeededRng>,
+    boost: f64,
+    tilt: Vec<f32>,
+    /// This step's cells that must sound / stay silent.
+    on: u128,
+    off: u128,
+}
+
+impl<'a> Decider<'a> {
+    fn new(options: &GenerateOptions, constraints: &'a Constraints) -> Self {
+        Self {
+            rule: options.rule,
+            constraints,
+            rngs: (0..options.variations as u64)
+                .map(|i| match options.rule {
+                    Rule::Sample { rng_seed, .. } => seeded(rng_seed.wrapping_add(i)),
+                    _ => seeded(i),
+                })
+                .collect(),
+            boost: match options.rule {
+                Rule::Boost { vanish_proof, .. } => vanish_proof,
+                _ => 0.0,
+            },
+            tilt: vec![0.0; options.variations],
+            on: 0,
+            off: 0,
+        }
+    }
+
+    /// Starts deciding step `step` of the piece.
+    fn enter(&mut self, step: usize) {
+        (self.on, self.off) = self.constraints.at(step);
+    }
+
+    fn decide(&mut self, variation: usize, row: usize, p: f32) -> bool {
+        // Drawn for every row, so a constraint changes no other row's draw.
+        let draw = match self.rule {
+            Rule::Sample { .. } => unit_f32(&mut self.rngs[variation]),
+            _ => 0.0,
+        };
+        let bit = 1u128 << row;
+        if self.on & bit != 0 {
+            return true;
+        }
+        if self.off & bit != 0 {
+            return false;
+        }
+        let tilt = self.tilt[variation];
+        match self.rule {
+            // As the article's numpy does: the boost (a Python float) is
+            // rounded to f32 and added in f32.
+            Rule::Boost { .. } => tilted(p, tilt) + self.boost as f32 >= 1.0,
+            Rule::Threshold { threshold } => tilted(p, tilt) >= threshold,
+            Rule::Sample { temperature, .. } => draw < tilted(sharpen(p, temperature), tilt),
+        }
+    }
+
+    /// Ends a step whose chosen notes were `chosen`.
+    fn leave(&mut self, chosen: &[u128]) {
+        if let Some(target) = self.constraints.density {
+            for (tilt, mask) in self.tilt.iter_mut().zip(chosen) {
+                let error = target - mask.count_ones() as f32;
+                *tilt = (*tilt + DENSITY_GAIN * error).clamp(-MAX_TILT, MAX_TILT);
+            }
+        }
+        if let Rule::Boost { vanish_inc, .. } = self.rule {
+            self.boost *= vanish_inc;
+        }
+    }
+}
+
+/// `p` with `tilt` added to its logit (itself when the tilt is 0).
+fn tilted(p: f32, tilt: f32) -> f32 {
+    if tilt == 0.0 {
+        return p;
+    }
+    let p = p.clamp(1e-7, 1.0 - 1e-7);
+    let logit = (p / (1.0 - p)).ln() + tilt;
+    1.0 / (1.0 + (-logit).exp())
+}
+
+/// A passage to regenerate: its steps, the meter, what binds the new notes,
+/// and how to draw them (`options.steps` is the passage's length).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fill {
+    pub range: std::ops::Range<usize>,
+    pub meter: Meter,
+    pub constraints: Constraints,
+    pub options: GenerateOptions,
+}
+
+/// Regenerates steps `fill.range` of `roll` from the music on both sides
+/// with `network` (the composer; others cannot hear what comes after): up to
+/// [`CONTEXT_STEPS`] steps before the gap and as many after it. A passage
+/// that reaches the roll's end is a continuation. Returns the new steps of
+/// each variation; every other cell of the roll stays as it was.
+pub fn fill(
+    network: &Network,
+    selected: &SelectedDevice,
+    roll: &PianoRoll,
+    fill: &Fill,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Continuation>, GenerateError> {
+    let Fill {
+        range,
+        meter,
+        constraints,
+        options,
+    } = fill;
+    let (range, meter) = (range.clone(), *meter);
+    let steps = roll.steps();
+    if range.is_empty() || range.end > steps {
+        return Err(GenerateError::BadFillRange {
+            start: range.start,
+            end: range.end,
+            steps,
+        });
+    }
+    let masks = roll.sounding_masks();
+    // Silence before the piece leads its first step in, as in training.
+    let lead_in = [0u128];
+    let seed = if range.start == 0 {
+        &lead_in[..]
+    } else {
+        &masks[range.start.saturating_sub(CONTEXT_STEPS)..range.start]
+    };
+    let after = (range.end < steps).then(|| After {
+        steps: &masks[range.end..(range.end + CONTEXT_STEPS).min(steps)],
+        at: range.end,
+    });
+    let placement = Placement {
+        meter,
+        first_step: range.start,
+        after,
+    };
+    let options = GenerateOptions {
+        steps: range.len(),
+        ..*options
+    };
+    let runner = Runner::new(network, selected)?;
+    compose(
+        runner.predictor().as_mut(),
+        seed,
+        &placement,
+        constraints,
+        &options,
+        stop,
+    )
 }
 
 /// Writes steps given as bitmasks as 0/1 floats, `[steps, 106]` row-major.

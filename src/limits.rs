@@ -170,6 +170,10 @@ pub const THRESHOLD: Limit<f32> = Limit::new("threshold", 0.0, 1.0);
 /// The sampling rule's temperature.
 pub const TEMPERATURE: Limit<f32> = Limit::new("temperature", 0.05, 10.0);
 
+/// Notes per step the density control may aim at (a roll has 106 rows; a
+/// dense orchestral texture sounds about 20).
+pub const DENSITY: Limit<f32> = Limit::new("density", 0.0, 48.0);
+
 /// Memory the app's undo history may hold, in bytes (a roll of
 /// [`ROLL_STEPS`] steps is 32 MB, so at least 8 such edits).
 pub const UNDO_BYTES: usize = 256 << 20;

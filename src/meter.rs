@@ -105,6 +105,12 @@ impl Meter {
         self.steps_per_beat * self.beats_per_bar
     }
 
+    /// `step` (negative: before the file's start) moved into the first bar,
+    /// which has the same place in the bar.
+    pub fn wrap(self, step: i64) -> usize {
+        step.rem_euclid(self.steps_per_bar() as i64) as usize
+    }
+
     /// Whether `step` starts a beat.
     pub fn is_beat(self, step: usize) -> bool {
         step.is_multiple_of(self.steps_per_beat)

@@ -30,6 +30,9 @@ pub enum LossKind {
     Mse,
     /// Binary cross-entropy, the usual loss for independent on/off outputs.
     Bce,
+    /// Negative log-likelihood of whole steps by the chain rule, in nats
+    /// per step: the composer's, whose pitches are not independent.
+    Nll,
 }
 
 /// How a run trains; stored in the checkpoint so `--resume` needs none of it.
@@ -56,6 +59,10 @@ pub struct TrainSettings {
     /// generation makes it. 0: the real steps only (teacher forcing).
     #[serde(default)]
     pub feedback: f64,
+    /// A folder whose files validate (a benchmark's own split), instead of
+    /// a share of the training folder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_dir: Option<String>,
 }
 
 fn default_sequence_steps() -> usize {
@@ -74,6 +81,7 @@ impl Default for TrainSettings {
             sequence_steps: default_sequence_steps(),
             max_transpose: 0,
             feedback: 0.0,
+            validation_dir: None,
         }
     }
 }

@@ -8,6 +8,7 @@ mod app_window;
 mod audio;
 mod bounds;
 mod cli;
+mod composer;
 mod corpus;
 mod determinism;
 mod gpu;

@@ -1,4 +1,5 @@
-//! `cadenza generate`: continue a seed window with a model.
+//! `cadenza generate`: continue a seed window with a model, or fill a passage
+//! from both sides; in a scale, a range, a density, around locked notes.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,14 +10,17 @@ use clap::Args;
 use super::{MetaArgs, Outcome, ReadArgs, export_options};
 use crate::assets::{default_demo, open_model};
 use crate::checkpoint::CheckpointHeader;
+use crate::device::SelectedDevice;
 use crate::device::{self, BackendChoice};
 use crate::files::{SaveOptions, load_roll, save_roll};
 use crate::generate::{
-    Continuation, GenerateOptions, Rule, RuleKind, RuleSettings, generate_on, seed_context,
+    self, Constraints, Continuation, Fill, GenerateOptions, Placement, Rule, RuleKind,
+    RuleSettings, Runner, compose, seed_context,
 };
 use crate::limits;
 use crate::midi::import;
-use crate::model::WINDOW_STEPS;
+use crate::model::{Architecture, Network, WINDOW_STEPS};
+use crate::music::{PitchRange, Scale};
 use crate::roll::{PianoRoll, RollMeta};
 
 #[derive(Debug, Args)]
@@ -39,6 +43,13 @@ pub struct GenerateArgs {
     pub rule: Option<RuleKind>,
     #[command(flatten)]
     pub rule_params: RuleParams,
+    /// Rewrite steps A..B (from A, up to but not including B) of the seed
+    /// file from the music on both sides, keeping every other cell; --out
+    /// and --png then hold the whole roll. Needs the composer.
+    #[arg(long, value_name = "A..B", value_parser = parse_steps, conflicts_with_all = ["seed_start", "steps", "include_seed"])]
+    pub fill: Option<std::ops::Range<usize>>,
+    #[command(flatten)]
+    pub bounds: BoundArgs,
     /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
     #[arg(long, default_value_t = 1, value_parser = |s: &str| limits::VARIATIONS.parse(s))]
     pub variations: usize,
@@ -58,6 +69,72 @@ pub struct GenerateArgs {
     pub backend: BackendChoice,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+/// What generated notes must obey, as flags.
+#[derive(Debug, Clone, Args)]
+pub struct BoundArgs {
+    /// Only notes of this scale, TONIC:MODE (e.g. C:major, F#:minor,
+    /// Bb:dorian; modes: major, minor, harmonic-minor, melodic-minor, dorian,
+    /// phrygian, lydian, mixolydian, locrian, major-pentatonic,
+    /// minor-pentatonic, blues, whole-tone, chromatic).
+    #[arg(long, value_name = "TONIC:MODE")]
+    pub scale: Option<Scale>,
+    /// Only notes in LOW..HIGH, both included, as MIDI numbers or names
+    /// (e.g. C3..C6, 48..84).
+    #[arg(long, value_name = "LOW..HIGH")]
+    pub pitch_range: Option<PitchRange>,
+    /// Steer towards this many sounding notes per step (steers, not forces:
+    /// each step's notes still come from the model).
+    #[arg(long, value_name = "N", value_parser = |s: &str| limits::DENSITY.parse(s))]
+    pub density: Option<f32>,
+    /// A MIDI or PNG file whose notes must sound where they sound there (on
+    /// the seed file's grid: step k of this file is step k of the piece).
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+}
+
+impl BoundArgs {
+    /// The constraints these flags ask for.
+    pub fn constraints(&self, options: &crate::files::LoadOptions) -> anyhow::Result<Constraints> {
+        let mut constraints = Constraints {
+            density: self.density,
+            ..Constraints::default()
+        };
+        let scale = self.scale.map(|scale| scale.row_mask());
+        let range = self.pitch_range.map(|range| range.row_mask());
+        constraints.allowed = match (scale, range) {
+            (Some(a), Some(b)) => Some(a & b),
+            (a, b) => a.or(b),
+        };
+        if let Some(path) = &self.lock {
+            let locked = load_roll(path, options).with_context(|| {
+                format!("cannot read the notes to lock from {}", path.display())
+            })?;
+            constraints.lock_notes_of(&locked.roll);
+        }
+        Ok(constraints)
+    }
+}
+
+/// `A..B` as a range of steps.
+fn parse_steps(text: &str) -> Result<std::ops::Range<usize>, String> {
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| format!("{text:?} is not a range of steps such as 32..64"))?;
+    let number = |part: &str| {
+        limits::ROLL_STEPS
+            .parse(part.trim())
+            .or_else(|e| match part.trim() {
+                "0" => Ok(0),
+                _ => Err(e),
+            })
+    };
+    let (start, end) = (number(start)?, number(end)?);
+    if start >= end {
+        return Err(format!("the range {start}..{end} holds no step"));
+    }
+    Ok(start..end)
 }
 
 /// The rules' parameters, as flags.
@@ -131,28 +208,33 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
             (roll, format!("{} (shipped demo)", demo.name))
         }
     };
-    let window = seed_context(&seed_roll, args.seed_start)
-        .with_context(|| format!("cannot take a seed window from {seed_name}"))?;
-    // The seed window proper: the last 9 steps of what the network hears.
-    let seed = &window[window.len() - WINDOW_STEPS..];
-    let generate_options = GenerateOptions {
-        steps: args.steps,
-        rule: args.rule_params.rule(args.rule, &checkpoint.header),
-        variations: args.variations,
-    };
+    let rule = args.rule_params.rule(args.rule, &checkpoint.header);
+    let constraints = args.bounds.constraints(&options)?;
     let started = Instant::now();
-    let continuations = generate_on(&model, &selected, window, &generate_options)?;
+    let (continuations, first_step) = generate_steps(
+        args,
+        &model,
+        &selected,
+        &seed_roll,
+        &seed_name,
+        GenerateOptions {
+            steps: args.steps,
+            rule,
+            variations: args.variations,
+        },
+        constraints,
+    )?;
     let elapsed = started.elapsed();
-    let engine = if selected.native_inference {
+    let engine = if selected.native_inference || model.architecture() == Architecture::Composer {
         "CPU (native inference)"
     } else {
         selected.label.as_str()
     };
+    let steps = continuations.first().map_or(0, |c| c.steps.len());
     eprintln!(
-        "{model_name} on {engine}: {} x {} steps from {seed_name} at step {} in {:.1} ms",
+        "{model_name} on {engine}: {} x {steps} steps from {seed_name} at step {first_step} in \
+         {:.1} ms",
         args.variations,
-        args.steps,
-        args.seed_start,
         elapsed.as_secs_f64() * 1e3
     );
 
@@ -161,7 +243,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         png_chunk_columns: None,
     };
     for (index, continuation) in continuations.iter().enumerate() {
-        let roll = song_roll(continuation, seed, *seed_roll.meta(), args.include_seed)?;
+        let roll = if args.fill.is_some() {
+            continuation.written_into(&seed_roll, first_step)?
+        } else {
+            // The seed window proper: the last 9 steps of what the network heard.
+            let seed = &seed_roll.sounding_masks()[first_step - WINDOW_STEPS..first_step];
+            song_roll(continuation, seed, *seed_roll.meta(), args.include_seed)?
+        };
         let out = numbered(&args.out, index, args.variations);
         save_roll(&roll, &out, &save)?;
         let mut written = vec![out.display().to_string()];
@@ -184,6 +272,56 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         );
     }
     Ok(Outcome::Success)
+}
+
+/// The fill, or the continuation, the flags ask for, and the index of its
+/// first step in the seed file.
+fn generate_steps(
+    args: &GenerateArgs,
+    model: &Network,
+    selected: &SelectedDevice,
+    seed_roll: &PianoRoll,
+    seed_name: &str,
+    options: GenerateOptions,
+    constraints: Constraints,
+) -> anyhow::Result<(Vec<Continuation>, usize)> {
+    let meter = seed_roll.meta().meter();
+    Ok(match &args.fill {
+        Some(range) => {
+            let fill = Fill {
+                range: range.clone(),
+                meter,
+                constraints,
+                options: GenerateOptions {
+                    steps: range.len(),
+                    ..options
+                },
+            };
+            let filled = generate::fill(model, selected, seed_roll, &fill, &|| false)
+                .with_context(|| format!("cannot fill steps {range:?} of {seed_name}"))?;
+            (filled, range.start)
+        }
+        None => {
+            let window = seed_context(seed_roll, args.seed_start)
+                .with_context(|| format!("cannot take a seed window from {seed_name}"))?;
+            let first_step = args.seed_start + WINDOW_STEPS;
+            let placement = Placement {
+                meter,
+                first_step,
+                after: None,
+            };
+            let runner = Runner::new(model, selected)?;
+            let continued = compose(
+                runner.predictor().as_mut(),
+                window,
+                &placement,
+                &constraints,
+                &options,
+                &|| false,
+            )?;
+            (continued, first_step)
+        }
+    })
 }
 
 /// The generated steps (after the seed window when asked) as a roll with the

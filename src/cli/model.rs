@@ -104,7 +104,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
             match header.network.architecture() {
                 Architecture::Article => "windows",
                 // Every step of every stretch is a target.
-                Architecture::RollLstm => "predicted steps",
+                Architecture::RollLstm | Architecture::Composer => "predicted steps",
             },
             s.preset,
             s.loss,
@@ -112,7 +112,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
             s.learning_rate,
             s.rng_seed
         );
-        if header.network.architecture() == Architecture::RollLstm {
+        if header.network.architecture() != Architecture::Article {
             let _ = writeln!(
                 text,
                 "stretches of {} steps, transposed by up to {} semitones, {:.0}% of input steps \

@@ -1,6 +1,6 @@
 //! `cadenza train DATA_DIR --out MODEL ...`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,7 +14,7 @@ use crate::checkpoint::Checkpoint;
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::limits;
-use crate::model::Architecture;
+use crate::model::{Architecture, NetworkConfig};
 use crate::record::{LossKind, TrainSettings};
 use crate::train::{self, TrainEnd, TrainEvent, Trainer, best_path, csv_path};
 
@@ -34,10 +34,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// The network: `roll-lstm` (Cadenza's: an LSTM over the steps, state
-    /// carried along) or `article` (the article's Conv1D + LSTM over 9-step
+    /// carried along), `composer` (the steps as chords, with the beat and
+    /// both-sided fill) or `article` (the article's Conv1D + LSTM over 9-step
     /// windows).
     #[arg(long, value_enum, default_value_t = Architecture::RollLstm)]
     pub arch: Architecture,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// How windows are cut for the article's network: `forward` (next step)
     /// or `article` (as the article did: time reversed, two steps ahead).
     #[arg(long, value_enum, default_value_t = Preset::Forward)]
@@ -52,6 +55,10 @@ pub struct TrainArgs {
     /// Fraction of the files held out for validation.
     #[arg(long, default_value_t = 0.1)]
     pub val: f64,
+    /// Validate on the files of this folder instead of a share of DATA_DIR's
+    /// (a benchmark's own split, e.g. `../shared/jsb/valid`).
+    #[arg(long, value_name = "DIR", conflicts_with = "val")]
+    pub val_dir: Option<PathBuf>,
     /// Seeds the weights, the split and the shuffling.
     #[arg(long, default_value_t = 0, alias = "seed")]
     pub rng_seed: u64,
@@ -110,6 +117,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                 sequence_steps: args.sequence_steps,
                 max_transpose: args.transpose.unwrap_or(defaults.max_transpose),
                 feedback: args.feedback.unwrap_or(defaults.feedback),
+                validation_dir: args.val_dir.as_ref().map(|d| d.display().to_string()),
             }
         }
     };
@@ -126,7 +134,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
             trainer
         }
         None => Trainer::new(
-            args.arch.default_config(),
+            args.shape.applied_to(&args.arch.default_config())?,
             settings,
             &data,
             &args.data_dir.display().to_string(),
@@ -166,13 +174,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
 /// Reads the training folder and says what it found.
 fn load_data(args: &TrainArgs, settings: &TrainSettings) -> anyhow::Result<Dataset> {
     let load = args.read.load_options(&MetaArgs::default());
-    let data = Dataset::from_folder(
-        &args.data_dir,
-        &load,
-        settings.preset,
-        settings.validation_fraction,
-        settings.rng_seed,
-    )?;
+    let data = match &settings.validation_dir {
+        Some(validation) => Dataset::from_folders(
+            &args.data_dir,
+            Path::new(validation),
+            &load,
+            settings.preset,
+        )?,
+        None => Dataset::from_folder(
+            &args.data_dir,
+            &load,
+            settings.preset,
+            settings.validation_fraction,
+            settings.rng_seed,
+        )?,
+    };
     let report = data.report();
     for (path, reason) in &report.files_failed {
         eprintln!("skipped {}: {reason}", path.display());
@@ -252,5 +268,61 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
                 bar.println(line);
             }
         }
+    }
+}
+
+/// The network's size, where the default does not suit the data.
+#[derive(Debug, Args)]
+pub struct ShapeArgs {
+    /// roll-lstm and composer: units of the LSTM over the steps [default: 256].
+    #[arg(long, value_parser = |s: &str| limits::NETWORK_UNITS.parse(s))]
+    pub units: Option<usize>,
+    /// composer: units of the LSTM over the music after a gap [default: 128].
+    #[arg(long, value_parser = |s: &str| limits::NETWORK_UNITS.parse(s))]
+    pub future_units: Option<usize>,
+    /// composer: hidden units of its pitch-by-pitch (NADE) output [default: 128].
+    #[arg(long, value_parser = |s: &str| limits::NETWORK_UNITS.parse(s))]
+    pub nade_units: Option<usize>,
+    /// roll-lstm and composer: dropout while training, 0..1 [default: 0.2].
+    #[arg(long)]
+    pub dropout: Option<f64>,
+}
+
+impl ShapeArgs {
+    /// `config` with the sizes given; an error names a size the network
+    /// does not have.
+    fn applied_to(&self, config: &NetworkConfig) -> anyhow::Result<NetworkConfig> {
+        let not_for = |flag: &str| {
+            anyhow::anyhow!(
+                "{flag} does not apply to the {} network",
+                config.architecture().name()
+            )
+        };
+        Ok(match config.clone() {
+            NetworkConfig::Article(article) => {
+                if self.units.is_some() || self.dropout.is_some() {
+                    return Err(not_for("--units/--dropout"));
+                }
+                if self.future_units.is_some() || self.nade_units.is_some() {
+                    return Err(not_for("--future-units/--nade-units"));
+                }
+                NetworkConfig::Article(article)
+            }
+            NetworkConfig::RollLstm(mut roll) => {
+                if self.future_units.is_some() || self.nade_units.is_some() {
+                    return Err(not_for("--future-units/--nade-units"));
+                }
+                roll.units = self.units.unwrap_or(roll.units);
+                roll.dropout = self.dropout.unwrap_or(roll.dropout);
+                NetworkConfig::RollLstm(roll)
+            }
+            NetworkConfig::Composer(mut composer) => {
+                composer.units = self.units.unwrap_or(composer.units);
+                composer.future_units = self.future_units.unwrap_or(composer.future_units);
+                composer.nade_units = self.nade_units.unwrap_or(composer.nade_units);
+                composer.dropout = self.dropout.unwrap_or(composer.dropout);
+                NetworkConfig::Composer(composer)
+            }
+        })
     }
 }

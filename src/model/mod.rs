@@ -1,10 +1,11 @@
 //! The networks: the article's ([`article`]), exact to the Keras reference,
-//! and Cadenza's roll LSTM ([`recurrent`]); their configs as model files
+//! Cadenza's roll LSTM ([`recurrent`]) and its composer ([`composer`]); their configs as model files
 //! store them, and [`Network`], either of them. Model code never names a
 //! backend: tensors live on whatever [`Device`] the caller built the network
 //! on (see `device`).
 
 pub mod article;
+pub mod composer;
 mod lstm;
 pub mod native;
 pub mod recurrent;
@@ -15,6 +16,7 @@ use burn::nn::{Initializer, Linear};
 use burn::tensor::Device;
 
 pub use article::{Activations, ArticleNet, ArticleNetConfig};
+pub use composer::{Composer, ComposerConfig};
 pub use lstm::{KerasLstm, LstmState};
 pub use recurrent::{RollLstm, RollLstmConfig};
 
@@ -30,6 +32,9 @@ pub enum Architecture {
     /// An LSTM over the steps with its state carried along (Cadenza's own).
     #[default]
     RollLstm,
+    /// The roll's steps as chords (a NADE output over an LSTM), with the
+    /// beat and the music after a gap (Cadenza's composing model).
+    Composer,
 }
 
 impl Architecture {
@@ -38,6 +43,7 @@ impl Architecture {
         match self {
             Self::Article => ARTICLE_ARCHITECTURE,
             Self::RollLstm => ROLL_LSTM_ARCHITECTURE,
+            Self::Composer => COMPOSER_ARCHITECTURE,
         }
     }
 
@@ -46,6 +52,7 @@ impl Architecture {
         match self {
             Self::Article => NetworkConfig::Article(ArticleNetConfig::article()),
             Self::RollLstm => NetworkConfig::RollLstm(RollLstmConfig::new()),
+            Self::Composer => NetworkConfig::Composer(ComposerConfig::new()),
         }
     }
 }
@@ -55,8 +62,14 @@ impl Architecture {
 pub const ARTICLE_ARCHITECTURE: &str = "seed-conv1d-lstm";
 /// What model files call the roll LSTM.
 pub const ROLL_LSTM_ARCHITECTURE: &str = "roll-lstm";
+/// What model files call the composer.
+pub const COMPOSER_ARCHITECTURE: &str = "composer";
 /// Every architecture this build reads.
-pub const KNOWN_ARCHITECTURES: [&str; 2] = [ARTICLE_ARCHITECTURE, ROLL_LSTM_ARCHITECTURE];
+pub const KNOWN_ARCHITECTURES: [&str; 3] = [
+    ARTICLE_ARCHITECTURE,
+    ROLL_LSTM_ARCHITECTURE,
+    COMPOSER_ARCHITECTURE,
+];
 
 /// A network's architecture and shape, as model files store them: the
 /// architecture's name beside its config.
@@ -67,6 +80,8 @@ pub enum NetworkConfig {
     Article(ArticleNetConfig),
     #[serde(rename = "roll-lstm")]
     RollLstm(RollLstmConfig),
+    #[serde(rename = "composer")]
+    Composer(ComposerConfig),
 }
 
 impl NetworkConfig {
@@ -74,6 +89,7 @@ impl NetworkConfig {
         match self {
             Self::Article(_) => Architecture::Article,
             Self::RollLstm(_) => Architecture::RollLstm,
+            Self::Composer(_) => Architecture::Composer,
         }
     }
 
@@ -82,6 +98,7 @@ impl NetworkConfig {
         match self {
             Self::Article(config) => config.problem(),
             Self::RollLstm(config) => config.problem(),
+            Self::Composer(config) => config.problem(),
         }
     }
 
@@ -91,6 +108,7 @@ impl NetworkConfig {
         match self {
             Self::Article(config) => config.param_count(),
             Self::RollLstm(config) => config.param_count(),
+            Self::Composer(config) => config.param_count(),
         }
     }
 
@@ -99,6 +117,7 @@ impl NetworkConfig {
         match self {
             Self::Article(config) => Network::Article(config.init(device)),
             Self::RollLstm(config) => Network::RollLstm(config.init(device)),
+            Self::Composer(config) => Network::Composer(config.init(device)),
         }
     }
 }
@@ -115,6 +134,12 @@ impl From<RollLstmConfig> for NetworkConfig {
     }
 }
 
+impl From<ComposerConfig> for NetworkConfig {
+    fn from(config: ComposerConfig) -> Self {
+        Self::Composer(config)
+    }
+}
+
 /// A network of any architecture. (The article variant is the larger one; a
 /// process holds a network or two, and burn's derive does not box.)
 #[derive(Module, Debug)]
@@ -122,6 +147,7 @@ impl From<RollLstmConfig> for NetworkConfig {
 pub enum Network {
     Article(ArticleNet),
     RollLstm(RollLstm),
+    Composer(Composer),
 }
 
 impl Network {
@@ -129,6 +155,7 @@ impl Network {
         match self {
             Self::Article(_) => Architecture::Article,
             Self::RollLstm(_) => Architecture::RollLstm,
+            Self::Composer(_) => Architecture::Composer,
         }
     }
 
@@ -137,6 +164,7 @@ impl Network {
         match self {
             Self::Article(model) => model.pitches(),
             Self::RollLstm(model) => model.pitches(),
+            Self::Composer(model) => model.pitches(),
         }
     }
 
@@ -144,7 +172,7 @@ impl Network {
     pub fn into_article(self) -> Option<ArticleNet> {
         match self {
             Self::Article(model) => Some(model),
-            Self::RollLstm(_) => None,
+            Self::RollLstm(_) | Self::Composer(_) => None,
         }
     }
 }

@@ -12,11 +12,14 @@
 //! the Keras reference).
 //!
 //! The roll LSTM gets the same treatment in [`NativeRollNet`]: one LSTM step
-//! per generated step, its input projection a sum of kernel rows.
+//! per generated step, its input projection a sum of kernel rows; and the
+//! composer in [`NativeComposer`], whose steps are drawn pitch by pitch.
 
 use burn::tensor::Tensor;
 
-use super::{ArticleNet, RollLstm, WINDOW_STEPS};
+use super::composer::{GAP_FEATURES, gap_features};
+use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
+use crate::meter::{METER_FEATURES, Meter};
 use crate::roll::mask_bits;
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
@@ -236,41 +239,41 @@ impl NativeArticleNet {
     }
 }
 
-/// The roll LSTM's weights as plain vectors, stepped one step at a time.
+/// An LSTM's weights as plain vectors, stepped one step at a time for
+/// several sequences. The first `sparse_rows` inputs are 0/1 pitches given as
+/// a bitmask (their kernel rows are summed, not multiplied by zeros), the
+/// rest dense values.
 #[derive(Clone, Debug)]
-pub struct NativeRollNet {
-    pitches: usize,
+struct NativeLstm {
     units: usize,
-    /// Input kernel `[pitches, 4u]`.
+    sparse_rows: usize,
+    /// Input kernel `[d_input, 4u]`.
     kernel: Vec<f32>,
     /// Recurrent kernel `[u, 4u]` with the LSTM's bias.
     recurrent: Dense,
-    output: Dense,
 }
 
 /// Hidden and cell states of several sequences, `[sequences, units]` each.
 #[derive(Clone, Debug, Default)]
-pub struct RollState {
+pub struct LstmStates {
     hidden: Vec<f32>,
     cell: Vec<f32>,
     gates: Vec<f32>,
 }
 
-impl RollState {
-    /// How many sequences this state holds.
-    pub fn sequences(&self, net: &NativeRollNet) -> usize {
-        self.hidden.len() / net.units.max(1)
+impl LstmStates {
+    /// How many sequences of `units` units these states hold.
+    fn sequences(&self, units: usize) -> usize {
+        self.hidden.len() / units.max(1)
     }
 }
 
-impl NativeRollNet {
-    /// Copies the weights out of `model` (on any device).
-    pub fn from_model(model: &RollLstm) -> Result<Self, NativeCopyError> {
-        let lstm = &model.lstm;
-        let [pitches, gates] = lstm.kernel.dims();
+impl NativeLstm {
+    fn from_keras(lstm: &super::KerasLstm, sparse_rows: usize) -> Result<Self, NativeCopyError> {
+        let [_, gates] = lstm.kernel.dims();
         Ok(Self {
-            pitches,
             units: lstm.units,
+            sparse_rows,
             kernel: read(lstm.kernel.val())?,
             recurrent: Dense {
                 d_input: lstm.units,
@@ -278,45 +281,53 @@ impl NativeRollNet {
                 weight: read(lstm.recurrent_kernel.val())?,
                 bias: read(lstm.bias.val())?,
             },
-            output: dense(&model.output)?,
         })
     }
 
-    /// Pitches per step in and out.
-    pub fn pitches(&self) -> usize {
-        self.pitches
+    fn reset(&self, states: &mut LstmStates, sequences: usize) {
+        for values in [&mut states.hidden, &mut states.cell] {
+            values.clear();
+            values.resize(sequences * self.units, 0.0);
+        }
     }
 
-    /// Sets `state` to `sequences` zero states.
-    pub fn reset(&self, state: &mut RollState, sequences: usize) {
-        state.hidden.clear();
-        state.hidden.resize(sequences * self.units, 0.0);
-        state.cell.clear();
-        state.cell.resize(sequences * self.units, 0.0);
-    }
-
-    /// Feeds one step (a pitch bitmask) to each sequence of `state`.
-    pub fn advance(&self, state: &mut RollState, steps: &[u128]) {
+    /// Feeds one step to each sequence: `masks[s]` for the sparse inputs and
+    /// `dense[s * d .. (s + 1) * d]` for the rest (`dense` may be empty when
+    /// there are none).
+    fn advance(&self, states: &mut LstmStates, masks: &[u128], dense: &[f32]) {
         let units = self.units;
         let width = 4 * units;
-        state.gates.resize(steps.len() * width, 0.0);
-        // bias + h U, then + the kernel rows of the sounding pitches.
-        self.recurrent.apply_many(&state.hidden, &mut state.gates);
-        for (&mask, gates) in steps.iter().zip(state.gates.chunks_exact_mut(width)) {
+        let dense_rows = self.kernel.len() / width - self.sparse_rows;
+        states.gates.resize(masks.len() * width, 0.0);
+        // bias + h U, then + the kernel rows of the inputs.
+        self.recurrent.apply_many(&states.hidden, &mut states.gates);
+        for (s, (&mask, gates)) in masks
+            .iter()
+            .zip(states.gates.chunks_exact_mut(width))
+            .enumerate()
+        {
             for pitch in mask_bits(mask) {
-                if pitch < self.pitches {
+                if pitch < self.sparse_rows {
                     let row = &self.kernel[pitch * width..(pitch + 1) * width];
-                    for (g, &w) in gates.iter_mut().zip(row) {
-                        *g += w;
-                    }
+                    gates.iter_mut().zip(row).for_each(|(g, &w)| *g += w);
+                }
+            }
+            let values = dense
+                .get(s * dense_rows..(s + 1) * dense_rows)
+                .unwrap_or(&[]);
+            for (j, &x) in values.iter().enumerate() {
+                if x != 0.0 {
+                    let at = (self.sparse_rows + j) * width;
+                    let row = &self.kernel[at..at + width];
+                    gates.iter_mut().zip(row).for_each(|(g, &w)| *g += x * w);
                 }
             }
         }
-        for ((gates, hidden), cell) in state
+        for ((gates, hidden), cell) in states
             .gates
             .chunks_exact(width)
-            .zip(state.hidden.chunks_exact_mut(units))
-            .zip(state.cell.chunks_exact_mut(units))
+            .zip(states.hidden.chunks_exact_mut(units))
+            .zip(states.cell.chunks_exact_mut(units))
         {
             for u in 0..units {
                 let c = sigmoid(gates[units + u]) * cell[u]
@@ -326,11 +337,233 @@ impl NativeRollNet {
             }
         }
     }
+}
+
+/// The roll LSTM's weights as plain vectors, stepped one step at a time.
+#[derive(Clone, Debug)]
+pub struct NativeRollNet {
+    pitches: usize,
+    lstm: NativeLstm,
+    output: Dense,
+}
+
+/// The roll LSTM's states of several sequences.
+pub type RollState = LstmStates;
+
+impl NativeRollNet {
+    /// Copies the weights out of `model` (on any device).
+    pub fn from_model(model: &RollLstm) -> Result<Self, NativeCopyError> {
+        let pitches = model.pitches();
+        Ok(Self {
+            pitches,
+            lstm: NativeLstm::from_keras(&model.lstm, pitches)?,
+            output: dense(&model.output)?,
+        })
+    }
+
+    /// Pitches per step in and out.
+    pub fn pitches(&self) -> usize {
+        self.pitches
+    }
+
+    /// How many sequences `state` holds.
+    pub fn sequences(&self, state: &RollState) -> usize {
+        state.sequences(self.lstm.units)
+    }
+
+    /// Sets `state` to `sequences` zero states.
+    pub fn reset(&self, state: &mut RollState, sequences: usize) {
+        self.lstm.reset(state, sequences);
+    }
+
+    /// Feeds one step (a pitch bitmask) to each sequence of `state`.
+    pub fn advance(&self, state: &mut RollState, steps: &[u128]) {
+        self.lstm.advance(state, steps, &[]);
+    }
 
     /// The next step's probabilities of each sequence of `state`
     /// (`sequences * pitches`).
     pub fn predict(&self, state: &RollState, out: &mut [f32]) {
         self.output.apply_many(&state.hidden, out);
         out.iter_mut().for_each(|v| *v = sigmoid(*v));
+    }
+}
+
+/// The composer's weights as plain vectors: generation draws each step pitch
+/// by pitch here (see `model::composer`), which on a GPU would be 106 tiny
+/// dispatches per step.
+#[derive(Clone, Debug)]
+pub struct NativeComposer {
+    pitches: usize,
+    nade_units: usize,
+    past: NativeLstm,
+    future: NativeLstm,
+    visible_bias: Dense,
+    hidden_bias: Dense,
+    /// `W`, `[pitches, nade_units]`.
+    nade_in: Vec<f32>,
+    /// `V`, `[pitches, nade_units]`.
+    nade_out: Vec<f32>,
+}
+
+/// What the composer holds while it generates: the past LSTM's states of
+/// every sequence, and the future LSTM's summary of the music after the gap
+/// (shared by all sequences) with the gap's end.
+#[derive(Clone, Debug, Default)]
+pub struct ComposerState {
+    past: LstmStates,
+    after: Option<(Vec<f32>, usize)>,
+    context: Vec<f32>,
+    visible: Vec<f32>,
+    hidden: Vec<f32>,
+    activation: Vec<f32>,
+    squashed: Vec<f32>,
+    dense: Vec<f32>,
+}
+
+impl NativeComposer {
+    /// Copies the weights out of `model` (on any device).
+    pub fn from_model(model: &Composer) -> Result<Self, NativeCopyError> {
+        let pitches = model.pitches();
+        let [_, nade_units] = model.nade_in.dims();
+        Ok(Self {
+            pitches,
+            nade_units,
+            past: NativeLstm::from_keras(&model.past, pitches)?,
+            future: NativeLstm::from_keras(&model.future, pitches)?,
+            visible_bias: dense(&model.visible_bias)?,
+            hidden_bias: dense(&model.hidden_bias)?,
+            nade_in: read(model.nade_in.val())?,
+            nade_out: read(model.nade_out.val())?,
+        })
+    }
+
+    pub fn pitches(&self) -> usize {
+        self.pitches
+    }
+
+    /// How many sequences `state` holds.
+    pub fn sequences(&self, state: &ComposerState) -> usize {
+        state.past.sequences(self.past.units)
+    }
+
+    /// Sets `state` to `sequences` zero states (what it heard after the
+    /// gap stays).
+    pub fn reset(&self, state: &mut ComposerState, sequences: usize) {
+        self.past.reset(&mut state.past, sequences);
+    }
+
+    /// Forgets the music after the gap: continuing.
+    pub fn forget_after(&self, state: &mut ComposerState) {
+        state.after = None;
+    }
+
+    /// Reads `after` (the music from the gap's end, step `gap_end` of
+    /// `meter`) backwards with the future LSTM, so every later step knows
+    /// what follows the gap.
+    pub fn hear_after(
+        &self,
+        state: &mut ComposerState,
+        after: &[u128],
+        gap_end: usize,
+        meter: Meter,
+    ) {
+        let mut future = LstmStates::default();
+        self.future.reset(&mut future, 1);
+        let mut features = [0.0f32; METER_FEATURES];
+        for (k, &step) in after.iter().enumerate().rev() {
+            meter.features(gap_end + k, &mut features);
+            self.future.advance(&mut future, &[step], &features);
+        }
+        state.after = Some((future.hidden, gap_end));
+    }
+
+    /// Feeds each sequence its step `steps[s]`, the step before `next` (the
+    /// step to predict next), with `next`'s meter features.
+    pub fn advance(&self, state: &mut ComposerState, steps: &[u128], next: usize, meter: Meter) {
+        state.dense.resize(steps.len() * METER_FEATURES, 0.0);
+        for row in state.dense.chunks_exact_mut(METER_FEATURES) {
+            meter.features(next, row);
+        }
+        let dense = std::mem::take(&mut state.dense);
+        self.past.advance(&mut state.past, steps, &dense);
+        state.dense = dense;
+    }
+
+    /// Decides step `step` of every sequence pitch by pitch, low to high:
+    /// `choose(sequence, row, p)` gets each row's probability given the rows
+    /// chosen below it and says whether it sounds. Writes the chosen masks
+    /// and the probabilities (`sequences * pitches`).
+    pub fn chain(
+        &self,
+        state: &mut ComposerState,
+        step: usize,
+        meter: Meter,
+        choose: &mut dyn FnMut(usize, usize, f32) -> bool,
+        chosen: &mut [u128],
+        probabilities: &mut [f32],
+    ) {
+        let (units, after_units) = (self.past.units, self.future.units);
+        let width = units + after_units + GAP_FEATURES + METER_FEATURES;
+        let sequences = self.sequences(state);
+        state.context.clear();
+        state.context.resize(sequences * width, 0.0);
+        for (s, context) in state.context.chunks_exact_mut(width).enumerate() {
+            let (past, rest) = context.split_at_mut(units);
+            past.copy_from_slice(&state.past.hidden[s * units..(s + 1) * units]);
+            let (after, rest) = rest.split_at_mut(after_units);
+            let (gap, meter_features) = rest.split_at_mut(GAP_FEATURES);
+            let distance = match &state.after {
+                Some((summary, gap_end)) if *gap_end > step => {
+                    after.copy_from_slice(summary);
+                    Some(gap_end - step)
+                }
+                _ => None,
+            };
+            gap_features(distance, gap);
+            meter.features(step, meter_features);
+        }
+        let (pitches, nade) = (self.pitches, self.nade_units);
+        state.visible.resize(sequences * pitches, 0.0);
+        state.hidden.resize(sequences * nade, 0.0);
+        self.visible_bias
+            .apply_many(&state.context, &mut state.visible);
+        self.hidden_bias
+            .apply_many(&state.context, &mut state.hidden);
+        for s in 0..sequences {
+            state.activation.clear();
+            state
+                .activation
+                .extend_from_slice(&state.hidden[s * nade..(s + 1) * nade]);
+            state.squashed.clear();
+            state
+                .squashed
+                .extend(state.activation.iter().map(|&a| sigmoid(a)));
+            let mut mask = 0u128;
+            for row in 0..pitches {
+                let read_out = &self.nade_out[row * nade..(row + 1) * nade];
+                let dot: f32 = read_out
+                    .iter()
+                    .zip(&state.squashed)
+                    .map(|(v, h)| v * h)
+                    .sum();
+                let p = sigmoid(state.visible[s * pitches + row] + dot);
+                probabilities[s * pitches + row] = p;
+                if choose(s, row, p) {
+                    mask |= 1u128 << row;
+                    let added = &self.nade_in[row * nade..(row + 1) * nade];
+                    for ((a, h), &w) in state
+                        .activation
+                        .iter_mut()
+                        .zip(state.squashed.iter_mut())
+                        .zip(added)
+                    {
+                        *a += w;
+                        *h = sigmoid(*a);
+                    }
+                }
+            }
+            chosen[s] = mask;
+        }
     }
 }

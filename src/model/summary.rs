@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{ArticleNet, ArticleNetConfig, NetworkConfig, RollLstmConfig};
+use super::composer::GAP_FEATURES;
+use super::{ArticleNet, ArticleNetConfig, ComposerConfig, NetworkConfig, RollLstmConfig};
+use crate::meter::METER_FEATURES;
 
 /// One row of the summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -165,11 +167,70 @@ pub fn summarize_roll(config: &RollLstmConfig) -> Summary {
     }
 }
 
+/// Describes the composer of `config` layer by layer.
+pub fn summarize_composer(config: &ComposerConfig) -> Summary {
+    let (pitches, units, after, nade) = (
+        config.pitches,
+        config.units,
+        config.future_units,
+        config.nade_units,
+    );
+    let inputs = config.step_inputs();
+    let context = config.context_size();
+    let row = |layer: &str, shape: String, params: usize| LayerRow {
+        layer: layer.to_owned(),
+        output_shape: shape,
+        params,
+        non_trainable: 0,
+    };
+    let rows = vec![
+        row(
+            &format!("past (LSTM over {pitches} pitches + {METER_FEATURES} meter)"),
+            format!("(None, None, {units})"),
+            4 * units * (inputs + units + 1),
+        ),
+        row(
+            "future (LSTM, backwards after the gap)",
+            format!("(None, None, {after})"),
+            4 * after * (inputs + after + 1),
+        ),
+        row(
+            &format!("context (+ {GAP_FEATURES} gap, {METER_FEATURES} meter)"),
+            format!("(None, None, {context})"),
+            0,
+        ),
+        row(
+            "visible_bias (Dense)",
+            format!("(None, None, {pitches})"),
+            (context + 1) * pitches,
+        ),
+        row(
+            "hidden_bias (Dense)",
+            format!("(None, None, {nade})"),
+            (context + 1) * nade,
+        ),
+        row(
+            "nade (W in, V out; pitch by pitch)",
+            format!("(None, None, {pitches})"),
+            2 * pitches * nade,
+        ),
+    ];
+    let total = rows.iter().map(|r| r.params).sum();
+    Summary {
+        title: "composer (LSTM + NADE, beat, both sides)".to_owned(),
+        rows,
+        total,
+        trainable: total,
+        non_trainable: 0,
+    }
+}
+
 /// Describes a network of any architecture from its config.
 pub fn summarize_config(config: &NetworkConfig) -> Summary {
     match config {
         NetworkConfig::Article(config) => summarize(&config.init(&crate::device::cpu()), config),
         NetworkConfig::RollLstm(config) => summarize_roll(config),
+        NetworkConfig::Composer(config) => summarize_composer(config),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::model::{Architecture, Network, NetworkConfig};
 use crate::record::{EpochRecord, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
-use scheme::{Batch, BatchPosition, Examples, TrainingScheme, scheme_for};
+use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, scheme_for};
 pub use scheme::{DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE};
 
 /// What a run of `architecture` starts from: its scheme's defaults.
@@ -61,6 +61,13 @@ pub enum TrainError {
     PresetNeedsArticleNetwork(Preset),
     #[error("{0} is for recurrent networks; the article's network trains on fixed windows")]
     OnlyForRecurrent(&'static str),
+    #[error("{0} is not for the composer, whose loss scores each step by the chain rule")]
+    NotForComposer(&'static str),
+    #[error("the {loss:?} loss does not suit this network; it takes {expected}")]
+    WrongLoss {
+        loss: crate::record::LossKind,
+        expected: &'static str,
+    },
     #[error("the learning rate {0} must be a finite number above 0")]
     BadLearningRate(f64),
     #[error("the checkpoint has no optimizer state to resume from (a shipped or imported model)")]
@@ -117,8 +124,7 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     record: TrainingRecord,
     device: Device,
-    inputs: Vec<f32>,
-    targets: Vec<f32>,
+    batch: BatchData,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -223,8 +229,7 @@ impl Trainer {
                 log: Vec::new(),
             },
             device: device.clone(),
-            inputs: Vec::new(),
-            targets: Vec::new(),
+            batch: BatchData::default(),
         }
     }
 
@@ -251,8 +256,7 @@ impl Trainer {
             optimizer,
             record,
             device,
-            inputs: Vec::new(),
-            targets: Vec::new(),
+            batch: BatchData::default(),
         })
     }
 
@@ -280,19 +284,19 @@ impl Trainer {
         if full == 0 {
             return Err(TrainError::NoFullBatch(batch_size));
         }
-        let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+        let mut batch = BatchData::default();
         let started = Instant::now();
         for index in 0..batches {
             let start = index % full * batch_size;
-            examples.fill(data, start..start + batch_size, &mut inputs, &mut targets);
+            examples.fill(data, start..start + batch_size, &mut batch);
             self.feed_back(
-                &mut inputs,
+                &mut batch,
                 BatchPosition {
                     epoch: 1,
                     batch: index,
                 },
             )?;
-            self.step(&inputs, &targets)?;
+            self.step_on(&batch)?;
         }
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
         Ok((batches * batch_size * self.targets_each()) as f64 / seconds)
@@ -316,14 +320,24 @@ impl Trainer {
             .training_examples(data, &self.record.settings, epoch)
     }
 
-    /// One optimizer step on a batch filled by the dataset (windows: inputs
-    /// `[n, 9, 106]`, targets `[n, 106]`; stretches: both `[n, length, 106]`);
-    /// returns the loss before the step.
+    /// One optimizer step on a batch of inputs and targets (windows: inputs
+    /// `[n, 9, 106]`, targets `[n, 106]`; stretches: both `[n, length, 106]`;
+    /// the composer's meter and gaps left out); returns the loss before the
+    /// step.
     pub fn step(&mut self, inputs: &[f32], targets: &[f32]) -> Result<f32, TrainError> {
-        let batch = Batch { inputs, targets };
+        let batch = BatchData {
+            inputs: inputs.to_vec(),
+            targets: targets.to_vec(),
+            ..BatchData::default()
+        };
+        self.step_on(&batch)
+    }
+
+    /// One optimizer step on a batch filled by the dataset.
+    fn step_on(&mut self, batch: &BatchData) -> Result<f32, TrainError> {
         let loss = self
             .scheme
-            .loss(&self.model, &self.record.settings, &batch, &self.device)?;
+            .loss(&self.model, &self.record.settings, batch, &self.device)?;
         let value: f32 = scalar(loss.clone())?;
         if !value.is_finite() {
             return Ok(value);
@@ -337,11 +351,11 @@ impl Trainer {
         Ok(value)
     }
 
-    fn feed_back(&self, inputs: &mut [f32], position: BatchPosition) -> Result<(), TrainError> {
+    fn feed_back(&self, batch: &mut BatchData, position: BatchPosition) -> Result<(), TrainError> {
         self.scheme.feed_back(
             &self.model,
             &self.record.settings,
-            inputs,
+            batch,
             position,
             &self.device,
         )
@@ -349,27 +363,26 @@ impl Trainer {
 
     /// The mean loss over the dataset's validation part, in inference mode.
     pub fn validation_loss(&mut self, data: &Dataset) -> Result<Option<f64>, TrainError> {
+        if data.songs(true).next().is_none() {
+            return Ok(None);
+        }
+        let model = self.model.valid();
+        if let Some(loss) = self.scheme.own_validation_loss(&model, data) {
+            return loss.map(Some);
+        }
         let examples = self.scheme.validation_examples(data, &self.record.settings);
         if examples.len() == 0 {
             return Ok(None);
         }
-        let model = self.model.valid();
         let device = self.device.clone().without_autodiff();
-        let (mut inputs, mut targets) = (
-            std::mem::take(&mut self.inputs),
-            std::mem::take(&mut self.targets),
-        );
+        let mut batch = std::mem::take(&mut self.batch);
         let chunk = (4096 / self.targets_each()).max(1);
         let mut total = 0.0f64;
         let mut start = 0;
         let mut result = Ok(());
         while start < examples.len() {
             let end = (start + chunk).min(examples.len());
-            examples.fill(data, start..end, &mut inputs, &mut targets);
-            let batch = Batch {
-                inputs: &inputs,
-                targets: &targets,
-            };
+            examples.fill(data, start..end, &mut batch);
             let loss = self
                 .scheme
                 .loss(&model, &self.record.settings, &batch, &device)
@@ -383,8 +396,7 @@ impl Trainer {
             }
             start = end;
         }
-        self.inputs = inputs;
-        self.targets = targets;
+        self.batch = batch;
         result?;
         Ok(Some(total / examples.len() as f64))
     }
@@ -447,19 +459,17 @@ impl Trainer {
                 }
                 let range = index * batch_size..((index + 1) * batch_size).min(count);
                 let size = range.len();
-                let mut inputs = std::mem::take(&mut self.inputs);
-                let mut targets = std::mem::take(&mut self.targets);
-                examples.fill(data, range, &mut inputs, &mut targets);
+                let mut batch = std::mem::take(&mut self.batch);
+                examples.fill(data, range, &mut batch);
                 let fed_back = self.feed_back(
-                    &mut inputs,
+                    &mut batch,
                     BatchPosition {
                         epoch,
                         batch: index,
                     },
                 );
-                let loss = fed_back.and_then(|()| self.step(&inputs, &targets));
-                self.inputs = inputs;
-                self.targets = targets;
+                let loss = fed_back.and_then(|()| self.step_on(&batch));
+                self.batch = batch;
                 let loss = loss?;
                 if !loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {

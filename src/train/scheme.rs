@@ -5,13 +5,15 @@
 
 use burn::module::Module as _;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng as _;
 
 use super::TrainError;
 use crate::dataset::{Dataset, Preset, Stretch, Window};
 use crate::limits;
-use crate::model::{ArticleNet, Network, NetworkConfig, RollLstm, WINDOW_STEPS};
+use crate::meter::METER_FEATURES;
+use crate::model::composer::{ComposerInput, GAP_FEATURES, gap_features};
+use crate::model::{ArticleNet, Composer, Network, NetworkConfig, RollLstm, WINDOW_STEPS};
 use crate::record::{LossKind, TrainSettings};
 use crate::rng::seeded_for;
 use crate::roll::PITCH_COUNT;
@@ -42,21 +44,32 @@ pub(super) trait TrainingScheme: std::fmt::Debug + Send {
         &self,
         model: &Network,
         settings: &TrainSettings,
-        batch: &Batch<'_>,
+        batch: &BatchData,
         device: &Device,
     ) -> Result<Tensor<1>, TrainError>;
 
-    /// Replaces some of a batch's input steps with the network's own
-    /// predictions (scheduled sampling); most networks leave them.
+    /// Changes a training batch before its step: replaces some input steps
+    /// with the network's own predictions (scheduled sampling), draws gaps;
+    /// most networks leave it.
     fn feed_back(
         &self,
         _model: &Network,
         _settings: &TrainSettings,
-        _inputs: &mut [f32],
+        _batch: &mut BatchData,
         _position: BatchPosition,
         _device: &Device,
     ) -> Result<(), TrainError> {
         Ok(())
+    }
+
+    /// The validation loss computed another way than by [`loss`](Self::loss)
+    /// over the validation examples, if this network has one.
+    fn own_validation_loss(
+        &self,
+        _model: &Network,
+        _data: &Dataset,
+    ) -> Option<Result<f64, TrainError>> {
+        None
     }
 }
 
@@ -73,14 +86,19 @@ pub(super) fn scheme_for(config: &NetworkConfig) -> Box<dyn TrainingScheme> {
     match config {
         NetworkConfig::Article(_) => Box::new(WindowScheme),
         NetworkConfig::RollLstm(_) => Box::new(StretchScheme),
+        NetworkConfig::Composer(_) => Box::new(ComposerScheme),
     }
 }
 
-/// A filled batch: inputs and targets as 0/1 floats, row-major.
-#[derive(Debug)]
-pub(super) struct Batch<'a> {
-    pub inputs: &'a [f32],
-    pub targets: &'a [f32],
+/// A filled batch: inputs and targets as 0/1 floats, row-major; for the
+/// composer also each target's meter features and gap (distance to the gap's
+/// end, 0 for none; empty: no gaps).
+#[derive(Debug, Default)]
+pub(super) struct BatchData {
+    pub inputs: Vec<f32>,
+    pub targets: Vec<f32>,
+    pub meter: Vec<f32>,
+    pub gaps: Vec<u32>,
 }
 
 /// Where a batch lies in the run, to seed what is drawn for it.
@@ -92,13 +110,15 @@ pub(super) struct BatchPosition {
     pub batch: usize,
 }
 
-/// One epoch's examples: windows, or stretches of `length` steps.
+/// One epoch's examples: windows, or stretches of `length` steps (with
+/// their meter features when `meter`).
 #[derive(Debug)]
 pub(super) enum Examples {
     Windows(Vec<Window>),
     Stretches {
         stretches: Vec<Stretch>,
         length: usize,
+        meter: bool,
     },
 }
 
@@ -110,18 +130,24 @@ impl Examples {
         }
     }
 
-    /// Fills a batch with examples `range`.
-    pub fn fill(
-        &self,
-        data: &Dataset,
-        range: std::ops::Range<usize>,
-        inputs: &mut Vec<f32>,
-        targets: &mut Vec<f32>,
-    ) {
+    /// Fills a batch with examples `range` (no gaps).
+    pub fn fill(&self, data: &Dataset, range: std::ops::Range<usize>, batch: &mut BatchData) {
+        batch.gaps.clear();
+        batch.meter.clear();
         match self {
-            Self::Windows(windows) => data.fill_batch(&windows[range], inputs, targets),
-            Self::Stretches { stretches, length } => {
-                data.fill_stretches(&stretches[range], *length, inputs, targets);
+            Self::Windows(windows) => {
+                data.fill_batch(&windows[range], &mut batch.inputs, &mut batch.targets);
+            }
+            Self::Stretches {
+                stretches,
+                length,
+                meter,
+            } => {
+                let stretches = &stretches[range];
+                data.fill_stretches(stretches, *length, &mut batch.inputs, &mut batch.targets);
+                if *meter {
+                    data.fill_meter(stretches, *length, &mut batch.meter);
+                }
             }
         }
     }
@@ -139,7 +165,7 @@ impl WindowScheme {
     fn network(model: &Network) -> Result<&ArticleNet, TrainError> {
         match model {
             Network::Article(net) => Ok(net),
-            Network::RollLstm(_) => Err(wrong_network("the article's network")),
+            _ => Err(wrong_network("the article's network")),
         }
     }
 }
@@ -151,6 +177,7 @@ impl TrainingScheme for WindowScheme {
     }
 
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
+        independent_loss(settings.loss)?;
         if settings.max_transpose > 0 {
             return Err(TrainError::OnlyForRecurrent("transposition"));
         }
@@ -189,7 +216,7 @@ impl TrainingScheme for WindowScheme {
         &self,
         model: &Network,
         settings: &TrainSettings,
-        batch: &Batch<'_>,
+        batch: &BatchData,
         device: &Device,
     ) -> Result<Tensor<1>, TrainError> {
         let net = Self::network(model)?;
@@ -215,7 +242,7 @@ impl StretchScheme {
     fn network(model: &Network) -> Result<&RollLstm, TrainError> {
         match model {
             Network::RollLstm(net) => Ok(net),
-            Network::Article(_) => Err(wrong_network("a recurrent network")),
+            _ => Err(wrong_network("the roll LSTM")),
         }
     }
 }
@@ -232,6 +259,7 @@ impl TrainingScheme for StretchScheme {
     }
 
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
+        independent_loss(settings.loss)?;
         limits::SEQUENCE_STEPS.check(settings.sequence_steps)?;
         limits::STEPS_PER_BATCH
             .check(settings.batch_size.saturating_mul(settings.sequence_steps))?;
@@ -263,6 +291,7 @@ impl TrainingScheme for StretchScheme {
                 settings.max_transpose,
             ),
             length: settings.sequence_steps,
+            meter: false,
         }
     }
 
@@ -271,6 +300,7 @@ impl TrainingScheme for StretchScheme {
         Examples::Stretches {
             stretches: data.stretches(true, length),
             length,
+            meter: false,
         }
     }
 
@@ -278,7 +308,7 @@ impl TrainingScheme for StretchScheme {
         &self,
         model: &Network,
         settings: &TrainSettings,
-        batch: &Batch<'_>,
+        batch: &BatchData,
         device: &Device,
     ) -> Result<Tensor<1>, TrainError> {
         let net = Self::network(model)?;
@@ -308,10 +338,11 @@ impl TrainingScheme for StretchScheme {
         &self,
         model: &Network,
         settings: &TrainSettings,
-        inputs: &mut [f32],
+        batch: &mut BatchData,
         position: BatchPosition,
         device: &Device,
     ) -> Result<(), TrainError> {
+        let inputs = &mut batch.inputs;
         let share = settings.feedback;
         if share <= 0.0 {
             return Ok(());
@@ -355,11 +386,196 @@ impl TrainingScheme for StretchScheme {
     }
 }
 
+/// The composer: led-in stretches (each song's first step is a target) with
+/// their meter, every target scored by the chain rule, and random gaps: each
+/// target sees the music after a gap ending `d` steps later (or none), so the
+/// same network continues and fills.
+#[derive(Debug)]
+struct ComposerScheme;
+
+/// Share of training targets that see the music after a gap.
+const GAP_SHARE: f64 = 0.5;
+
+impl ComposerScheme {
+    fn network(model: &Network) -> Result<&Composer, TrainError> {
+        match model {
+            Network::Composer(net) => Ok(net),
+            _ => Err(wrong_network("the composer")),
+        }
+    }
+}
+
+impl TrainingScheme for ComposerScheme {
+    /// Its own loss; no feedback (the chain rule is teacher-forced by
+    /// nature); no transposition (chosen per data set: a benchmark in one
+    /// key loses by it).
+    fn default_settings(&self) -> TrainSettings {
+        TrainSettings {
+            loss: LossKind::Nll,
+            max_transpose: 0,
+            feedback: 0.0,
+            ..TrainSettings::default()
+        }
+    }
+
+    fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
+        if settings.loss != LossKind::Nll {
+            return Err(TrainError::WrongLoss {
+                loss: settings.loss,
+                expected: "nll (it scores whole steps)",
+            });
+        }
+        if settings.feedback > 0.0 {
+            return Err(TrainError::NotForComposer("feedback"));
+        }
+        StretchScheme.check(&TrainSettings {
+            loss: LossKind::Bce,
+            ..settings.clone()
+        })
+    }
+
+    fn targets_each(&self, settings: &TrainSettings) -> usize {
+        settings.sequence_steps
+    }
+
+    fn example_count(&self, data: &Dataset, settings: &TrainSettings, validation: bool) -> usize {
+        data.led_in_stretches(validation, settings.sequence_steps)
+            .len()
+    }
+
+    fn training_examples(
+        &self,
+        data: &Dataset,
+        settings: &TrainSettings,
+        epoch: usize,
+    ) -> Examples {
+        Examples::Stretches {
+            stretches: data.led_in_stretch_order(
+                settings.rng_seed,
+                epoch,
+                settings.sequence_steps,
+                settings.max_transpose,
+            ),
+            length: settings.sequence_steps,
+            meter: true,
+        }
+    }
+
+    fn validation_examples(&self, data: &Dataset, settings: &TrainSettings) -> Examples {
+        let length = settings.sequence_steps;
+        Examples::Stretches {
+            stretches: data.led_in_stretches(true, length),
+            length,
+            meter: true,
+        }
+    }
+
+    /// Mean negative log-likelihood per step, in nats.
+    fn loss(
+        &self,
+        model: &Network,
+        settings: &TrainSettings,
+        batch: &BatchData,
+        device: &Device,
+    ) -> Result<Tensor<1>, TrainError> {
+        let net = Self::network(model)?;
+        let length = settings.sequence_steps;
+        let n = batch.targets.len() / (PITCH_COUNT * length);
+        if batch.meter.len() != n * length * METER_FEATURES
+            || batch.inputs.len() != batch.targets.len()
+        {
+            return Err(TrainError::Backend(
+                "a composer batch needs inputs, targets and meter features of every step"
+                    .to_owned(),
+            ));
+        }
+        let floats = |values: &[f32], width: usize| {
+            Tensor::<3>::from_data(TensorData::new(values.to_vec(), [n, length, width]), device)
+        };
+        let mut gap_end = Vec::with_capacity(n * length);
+        let mut gap = vec![0.0f32; n * length * GAP_FEATURES];
+        for (index, features) in gap.chunks_exact_mut(GAP_FEATURES).enumerate() {
+            let t = index % length;
+            let distance = batch.gaps.get(index).copied().unwrap_or(0) as usize;
+            let distance = (distance > 0).then_some(distance);
+            gap_features(distance, features);
+            gap_end.push((t + distance.unwrap_or(0)).min(length - 1) as i64);
+        }
+        let input = ComposerInput {
+            previous: floats(&batch.inputs, PITCH_COUNT),
+            meter: floats(&batch.meter, METER_FEATURES),
+            targets: floats(&batch.targets, PITCH_COUNT),
+            gap_end: Tensor::<2, Int>::from_data(TensorData::new(gap_end, [n, length]), device),
+            gap: floats(&gap, GAP_FEATURES),
+        };
+        Ok(net.step_nll(&input).mean())
+    }
+
+    /// Draws each target's gap: none for half of them, else the music after
+    /// a gap ending 1..=length/2 steps later (none where that passes the
+    /// stretch's end). Seeded like feedback, so a resumed run draws the same.
+    fn feed_back(
+        &self,
+        _model: &Network,
+        settings: &TrainSettings,
+        batch: &mut BatchData,
+        position: BatchPosition,
+        _device: &Device,
+    ) -> Result<(), TrainError> {
+        let length = settings.sequence_steps;
+        let n = batch.targets.len() / (PITCH_COUNT * length);
+        let longest = (length / 2).max(1);
+        let mut rng = seeded_for(
+            settings.rng_seed,
+            &[position.epoch as u64, position.batch as u64, 0x6A9],
+        );
+        batch.gaps.clear();
+        for _ in 0..n {
+            for t in 0..length {
+                let distance = if rng.random::<f64>() < GAP_SHARE {
+                    rng.random_range(1..=longest)
+                } else {
+                    0
+                };
+                let fits = t + distance < length;
+                batch.gaps.push(if fits { distance as u32 } else { 0 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each validation song scored whole from its start (the benchmark's
+    /// way): nats per step, continuing (no music after).
+    fn own_validation_loss(
+        &self,
+        model: &Network,
+        data: &Dataset,
+    ) -> Option<Result<f64, TrainError>> {
+        Some(
+            crate::eval::song_likelihood(model, data)
+                .map(|figures| figures.nll_per_step)
+                .map_err(|e| TrainError::Backend(e.to_string())),
+        )
+    }
+}
+
+/// MSE or BCE: the losses of networks with one independent output per pitch.
+fn independent_loss(loss: LossKind) -> Result<(), TrainError> {
+    match loss {
+        LossKind::Mse | LossKind::Bce => Ok(()),
+        LossKind::Nll => Err(TrainError::WrongLoss {
+            loss,
+            expected: "mse or bce (one independent output per pitch)",
+        }),
+    }
+}
+
 /// The loss of probabilities against 0/1 targets.
 pub(super) fn loss_of(kind: LossKind, predicted: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     match kind {
         LossKind::Mse => (predicted - target).square().mean(),
-        LossKind::Bce => {
+        // Per cell for these networks (`check` keeps NLL for the composer).
+        LossKind::Bce | LossKind::Nll => {
             // Keras clips to [eps, 1 - eps] with eps = 1e-7.
             let p = predicted.clamp(1e-7, 1.0 - 1e-7);
             let not_target = target.clone().neg().add_scalar(1.0);
@@ -374,7 +590,7 @@ pub(super) fn loss_of(kind: LossKind, predicted: Tensor<2>, target: Tensor<2>) -
 fn loss_of_logits(kind: LossKind, logits: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     match kind {
         LossKind::Mse => loss_of(kind, sigmoid(logits), target),
-        LossKind::Bce => {
+        LossKind::Bce | LossKind::Nll => {
             // -(y log s(z) + (1 - y) log s(-z))
             let not_target = target.clone().neg().add_scalar(1.0);
             (target * log_sigmoid(logits.clone()) + not_target * log_sigmoid(logits.neg()))

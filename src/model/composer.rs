@@ -1,0 +1,236 @@
+//! The composer: Cadenza's network that models the notes of a step together,
+//! hears the beat, and can fill a gap from the music on both sides.
+//!
+//! - A *past* LSTM reads the music step by step (each input: the step before
+//!   and the meter features of the step to predict), as the roll LSTM does.
+//! - A *future* LSTM reads the music after a gap backwards, so its state at
+//!   the gap's end sums up what follows. Continuing is the case with nothing
+//!   after: that part of the context is zero and a flag says so, with the
+//!   distance to the gap's end in buckets when there is one.
+//! - A NADE output (Larochelle & Murray 2011, as in RNN-NADE) decides the
+//!   pitches of a step from low to high, each conditioned on the ones already
+//!   decided: `p(v_i | v_<i) = σ(b_i + V_i · σ(c + Σ_{j<i} v_j W_j))`, with `b`
+//!   and `c` computed from the context. The chain rule gives the exact
+//!   likelihood of a whole step; chords are drawn as chords, not as 106
+//!   independent coins. Training evaluates every conditional at once with a
+//!   cumulative sum over the pitches.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::tensor::activation::{log_sigmoid, sigmoid};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::ZeroBias as _;
+use super::lstm::KerasLstm;
+use crate::meter::METER_FEATURES;
+
+/// Upper ends of the gap-distance buckets: the distance from a step to the
+/// gap's end falls in the first bucket it does not exceed, or the last.
+const GAP_BUCKET_ENDS: [usize; 11] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48];
+/// Gap features: "there is music after", then the distance bucket, one-hot.
+pub const GAP_FEATURES: usize = 1 + GAP_BUCKET_ENDS.len() + 1;
+
+/// Writes the gap features of a step `distance` steps before the gap's end
+/// (`None`: nothing after, continuing) to `out` ([`GAP_FEATURES`] values).
+pub fn gap_features(distance: Option<usize>, out: &mut [f32]) {
+    out.fill(0.0);
+    if let Some(distance) = distance {
+        out[0] = 1.0;
+        let bucket = GAP_BUCKET_ENDS
+            .iter()
+            .position(|&end| distance <= end)
+            .unwrap_or(GAP_BUCKET_ENDS.len());
+        out[1 + bucket] = 1.0;
+    }
+}
+
+/// The composer's shape.
+#[derive(Config, Debug, PartialEq)]
+pub struct ComposerConfig {
+    /// Pitches per step, in and out (the roll's 106).
+    #[config(default = 106)]
+    pub pitches: usize,
+    /// Units of the LSTM over the music before.
+    #[config(default = 256)]
+    pub units: usize,
+    /// Units of the LSTM over the music after a gap.
+    #[config(default = 128)]
+    pub future_units: usize,
+    /// Hidden units of the NADE output.
+    #[config(default = 128)]
+    pub nade_units: usize,
+    /// Dropout on both LSTMs' outputs while training, `0..1`.
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+impl Default for ComposerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ComposerConfig {
+    /// Why this shape cannot be built, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        for (name, value) in [
+            ("pitches", self.pitches),
+            ("units", self.units),
+            ("future units", self.future_units),
+            ("NADE units", self.nade_units),
+        ] {
+            if let Err(error) = crate::limits::NETWORK_UNITS.check(value) {
+                return Some(format!("{name}: {error}"));
+            }
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return Some(format!("dropout {} is outside 0..1", self.dropout));
+        }
+        None
+    }
+
+    /// Values per step in the input of either LSTM.
+    pub fn step_inputs(&self) -> usize {
+        self.pitches + METER_FEATURES
+    }
+
+    /// Values of the context the NADE's biases are computed from.
+    pub fn context_size(&self) -> usize {
+        self.units + self.future_units + GAP_FEATURES + METER_FEATURES
+    }
+
+    /// Builds the network (Keras-style initialisation). Call
+    /// [`problem`](Self::problem) first: a bad dropout panics in burn.
+    pub fn init(&self, device: &Device) -> Composer {
+        let glorot = Initializer::XavierUniform { gain: 1.0 };
+        let (p, h) = (self.pitches, self.nade_units);
+        let linear = |d_output: usize| {
+            LinearConfig::new(self.context_size(), d_output)
+                .with_initializer(glorot.clone())
+                .init(device)
+                .map_bias_to_zero(device)
+        };
+        Composer {
+            past: KerasLstm::new(self.step_inputs(), self.units, device),
+            future: KerasLstm::new(self.step_inputs(), self.future_units, device),
+            dropout: DropoutConfig::new(self.dropout.clamp(0.0, 0.99)).init(),
+            visible_bias: linear(p),
+            hidden_bias: linear(h),
+            nade_in: glorot.init_with([p, h], Some(p), Some(h), device),
+            nade_out: glorot.init_with([p, h], Some(h), Some(p), device),
+        }
+    }
+
+    /// Number of parameters.
+    pub fn param_count(&self) -> usize {
+        let lstm = |d_input: usize, units: usize| 4 * units * (d_input + units + 1);
+        let context = self.context_size();
+        lstm(self.step_inputs(), self.units)
+            + lstm(self.step_inputs(), self.future_units)
+            + (context + 1) * (self.pitches + self.nade_units)
+            + 2 * self.pitches * self.nade_units
+    }
+}
+
+/// The composer network; see the module docs.
+#[derive(Module, Debug)]
+pub struct Composer {
+    pub past: KerasLstm,
+    pub future: KerasLstm,
+    pub dropout: Dropout,
+    /// Context -> the NADE's visible biases `b`.
+    pub visible_bias: Linear,
+    /// Context -> the NADE's hidden biases `c`.
+    pub hidden_bias: Linear,
+    /// `W`, `[pitches, nade_units]`: what a decided pitch adds to the hidden
+    /// pre-activation of every pitch above it.
+    pub nade_in: Param<Tensor<2>>,
+    /// `V`, `[pitches, nade_units]`: each pitch's read-out of the hidden layer.
+    pub nade_out: Param<Tensor<2>>,
+}
+
+/// A batch of stretches as the composer reads them, all `[batch, time, ..]`.
+#[derive(Debug, Clone)]
+pub struct ComposerInput {
+    /// The step before each target (silence before a song), `[.., pitches]`.
+    pub previous: Tensor<3>,
+    /// Meter features of each target step, `[.., METER_FEATURES]`.
+    pub meter: Tensor<3>,
+    /// The target steps, `[.., pitches]` 0/1.
+    pub targets: Tensor<3>,
+    /// Where each target's gap ends, as an index into the time axis (any
+    /// index where there is no gap: the gap features then say so),
+    /// `[batch, time]`.
+    pub gap_end: Tensor<2, Int>,
+    /// Gap features of each target, `[.., GAP_FEATURES]`.
+    pub gap: Tensor<3>,
+}
+
+impl Composer {
+    /// Pitches per step the model reads and predicts.
+    pub fn pitches(&self) -> usize {
+        let [pitches, _] = self.nade_in.dims();
+        pitches
+    }
+
+    /// The context of every target, `[batch * time, context_size]`.
+    fn context(&self, input: &ComposerInput) -> Tensor<2> {
+        let [batch, time, _] = input.targets.dims();
+        let past = self.past.forward(Tensor::cat(
+            vec![input.previous.clone(), input.meter.clone()],
+            2,
+        ));
+        // The future LSTM runs from the stretch's end back to each step, so
+        // its state at step s sums up steps s.. of the stretch.
+        let backwards = Tensor::cat(vec![input.targets.clone(), input.meter.clone()], 2).flip([1]);
+        let after = self.future.forward(backwards).flip([1]);
+        let units = self.future.units;
+        let index = input
+            .gap_end
+            .clone()
+            .unsqueeze_dim::<3>(2)
+            .repeat_dim(2, units);
+        let has_after = input.gap.clone().narrow(2, 0, 1);
+        let future = after.gather(1, index) * has_after;
+        Tensor::cat(
+            vec![
+                self.dropout.forward(past),
+                self.dropout.forward(future),
+                input.gap.clone(),
+                input.meter.clone(),
+            ],
+            2,
+        )
+        .reshape([batch * time, self.visible_bias.weight.dims()[0]])
+    }
+
+    /// The logit of every pitch of every target given the pitches below it
+    /// in that target, `[batch * time, pitches]`.
+    pub fn conditional_logits(&self, input: &ComposerInput) -> Tensor<2> {
+        let context = self.context(input);
+        let [rows, _] = context.dims();
+        let pitches = self.pitches();
+        let visible_bias = self.visible_bias.forward(context.clone());
+        let hidden_bias = self.hidden_bias.forward(context);
+        let targets = input.targets.clone().reshape([rows, pitches, 1]);
+        // What each sounding pitch adds, then the sum over the pitches below.
+        let added = targets * self.nade_in.val().unsqueeze::<3>();
+        let below = added.clone().cumsum(1) - added;
+        let hidden = sigmoid(below + hidden_bias.unsqueeze_dim::<3>(1));
+        let read_out = (hidden * self.nade_out.val().unsqueeze::<3>()).sum_dim(2);
+        read_out.reshape([rows, pitches]) + visible_bias
+    }
+
+    /// Negative log-likelihood of each target step in nats (the sum over its
+    /// pitches by the chain rule), `[batch * time]`.
+    pub fn step_nll(&self, input: &ComposerInput) -> Tensor<1> {
+        let logits = self.conditional_logits(input);
+        let [rows, pitches] = logits.dims();
+        let targets = input.targets.clone().reshape([rows, pitches]);
+        let not_targets = targets.clone().neg().add_scalar(1.0);
+        let log_likelihood =
+            targets * log_sigmoid(logits.clone()) + not_targets * log_sigmoid(logits.neg());
+        log_likelihood.sum_dim(1).reshape([rows]).neg()
+    }
+}
