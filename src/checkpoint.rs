@@ -85,6 +85,11 @@ pub struct CheckpointHeader {
 impl CheckpointHeader {
     /// The threshold the model's training found best (validation F1), if
     /// its training recorded one.
+    /// The grid the network was trained on, when the file says.
+    pub fn steps_per_quarter(&self) -> Option<u8> {
+        self.training.as_ref().map(|t| t.settings.steps_per_quarter)
+    }
+
     pub fn tuned_threshold(&self) -> Option<f32> {
         self.training.as_ref()?.tuned_threshold()
     }

@@ -114,6 +114,11 @@ pub struct FreeRunning {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
     pub teacher_forced: TeacherForced,
+    /// Whole held-out songs scored from their first step.
+    pub likelihood: Likelihood,
+    /// Real gaps scored from both sides, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<FillLikelihood>,
     pub free_running: FreeRunning,
 }
 
@@ -609,15 +614,22 @@ pub fn held_out_data(
     })
 }
 
-/// Both parts, on the dataset's validation songs.
+/// Every figure, on the dataset's validation songs; the fill figures with
+/// `fill_gap`-step gaps when given (a network that cannot fill says so).
 pub fn evaluate(
     predictor: &mut dyn Predictor,
     data: &Dataset,
     options: &GenerateOptions,
     stride: usize,
+    fill_gap: Option<usize>,
 ) -> Result<Evaluation, GenerateError> {
     Ok(Evaluation {
         teacher_forced: teacher_forced(predictor, data)?,
+        likelihood: likelihood(predictor, data)?,
+        fill: match fill_gap {
+            Some(gap) => Some(fill_likelihood(predictor, data, gap)?),
+            None => None,
+        },
         free_running: free_running(predictor, data, options, stride)?,
     })
 }

@@ -63,6 +63,14 @@ pub struct TrainSettings {
     /// a share of the training folder's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_dir: Option<String>,
+    /// The grid the music was read on, in steps per quarter note: what the
+    /// network learnt a step to be (files before this field: 4).
+    #[serde(default = "default_steps_per_quarter")]
+    pub steps_per_quarter: u8,
+}
+
+fn default_steps_per_quarter() -> u8 {
+    4
 }
 
 fn default_sequence_steps() -> usize {
@@ -82,6 +90,7 @@ impl Default for TrainSettings {
             max_transpose: 0,
             feedback: 0.0,
             validation_dir: None,
+            steps_per_quarter: default_steps_per_quarter(),
         }
     }
 }

@@ -40,7 +40,7 @@ fn measure(
         variations: 1,
         ..options
     };
-    let evaluation = evaluate(runner.predictor().as_mut(), &data, &options, STRIDE)
+    let evaluation = evaluate(runner.predictor().as_mut(), &data, &options, STRIDE, None)
         .map_err(|e| e.to_string())?;
     Ok(Measurement {
         model: model.name.clone(),

@@ -11,9 +11,10 @@ use crate::assets::{DEMO_ROLLS, open_model};
 use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::files::LoadOptions;
-use crate::generate::{GenerateOptions, generate_on, seed_window};
+use crate::generate::{Constraints, Fill, GenerateOptions, fill, generate_on, seed_window};
 use crate::midi::{ImportOptions, import};
-use crate::model::{ArticleNetConfig, Network, WINDOW_STEPS};
+use crate::model::{Architecture, ArticleNetConfig, Network};
+use crate::roll::PianoRoll;
 use crate::train::{self, Trainer};
 
 /// The figures, also printed as JSON.
@@ -26,6 +27,12 @@ pub struct ModelFigures {
     pub generate_ms_cpu_burn: f64,
     /// The same for 8 variations at once.
     pub generate8_ms_cpu: f64,
+    /// A 32-step fill of the demo with music on both sides (the composer;
+    /// none for networks that only continue).
+    pub fill32_ms_cpu: Option<f64>,
+    /// The roll LSTM's training throughput measured in the same run, beside
+    /// a composer's (none when benching another network).
+    pub roll_train_windows_per_s_cpu: Option<f64>,
     /// One step of one variation (generate_ms_cpu / 106).
     pub step_ms_cpu: f64,
     /// Predicted steps per second while training at batch 32 (forward +
@@ -60,6 +67,15 @@ impl ModelFigures {
             self.generate_ms_cpu_burn,
             self.train_windows_per_s_cpu
         );
+        if let Some(fill) = self.fill32_ms_cpu {
+            let _ = writeln!(text, "CPU: 32-step fill from both sides {fill:.2} ms");
+        }
+        if let Some(roll) = self.roll_train_windows_per_s_cpu {
+            let _ = writeln!(
+                text,
+                "CPU: the roll LSTM trains at {roll:.0} predicted steps/s in the same run"
+            );
+        }
         match (
             &self.gpu,
             self.generate_ms_gpu,
@@ -104,6 +120,7 @@ fn median_ms(
 
 struct DeviceFigures {
     generate_ms: f64,
+    fill32_ms: Option<f64>,
     /// Through burn even where generation would use the native copy.
     generate_burn_ms: f64,
     generate8_ms: f64,
@@ -113,9 +130,10 @@ struct DeviceFigures {
 fn measure(
     selected: &SelectedDevice,
     checkpoint: Option<&crate::checkpoint::Checkpoint>,
-    window: &[u128; WINDOW_STEPS],
+    seed_roll: &PianoRoll,
     data: &Dataset,
 ) -> anyhow::Result<DeviceFigures> {
+    let window = &seed_window(seed_roll, 0)?;
     let device = &selected.device;
     let model: Network = match checkpoint {
         Some(checkpoint) => checkpoint.model(device)?,
@@ -141,9 +159,39 @@ fn measure(
         generate_on(&model, &through_burn, window, &GenerateOptions::default())?;
         Ok(())
     })?;
+    let fill32_ms = match model.architecture() {
+        Architecture::Composer => Some(median_ms(5, Duration::from_secs(1), || {
+            let request = Fill {
+                range: 32..64,
+                meter: seed_roll.meta().meter(),
+                constraints: Constraints::default(),
+                options: GenerateOptions {
+                    steps: 32,
+                    ..GenerateOptions::default()
+                },
+            };
+            fill(&model, selected, seed_roll, &request, &|| false)?;
+            Ok(())
+        })?),
+        _ => None,
+    };
+    let train_windows_per_s = training_rate(model.architecture(), data, device)?;
+    Ok(DeviceFigures {
+        generate_ms,
+        fill32_ms,
+        generate_burn_ms,
+        generate8_ms,
+        train_windows_per_s,
+    })
+}
 
-    // Training the benched network's architecture with its own settings.
-    let architecture = model.architecture();
+/// Predicted steps per second training `architecture` with its own
+/// settings on `data`, for at least 3 seconds.
+fn training_rate(
+    architecture: Architecture,
+    data: &Dataset,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<f64> {
     let mut trainer = Trainer::new(
         architecture.default_config(),
         train::default_settings(architecture),
@@ -153,19 +201,13 @@ fn measure(
     )?;
     trainer.targets_per_second(data, 3)?;
     let mut batches = 20;
-    let train_windows_per_s = loop {
+    Ok(loop {
         let started = Instant::now();
         let rate = trainer.targets_per_second(data, batches)?;
         if started.elapsed() >= Duration::from_secs(3) || batches >= 10_000 {
             break rate;
         }
         batches *= 2;
-    };
-    Ok(DeviceFigures {
-        generate_ms,
-        generate_burn_ms,
-        generate8_ms,
-        train_windows_per_s,
     })
 }
 
@@ -203,26 +245,35 @@ pub fn bench_model(
     };
     let demo = crate::assets::default_demo();
     let (seed_roll, _) = import(demo.midi, &ImportOptions::default())?;
-    let window = seed_window(&seed_roll, 0)?;
-
     let cpu = measure(
         &device::cpu_selected(None),
         checkpoint.as_ref(),
-        &window,
+        &seed_roll,
         &data,
     )?;
+    let roll_train_windows_per_s_cpu =
+        match checkpoint.as_ref().map(|c| c.header.network.architecture()) {
+            Some(Architecture::Composer) => Some(training_rate(
+                Architecture::RollLstm,
+                &data,
+                &device::cpu_selected(None).device,
+            )?),
+            _ => None,
+        };
     let gpu_device = match device::select(BackendChoice::Gpu) {
         Ok(selected) if selected.notice.is_none() || software_gpu => Some(selected),
         _ => None,
     };
     let gpu = match &gpu_device {
-        Some(selected) => Some(measure(selected, checkpoint.as_ref(), &window, &data)?),
+        Some(selected) => Some(measure(selected, checkpoint.as_ref(), &seed_roll, &data)?),
         None => None,
     };
     Ok(ModelFigures {
         generate_ms_cpu: cpu.generate_ms,
         generate_ms_cpu_burn: cpu.generate_burn_ms,
         generate8_ms_cpu: cpu.generate8_ms,
+        fill32_ms_cpu: cpu.fill32_ms,
+        roll_train_windows_per_s_cpu,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,
         generate_ms_gpu: gpu.as_ref().map(|g| g.generate_ms),

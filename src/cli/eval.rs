@@ -35,6 +35,26 @@ use crate::limits;
 /// same, 1 = disjoint), the mean note length, and the share of generated
 /// 16-step stretches that occur verbatim in the training songs.
 ///
+/// Likelihood (whole songs, each from its first step, predicted from silence
+/// and the initial state): `frame_nll_88`, the JSB Chorales benchmark's
+/// figure, nats per frame summed over the 88 piano keys (MIDI 21..=108),
+/// sounding and silent alike, pooled over every frame; and the same over all
+/// 106 rows. The composer scores a step by the chain rule; networks with
+/// independent outputs multiply their pitches' probabilities.
+///
+/// With --fill N: real N-step gaps (one every 2N steps of each song, with
+/// music on both sides) scored given both sides (`fill_nll_per_frame`) and
+/// given the music before only (`continue_nll_per_frame`), nats per frame
+/// over all rows. Only the composer hears the music after a gap.
+///
+/// Music (generated continuations beside the real steps that follow the
+/// same seed windows): the share of sounding steps with a semitone clash
+/// (two notes a minor second, major seventh or minor ninth apart), the share
+/// of note onsets in the key estimated from the 64 steps before (Krumhansl-
+/// Kessler profiles; a minor key also admits its raised 6th and 7th), the
+/// share of onsets on a beat (the file's time signature on the grid, 4/4
+/// where it has none), and notes per step.
+///
 /// Held-out files: when DATA_DIR is the folder the model was trained on, its
 /// validation files (same fraction and rng seed); otherwise every file.
 #[derive(Debug, Args)]
@@ -55,6 +75,10 @@ pub struct EvalArgs {
     /// Steps per continuation.
     #[arg(long, default_value_t = 106, value_parser = |s: &str| limits::GENERATE_STEPS.parse(s))]
     pub steps: usize,
+    /// Also score real gaps of this many steps from both sides and from the
+    /// left only (the composer).
+    #[arg(long, value_name = "N", value_parser = |s: &str| limits::GENERATE_STEPS.parse(s))]
+    pub fill: Option<usize>,
     /// How probabilities become notes [default: each model's own: sample for
     /// roll-lstm networks, boost for the article's]. Given once, for every
     /// model; given once per --model, paired with them in order.
@@ -161,7 +185,9 @@ fn evaluate_one(
     let data = held_out_data(
         &checkpoint.header,
         &args.data_dir,
-        &args.read.load_options(&MetaArgs::default()),
+        &args
+            .read
+            .load_options_on(&MetaArgs::default(), checkpoint.header.steps_per_quarter()),
         args.all_files,
     )?;
     let model = checkpoint
@@ -173,7 +199,13 @@ fn evaluate_one(
         variations: 1,
     };
     let runner = Runner::new(&model, selected)?;
-    let evaluation = evaluate(runner.predictor().as_mut(), &data, &options, args.stride)?;
+    let evaluation = evaluate(
+        runner.predictor().as_mut(),
+        &data,
+        &options,
+        args.stride,
+        args.fill,
+    )?;
     Ok(Report {
         model: model_name,
         architecture: checkpoint.header.network.architecture().name(),
@@ -201,6 +233,26 @@ fn to_text(report: &Report) -> String {
         "teacher forced: BCE {:.3} nats/step, MSE {:.5}",
         t.bce_nats_per_step, t.mse
     );
+    let l = &report.evaluation.likelihood;
+    let _ = writeln!(
+        text,
+        "likelihood of whole songs ({} frames): frame_nll_88 {:.3} nats/frame (88 keys), {:.3} \
+         over all 106 rows",
+        l.frames, l.frame_nll_88, l.nll_per_step
+    );
+    if let Some(fill) = &report.evaluation.fill {
+        let gain = 1.0 - fill.fill_nll_per_frame / fill.continue_nll_per_frame.max(1e-12);
+        let _ = writeln!(
+            text,
+            "{} gaps of {} steps: fill_nll_per_frame {:.3}, continue_nll_per_frame {:.3} ({:.1}% \
+             lower with the music after)",
+            fill.gaps,
+            fill.gap,
+            fill.fill_nll_per_frame,
+            fill.continue_nll_per_frame,
+            gain * 100.0
+        );
+    }
     for (name, s) in [("at 0.5", &t.at_half), ("best", &t.best)] {
         let _ = writeln!(
             text,
@@ -229,6 +281,23 @@ fn to_text(report: &Report) -> String {
             || "- (training songs not given)".to_owned(),
             |rate| format!("{:.1}%", rate * 100.0)
         )
+    );
+    let percent =
+        |share: Option<f64>| share.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    let number = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let (m, d) = (&f.music, &f.data_music);
+    let _ = writeln!(
+        text,
+        "music, generated | real: semitone clashes {} | {}, notes in key {} | {}, onsets on a \
+         beat {} | {}, notes per step {} | {}",
+        percent(m.clash_share),
+        percent(d.clash_share),
+        percent(m.in_key_share),
+        percent(d.in_key_share),
+        percent(m.on_beat_share),
+        percent(d.on_beat_share),
+        number(m.notes_per_step),
+        number(d.notes_per_step)
     );
     let curve: Vec<String> = f
         .vanish_curve

@@ -198,7 +198,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         .model(&selected.device)
         .with_context(|| format!("cannot load the model {model_name}"))?;
 
-    let options = args.read.load_options(&MetaArgs::default());
+    let options = args
+        .read
+        .load_options_on(&MetaArgs::default(), checkpoint.header.steps_per_quarter());
     let (seed_roll, seed_name) = match &args.seed_file {
         Some(path) => (load_roll(path, &options)?.roll, path.display().to_string()),
         None => {

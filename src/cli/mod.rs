@@ -147,10 +147,11 @@ fn open_app() -> anyhow::Result<Outcome> {
 /// Options for reading rolls, shared by the subcommands that read files.
 #[derive(Debug, Clone, Args)]
 pub struct ReadArgs {
-    /// Grid resolution in steps per quarter note (1..=24; 4 = sixteenths).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_STEPS_PER_QUARTER,
-          value_parser = clap::value_parser!(u8).range(1..=24))]
-    pub steps_per_quarter: u8,
+    /// Grid resolution in steps per quarter note (1..=24; 4 = sixteenths)
+    /// [default: the grid the model was trained on where a model is used,
+    /// else 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=24))]
+    pub steps_per_quarter: Option<u8>,
     /// Keep notes on MIDI channel 10 (General MIDI drums), left out by default.
     #[arg(long)]
     pub include_drums: bool,
@@ -169,13 +170,23 @@ pub struct MetaArgs {
 
 impl ReadArgs {
     fn load_options(&self, meta: &MetaArgs) -> LoadOptions {
+        self.load_options_on(meta, None)
+    }
+
+    /// [`load_options`](Self::load_options) on the grid given, else on
+    /// `model_grid` (the grid a model learnt on), else on sixteenths.
+    fn load_options_on(&self, meta: &MetaArgs, model_grid: Option<u8>) -> LoadOptions {
+        let steps_per_quarter = self
+            .steps_per_quarter
+            .or(model_grid)
+            .unwrap_or(DEFAULT_STEPS_PER_QUARTER);
         LoadOptions {
             midi: ImportOptions {
-                steps_per_quarter: self.steps_per_quarter,
+                steps_per_quarter,
                 include_drums: self.include_drums,
             },
             png_meta: RollMeta {
-                steps_per_quarter: self.steps_per_quarter,
+                steps_per_quarter,
                 tempo: meta.tempo.unwrap_or_default(),
                 program: meta.program.unwrap_or(0),
                 ..RollMeta::default()

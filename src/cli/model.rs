@@ -96,8 +96,8 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
         let s = &training.settings;
         let _ = writeln!(
             text,
-            "trained on {} ({} training / {} validation {} per epoch): preset {:?}, loss \
-             {:?}, batch {}, lr {}, rng seed {}",
+            "trained on {} ({} training / {} validation {} per epoch) at {} steps per quarter: \
+             preset {:?}, loss {:?}, batch {}, lr {}, rng seed {}",
             training.data,
             training.windows_train,
             training.windows_validation,
@@ -106,6 +106,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
                 // Every step of every stretch is a target.
                 Architecture::RollLstm | Architecture::Composer => "predicted steps",
             },
+            s.steps_per_quarter,
             s.preset,
             s.loss,
             s.batch_size,

@@ -103,7 +103,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         None
     };
     let settings = match resumed.as_ref().and_then(|c| c.header.training.as_ref()) {
-        Some(record) => record.settings.clone(),
+        Some(record) => {
+            let grid = record.settings.steps_per_quarter;
+            if let Some(asked) = args.read.steps_per_quarter
+                && asked != grid
+            {
+                bail!(
+                    "--resume: the run reads its music at {grid} steps per quarter, not {asked}"
+                );
+            }
+            record.settings.clone()
+        }
         None => {
             // The network's own defaults, then what the user gave.
             let defaults = train::default_settings(args.arch);
@@ -118,6 +128,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                 max_transpose: args.transpose.unwrap_or(defaults.max_transpose),
                 feedback: args.feedback.unwrap_or(defaults.feedback),
                 validation_dir: args.val_dir.as_ref().map(|d| d.display().to_string()),
+                steps_per_quarter: args
+                    .read
+                    .steps_per_quarter
+                    .unwrap_or(crate::roll::DEFAULT_STEPS_PER_QUARTER),
             }
         }
     };
@@ -173,7 +187,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
 
 /// Reads the training folder and says what it found.
 fn load_data(args: &TrainArgs, settings: &TrainSettings) -> anyhow::Result<Dataset> {
-    let load = args.read.load_options(&MetaArgs::default());
+    let load = args
+        .read
+        .load_options_on(&MetaArgs::default(), Some(settings.steps_per_quarter));
     let data = match &settings.validation_dir {
         Some(validation) => Dataset::from_folders(
             &args.data_dir,
