@@ -459,3 +459,60 @@ fn the_command_line_fills_in_a_scale_and_refuses_what_a_model_cannot_do() {
         "{message}"
     );
 }
+
+#[test]
+fn eval_reports_the_benchmark_figure_gaps_and_the_music() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("composer.cadenza");
+    Checkpoint::new(
+        CheckpointHeader::new(small_config(), "test"),
+        &Network::Composer(small_model()),
+    )
+    .unwrap()
+    .save(&model)
+    .unwrap();
+    let songs = dir.path().join("songs");
+    std::fs::create_dir(&songs).unwrap();
+    for file in crate::helpers::corpus_files().iter().take(3) {
+        std::fs::copy(file, songs.join(file.file_name().unwrap())).unwrap();
+    }
+    let run = cadenza(&[
+        "eval",
+        path(&songs),
+        "--model",
+        path(&model),
+        "--fill",
+        "8",
+        "--stride",
+        "64",
+        "--steps",
+        "16",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let likelihood = &report["likelihood"];
+    let (nll_88, nll_all) = (
+        likelihood["frame_nll_88"].as_f64().unwrap(),
+        likelihood["nll_per_step"].as_f64().unwrap(),
+    );
+    // An untrained network: about ln 2 per cell, the 88 keys a part of all.
+    assert!(nll_88 > 10.0 && nll_88 < nll_all, "{likelihood}");
+    let fill = &report["fill"];
+    assert!(fill["gaps"].as_u64().unwrap() > 0, "{fill}");
+    assert!(fill["fill_nll_per_frame"].as_f64().unwrap() > 0.0);
+    assert!(fill["continue_nll_per_frame"].as_f64().unwrap() > 0.0);
+    let free = &report["free_running"];
+    for figures in [&free["music"], &free["data_music"]] {
+        for share in ["clash_share", "in_key_share", "on_beat_share"] {
+            let value = figures[share].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&value), "{share}: {figures}");
+        }
+    }
+    // Real chorales in 4/4 on sixteenths: most onsets on a beat.
+    assert!(free["data_music"]["on_beat_share"].as_f64().unwrap() > 0.5);
+    // The roll LSTM cannot hear the music after a gap: --fill says so.
+    let refused = cadenza(&["eval", path(&songs), "--model", "roll", "--fill", "8"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("needs the composer"));
+}

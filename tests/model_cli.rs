@@ -204,7 +204,13 @@ fn the_shipped_models_load_and_generate_with_no_arguments() {
         let checkpoint = cadenza::checkpoint::Checkpoint::from_bytes(shipped.bytes).unwrap();
         checkpoint.model(&cadenza::device::cpu()).unwrap();
         let training = checkpoint.header.training.as_ref().unwrap();
-        assert!(training.best_epoch().unwrap().validation_loss.unwrap() < 0.05);
+        // Per cell for networks with independent outputs, per step (106
+        // cells) for the composer's chain rule.
+        let bound = match checkpoint.header.network.architecture() {
+            cadenza::model::Architecture::Composer => 10.0,
+            _ => 0.05,
+        };
+        assert!(training.best_epoch().unwrap().validation_loss.unwrap() < bound);
         assert!(
             checkpoint.optimizer_state().is_none(),
             "{} ships optimizer state",

@@ -25,8 +25,9 @@ use crate::limits;
 /// Lewandowski et al., 2012) at threshold 0.5 and at the threshold with the
 /// best F1.
 ///
-/// Free running (the model continues every --stride-th real 9-step window for
-/// --steps steps with the chosen rule, by default the model's own: sampling
+/// Free running (the model continues the music before the end of every
+/// --stride-th real 9-step window, up to 64 steps of it, for --steps steps
+/// with the chosen rule, by default the model's own: sampling
 /// for roll-lstm networks, the article's boost for its network): notes
 /// per step next to the data's (the "vanish curve", by generated step, with
 /// its lowest and highest point as a share of the data's), the share of

@@ -108,9 +108,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
             if let Some(asked) = args.read.steps_per_quarter
                 && asked != grid
             {
-                bail!(
-                    "--resume: the run reads its music at {grid} steps per quarter, not {asked}"
-                );
+                bail!("--resume: the run reads its music at {grid} steps per quarter, not {asked}");
             }
             record.settings.clone()
         }
