@@ -65,6 +65,15 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
         bytes: include_bytes!("../assets/models/roll.cadenza"),
     },
     ShippedModel {
+        name: "jsb",
+        former_names: &[],
+        file_name: "jsb.cadenza",
+        description: "the composer (chords drawn note by note, the beat, filling from both \
+                      sides) trained on the JSB Chorales benchmark's training split, one step \
+                      per quarter note",
+        bytes: include_bytes!("../assets/models/jsb.cadenza"),
+    },
+    ShippedModel {
         name: "forward",
         former_names: &[],
         file_name: "forward.cadenza",

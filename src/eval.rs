@@ -243,8 +243,9 @@ pub struct Likelihood {
     /// The benchmark's figure: the same over the 88 piano keys (MIDI
     /// 21..=108), sounding and silent alike, pooled over every frame
     /// including each song's first (predicted from silence and the initial
-    /// state). Rows above the piano (always silent in piano music) are
-    /// conditioned on, not scored.
+    /// state). The composer decides the rows from low to high, so the rows
+    /// above the piano come after these in its chain: this is the exact
+    /// likelihood of the 88 keys, not one conditioned on the rows above.
     pub frame_nll_88: f64,
 }
 

@@ -885,21 +885,33 @@ pub fn generate_on(
     seed: &[u128],
     options: &GenerateOptions,
 ) -> Result<Vec<Continuation>, GenerateError> {
-    generate_on_until(network, selected, seed, options, &|| false)
+    let placement = Placement {
+        first_step: seed.len(),
+        ..Placement::default()
+    };
+    generate_on_until(network, selected, seed, &placement, options, &|| false)
 }
 
-/// [`generate_on`] that gives up with [`GenerateError::Stopped`] as soon as
-/// `stop` says so (checked before each step): a request a newer one has
-/// replaced, an app closing.
+/// [`generate_on`] placed as `placement` says, that gives up with
+/// [`GenerateError::Stopped`] as soon as `stop` says so (checked before each
+/// step): a request a newer one has replaced, an app closing.
 pub fn generate_on_until(
     network: &Network,
     selected: &SelectedDevice,
     seed: &[u128],
+    placement: &Placement<'_>,
     options: &GenerateOptions,
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Continuation>, GenerateError> {
     let runner = Runner::new(network, selected)?;
-    generate_until(runner.predictor().as_mut(), seed, options, stop)
+    compose(
+        runner.predictor().as_mut(),
+        seed,
+        placement,
+        &Constraints::default(),
+        options,
+        stop,
+    )
 }
 
 /// Continues `seed` for `options.steps` steps, `options.variations` times,

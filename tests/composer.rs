@@ -24,7 +24,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use crate::helpers::{cadenza, path, text};
 
-fn small_config() -> ComposerConfig {
+pub fn small_config() -> ComposerConfig {
     ComposerConfig::new()
         .with_units(24)
         .with_future_units(12)
@@ -32,13 +32,13 @@ fn small_config() -> ComposerConfig {
 }
 
 /// A small composer with non-trivial weights (the default init, seeded).
-fn small_model() -> Composer {
+pub fn small_model() -> Composer {
     let device = device::cpu();
     device.seed(11);
     small_config().init(&device)
 }
 
-fn random_steps(rng: &mut StdRng, steps: usize) -> Vec<u128> {
+pub fn random_steps(rng: &mut StdRng, steps: usize) -> Vec<u128> {
     (0..steps)
         .map(|_| (0..4).fold(0u128, |m, _| m | 1u128 << rng.random_range(20..80)))
         .collect()
@@ -53,9 +53,13 @@ fn floats(masks: &[u128]) -> Vec<f32> {
 }
 
 /// The whole-stretch burn input for `steps` led in by silence, every step
-/// before `gap_end` seeing the music from `gap_end` on.
-fn burn_input(steps: &[u128], meter: Meter, gap_end: Option<usize>) -> ComposerInput {
-    let cpu = device::cpu();
+/// before `gap_end` seeing the music from `gap_end` on, on `cpu` (any device).
+pub fn burn_input(
+    steps: &[u128],
+    meter: Meter,
+    gap_end: Option<usize>,
+    cpu: &burn::tensor::Device,
+) -> ComposerInput {
     let time = steps.len();
     let mut previous = vec![0u128];
     previous.extend(&steps[..time - 1]);
@@ -71,13 +75,13 @@ fn burn_input(steps: &[u128], meter: Meter, gap_end: Option<usize>) -> ComposerI
         ends.push(gap_end.filter(|&end| end > t).unwrap_or(t) as i64);
     }
     let tensor = |values: Vec<f32>, width: usize| {
-        Tensor::<3>::from_data(TensorData::new(values, [1, time, width]), &cpu)
+        Tensor::<3>::from_data(TensorData::new(values, [1, time, width]), cpu)
     };
     ComposerInput {
         previous: tensor(floats(&previous), PITCH_COUNT),
         meter: tensor(meter_features, METER_FEATURES),
         targets: tensor(floats(steps), PITCH_COUNT),
-        gap_end: Tensor::<2, Int>::from_data(TensorData::new(ends, [1, time]), &cpu),
+        gap_end: Tensor::<2, Int>::from_data(TensorData::new(ends, [1, time]), cpu),
         gap: tensor(gap, GAP_FEATURES),
     }
 }
@@ -122,7 +126,7 @@ fn the_cpu_copy_scores_like_burn_with_and_without_music_after() {
     let steps = random_steps(&mut StdRng::seed_from_u64(3), 14);
     for gap_end in [None, Some(9)] {
         let expected: Vec<f32> = burn::tensor::activation::sigmoid(
-            model.conditional_logits(&burn_input(&steps, meter, gap_end)),
+            model.conditional_logits(&burn_input(&steps, meter, gap_end, &device::cpu())),
         )
         .into_data()
         .try_into_vec()
@@ -160,7 +164,7 @@ fn the_cpu_copy_scores_like_burn_with_and_without_music_after() {
 
 /// Songs of repeated four-step chord patterns in 4/4 on quarters, varied
 /// by transposition, so a little training learns a lot.
-fn patterned_songs(count: usize) -> Vec<SongRoll> {
+pub fn patterned_songs(count: usize) -> Vec<SongRoll> {
     let mut rng = StdRng::seed_from_u64(9);
     (0..count)
         .map(|_| {

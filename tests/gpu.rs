@@ -106,3 +106,62 @@ fn the_shipped_roll_lstm_generates_alike_on_gpu_and_cpu() {
         .fold(0.0f32, f32::max);
     assert!(diff <= 1e-4, "the roll LSTM's steps differ by {diff}");
 }
+
+#[test]
+fn the_composer_scores_and_trains_on_the_gpu_as_on_the_cpu() {
+    use cadenza::checkpoint::{Checkpoint, CheckpointHeader};
+    use cadenza::meter::Meter;
+    use rand::SeedableRng as _;
+
+    let gpu = match device::select(BackendChoice::Gpu) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            eprintln!("SKIPPED the_composer_scores_and_trains_on_the_gpu_as_on_the_cpu: {error}");
+            return;
+        }
+    };
+    let config = crate::composer::small_config();
+    let file = Checkpoint::new(
+        CheckpointHeader::new(config.clone(), "test"),
+        &Network::Composer(crate::composer::small_model()),
+    )
+    .unwrap();
+    let steps = crate::composer::random_steps(&mut rand::rngs::StdRng::seed_from_u64(6), 12);
+    let nll = |device: &burn::tensor::Device| {
+        let Network::Composer(model) = file.model(device).unwrap() else {
+            panic!("a composer");
+        };
+        let input = crate::composer::burn_input(&steps, Meter::default(), Some(8), device);
+        model
+            .step_nll(&input)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (nll(&device::cpu()), nll(&gpu.device));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs() / p.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff <= 1e-4,
+        "CPU and GPU step NLLs differ by {diff} (relative)"
+    );
+
+    // Backward through the cumulative sum, the flips and the gather.
+    let data = cadenza::dataset::Dataset::from_songs(
+        crate::composer::patterned_songs(6),
+        cadenza::dataset::Preset::Forward,
+        cadenza::dataset::Split::Last(1),
+    )
+    .unwrap();
+    let settings = cadenza::record::TrainSettings {
+        batch_size: 4,
+        sequence_steps: 8,
+        ..cadenza::train::default_settings(cadenza::model::Architecture::Composer)
+    };
+    let mut trainer =
+        cadenza::train::Trainer::new(config, settings, &data, "gpu", &gpu.device).unwrap();
+    assert!(trainer.targets_per_second(&data, 2).unwrap() > 0.0);
+}

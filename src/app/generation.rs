@@ -11,8 +11,10 @@ use super::jobs::{Waker, Worker, WorkerEnd};
 use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::generate::{
-    Continuation, GenerateError, GenerateOptions, RuleKind, RuleSettings, generate_on_until,
+    Continuation, GenerateError, GenerateOptions, Placement, RuleKind, RuleSettings,
+    generate_on_until,
 };
+use crate::meter::Meter;
 use crate::limits;
 use crate::model::WINDOW_STEPS;
 
@@ -87,6 +89,8 @@ struct GenerateJob {
     seed_start: usize,
     /// The seed window and the music before it (see `seed_context`).
     seed: Vec<u128>,
+    /// The roll's meter, for networks that hear the beat.
+    meter: Meter,
     options: GenerateOptions,
 }
 
@@ -178,8 +182,19 @@ impl GenerationWorker {
                 }
                 let started = Instant::now();
                 let replaced = || latest.load(Ordering::Relaxed) != job.id;
-                let generated =
-                    generate_on_until(&model, &selected, &job.seed, &job.options, &replaced);
+                let placement = Placement {
+                    meter: job.meter,
+                    first_step: job.seed_start + WINDOW_STEPS,
+                    after: None,
+                };
+                let generated = generate_on_until(
+                    &model,
+                    &selected,
+                    &job.seed,
+                    &placement,
+                    &job.options,
+                    &replaced,
+                );
                 let event = match generated {
                     Ok(continuations) => WorkerEvent::Generated {
                         job: Box::new(job),
@@ -338,8 +353,13 @@ impl Generation {
     }
 
     /// Asks for continuations of `seed` (the seed window at `seed_start` and
-    /// the music before it) with the current controls.
-    pub fn request(&mut self, seed_start: usize, seed: Vec<u128>) -> Result<(), String> {
+    /// the music before it, in `meter`) with the current controls.
+    pub fn request(
+        &mut self,
+        seed_start: usize,
+        seed: Vec<u128>,
+        meter: Meter,
+    ) -> Result<(), String> {
         let Some(model) = &self.model else {
             return Err("no model to generate with".to_owned());
         };
@@ -362,6 +382,7 @@ impl Generation {
             id: self.next_id,
             seed_start,
             seed,
+            meter,
             options: self.params.options(),
         };
         worker.newest.store(job.id, Ordering::Relaxed);

@@ -418,7 +418,11 @@ impl CadenzaApp {
                 return;
             }
         };
-        if let Err(error) = self.generation.request(self.document.seed_start(), seed) {
+        let meter = self.document.roll().meta().meter();
+        if let Err(error) = self
+            .generation
+            .request(self.document.seed_start(), seed, meter)
+        {
             self.status = error;
         }
     }
