@@ -191,11 +191,42 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
         "--backend",
         "cpu",
         "--resume",
+        "--lr",
+        "0.0005",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("resuming after epoch 1"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("resuming after epoch 1"), "{stderr}");
+    assert!(
+        stderr.contains("continuing at learning rate 0.0005 (was 0.001)"),
+        "{stderr}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("little.loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
+    let info = cadenza(&["model", "info", path(&model)]);
+    assert!(
+        text(&info.stdout).contains("lr 0.0005"),
+        "{}",
+        text(&info.stdout)
+    );
+    // The grid is the run's: another one is refused.
+    let other_grid = cadenza(&[
+        "train",
+        path(&data),
+        "--out",
+        path(&model),
+        "--epochs",
+        "3",
+        "--resume",
+        "--steps-per-quarter",
+        "2",
+    ]);
+    assert!(!other_grid.status.success());
+    assert!(
+        text(&other_grid.stderr).contains("reads its music at 4 steps per quarter"),
+        "{}",
+        text(&other_grid.stderr)
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use crate::generate::{
     Continuation, GenerateError, GenerateOptions, Placement, RuleKind, RuleSettings,
     generate_on_until,
 };
-use crate::meter::Meter;
 use crate::limits;
+use crate::meter::Meter;
 use crate::model::WINDOW_STEPS;
 
 /// The generation controls.

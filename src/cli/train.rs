@@ -50,8 +50,11 @@ pub struct TrainArgs {
     pub loss: Option<LossKind>,
     #[arg(long, default_value_t = 32, value_parser = |s: &str| limits::BATCH.parse(s))]
     pub batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Adam's learning rate [default: 1e-3]. With --resume, continues the
+    /// run at this rate from then on (e.g. lower, to settle a run that has
+    /// stopped improving).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Fraction of the files held out for validation.
     #[arg(long, default_value_t = 0.1)]
     pub val: f64,
@@ -119,7 +122,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                 preset: args.preset,
                 loss: args.loss.unwrap_or(defaults.loss),
                 batch_size: args.batch,
-                learning_rate: args.lr,
+                learning_rate: args.lr.unwrap_or(1e-3),
                 validation_fraction: args.val,
                 rng_seed: args.rng_seed,
                 sequence_steps: args.sequence_steps,
@@ -137,12 +140,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
 
     let mut trainer = match &resumed {
         Some(checkpoint) => {
-            let trainer = Trainer::resume(checkpoint, &selected.device)?;
+            let mut trainer = Trainer::resume(checkpoint, &selected.device)?;
             eprintln!(
                 "resuming after epoch {} of {}",
                 trainer.record().epochs_done(),
                 args.epochs
             );
+            if let Some(lr) = args.lr {
+                eprintln!(
+                    "continuing at learning rate {lr} (was {})",
+                    trainer.record().settings.learning_rate
+                );
+                trainer.set_learning_rate(lr)?;
+            }
             trainer
         }
         None => Trainer::new(

@@ -264,6 +264,16 @@ impl Trainer {
         &self.record
     }
 
+    /// Goes on at learning rate `lr` (recorded in the run's settings from
+    /// then on).
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<(), TrainError> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(TrainError::BadLearningRate(lr));
+        }
+        self.record.settings.learning_rate = lr;
+        Ok(())
+    }
+
     /// The model for inference (no autodiff, no dropout, batch norm on
     /// moving statistics).
     pub fn model(&self) -> Network {
