@@ -34,6 +34,11 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             .on_hover_text("Cadenza's network: an LSTM over the steps, trained with BCE");
         ui.selectable_value(&mut form.arch, Architecture::Article, "article's network")
             .on_hover_text("the article's Conv1D + LSTM over 9-step windows, trained with MSE");
+        ui.selectable_value(&mut form.arch, Architecture::Composer, "composer")
+            .on_hover_text(
+                "Cadenza's composing network: chords drawn note by note, the beat, and \
+                 filling from both sides; trained on the likelihood of whole steps",
+            );
         if form.arch != before {
             // Each network with the loss (and windows) it is meant for.
             form = form.clone().with_arch(form.arch);
@@ -46,8 +51,13 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
         });
     });
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");
-        ui.selectable_value(&mut form.loss, LossKind::Bce, "BCE");
+        if form.arch == Architecture::Composer {
+            // Its one loss: the chain rule's likelihood of whole steps.
+            ui.label("loss: NLL of whole steps");
+        } else {
+            ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");
+            ui.selectable_value(&mut form.loss, LossKind::Bce, "BCE");
+        }
     });
     if form != app.training.form {
         commands.push(Command::TrainFormChanged(form));
