@@ -520,3 +520,57 @@ fn eval_reports_the_benchmark_figure_gaps_and_the_music() {
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("needs the composer"));
 }
+
+/// Songs of random chords, each held for two steps from step 1 on: the past
+/// cannot tell the first step of a pair (steps 1, 3, 5 ...: where
+/// `fill_likelihood` puts 1-step gaps), the music after can.
+fn held_random_chords(count: usize, seed: u64) -> Vec<SongRoll> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let mut steps = vec![1u128 << rng.random_range(30..50)];
+            for _ in 0..24 {
+                let chord = (0..3).fold(0u128, |m, _| m | 1u128 << rng.random_range(30..50));
+                steps.extend([chord, chord]);
+            }
+            SongRoll {
+                steps,
+                meter: Meter::new(TimeSignature::COMMON, 1),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_trained_composer_fills_from_the_music_after() {
+    let mut songs = held_random_chords(40, 1);
+    songs.extend(held_random_chords(6, 2));
+    let data = Dataset::from_songs(songs, Preset::Forward, Split::Last(6)).unwrap();
+    let settings = TrainSettings {
+        batch_size: 8,
+        sequence_steps: 16,
+        learning_rate: 5e-3,
+        ..cadenza::train::default_settings(cadenza::model::Architecture::Composer)
+    };
+    let mut trainer = Trainer::new(
+        small_config().with_dropout(0.0),
+        settings,
+        &data,
+        "held chords",
+        &device::cpu(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    trainer
+        .fit(&data, 12, None, &dir.path().join("m.cadenza"), &never, &mut |_| {})
+        .unwrap();
+    let model = trainer.model();
+    let runner = cadenza::generate::Runner::new(&model, &device::cpu_selected(None)).unwrap();
+    let figures =
+        cadenza::eval::fill_likelihood(runner.predictor().as_mut(), &data, 1).unwrap();
+    assert!(
+        figures.fill_nll_per_frame < 0.85 * figures.continue_nll_per_frame,
+        "{figures:?}"
+    );
+}

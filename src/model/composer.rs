@@ -4,9 +4,11 @@
 //! - A *past* LSTM reads the music step by step (each input: the step before
 //!   and the meter features of the step to predict), as the roll LSTM does.
 //! - A *future* LSTM reads the music after a gap backwards, so its state at
-//!   the gap's end sums up what follows. Continuing is the case with nothing
-//!   after: that part of the context is zero and a flag says so, with the
-//!   distance to the gap's end in buckets when there is one.
+//!   the gap's end sums up what follows; the first step after the gap also
+//!   comes as it is, since the notes a gap must lead into matter most.
+//!   Continuing is the case with nothing after: that part of the context is
+//!   zero and a flag says so, with the distance to the gap's end in buckets
+//!   when there is one.
 //! - A NADE output (Larochelle & Murray 2011, as in RNN-NADE) decides the
 //!   pitches of a step from low to high, each conditioned on the ones already
 //!   decided: `p(v_i | v_<i) = σ(b_i + V_i · σ(c + Σ_{j<i} v_j W_j))`, with `b`
@@ -95,9 +97,11 @@ impl ComposerConfig {
         self.pitches + METER_FEATURES
     }
 
-    /// Values of the context the NADE's biases are computed from.
+    /// Values of the context the NADE's biases are computed from: the past
+    /// LSTM's state, the future LSTM's, the first step after the gap, the gap
+    /// and the meter features.
     pub fn context_size(&self) -> usize {
-        self.units + self.future_units + GAP_FEATURES + METER_FEATURES
+        self.units + self.future_units + self.pitches + GAP_FEATURES + METER_FEATURES
     }
 
     /// Builds the network (Keras-style initialisation). Call
@@ -185,18 +189,23 @@ impl Composer {
         // its state at step s sums up steps s.. of the stretch.
         let backwards = Tensor::cat(vec![input.targets.clone(), input.meter.clone()], 2).flip([1]);
         let after = self.future.forward(backwards).flip([1]);
-        let units = self.future.units;
-        let index = input
-            .gap_end
-            .clone()
-            .unsqueeze_dim::<3>(2)
-            .repeat_dim(2, units);
+        let at_gap_end = |values: Tensor<3>| {
+            let [_, _, width] = values.dims();
+            let index = input
+                .gap_end
+                .clone()
+                .unsqueeze_dim::<3>(2)
+                .repeat_dim(2, width);
+            values.gather(1, index)
+        };
         let has_after = input.gap.clone().narrow(2, 0, 1);
-        let future = after.gather(1, index) * has_after;
+        let future = at_gap_end(after) * has_after.clone();
+        let first_after = at_gap_end(input.targets.clone()) * has_after;
         Tensor::cat(
             vec![
                 self.dropout.forward(past),
                 self.dropout.forward(future),
+                first_after,
                 input.gap.clone(),
                 input.meter.clone(),
             ],

@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 use super::composer::{GAP_FEATURES, gap_features};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
 use crate::meter::{METER_FEATURES, Meter};
-use crate::roll::mask_bits;
+use crate::roll::{mask_bits, mask_to_floats};
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
 #[derive(Clone, Debug)]
@@ -406,13 +406,22 @@ pub struct NativeComposer {
     nade_out: Vec<f32>,
 }
 
+/// The music after a gap as the composer hears it: the future LSTM's
+/// summary, the first step after the gap, and its index.
+#[derive(Clone, Debug)]
+struct AfterGap {
+    summary: Vec<f32>,
+    first: u128,
+    at: usize,
+}
+
 /// What the composer holds while it generates: the past LSTM's states of
-/// every sequence, and the future LSTM's summary of the music after the gap
-/// (shared by all sequences) with the gap's end.
+/// every sequence, and what it heard after the gap (shared by all
+/// sequences).
 #[derive(Clone, Debug, Default)]
 pub struct ComposerState {
     past: LstmStates,
-    after: Option<(Vec<f32>, usize)>,
+    after: Option<AfterGap>,
     context: Vec<f32>,
     visible: Vec<f32>,
     hidden: Vec<f32>,
@@ -475,7 +484,11 @@ impl NativeComposer {
             meter.features(gap_end + k, &mut features);
             self.future.advance(&mut future, &[step], &features);
         }
-        state.after = Some((future.hidden, gap_end));
+        state.after = Some(AfterGap {
+            summary: future.hidden,
+            first: after.first().copied().unwrap_or(0),
+            at: gap_end,
+        });
     }
 
     /// Feeds each sequence its step `steps[s]`, the step before `next` (the
@@ -503,8 +516,8 @@ impl NativeComposer {
         chosen: &mut [u128],
         probabilities: &mut [f32],
     ) {
-        let (units, after_units) = (self.past.units, self.future.units);
-        let width = units + after_units + GAP_FEATURES + METER_FEATURES;
+        let (units, after_units, pitches) = (self.past.units, self.future.units, self.pitches);
+        let width = units + after_units + pitches + GAP_FEATURES + METER_FEATURES;
         let sequences = self.sequences(state);
         state.context.clear();
         state.context.resize(sequences * width, 0.0);
@@ -512,18 +525,20 @@ impl NativeComposer {
             let (past, rest) = context.split_at_mut(units);
             past.copy_from_slice(&state.past.hidden[s * units..(s + 1) * units]);
             let (after, rest) = rest.split_at_mut(after_units);
+            let (first_after, rest) = rest.split_at_mut(pitches);
             let (gap, meter_features) = rest.split_at_mut(GAP_FEATURES);
             let distance = match &state.after {
-                Some((summary, gap_end)) if *gap_end > step => {
-                    after.copy_from_slice(summary);
-                    Some(gap_end - step)
+                Some(heard) if heard.at > step => {
+                    after.copy_from_slice(&heard.summary);
+                    mask_to_floats(heard.first, first_after);
+                    Some(heard.at - step)
                 }
                 _ => None,
             };
             gap_features(distance, gap);
             meter.features(step, meter_features);
         }
-        let (pitches, nade) = (self.pitches, self.nade_units);
+        let nade = self.nade_units;
         state.visible.resize(sequences * pitches, 0.0);
         state.hidden.resize(sequences * nade, 0.0);
         self.visible_bias

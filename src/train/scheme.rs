@@ -512,8 +512,8 @@ impl TrainingScheme for ComposerScheme {
     }
 
     /// Draws each target's gap: none for half of them, else the music after
-    /// a gap ending 1..=length/2 steps later (none where that passes the
-    /// stretch's end). Seeded like feedback, so a resumed run draws the same.
+    /// a gap ending 1..=length/2 steps later, log-uniformly (none where that
+    /// passes the stretch's end). Seeded like feedback, so a resumed run draws the same.
     fn feed_back(
         &self,
         _model: &Network,
@@ -532,8 +532,11 @@ impl TrainingScheme for ComposerScheme {
         batch.gaps.clear();
         for _ in 0..n {
             for t in 0..length {
+                // Log-uniform: as many gaps end 1 step later as 2-3, 4-7 ...,
+                // so the steps that lead into the music after are often seen.
                 let distance = if rng.random::<f64>() < GAP_SHARE {
-                    rng.random_range(1..=longest)
+                    let span = (longest as f64 + 1.0).powf(rng.random::<f64>());
+                    (span as usize).clamp(1, longest)
                 } else {
                     0
                 };
