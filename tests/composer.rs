@@ -563,12 +563,18 @@ fn a_trained_composer_fills_from_the_music_after() {
     let dir = tempfile::tempdir().unwrap();
     let never = std::sync::atomic::AtomicBool::new(false);
     trainer
-        .fit(&data, 12, None, &dir.path().join("m.cadenza"), &never, &mut |_| {})
+        .fit(
+            &data,
+            12,
+            None,
+            &dir.path().join("m.cadenza"),
+            &never,
+            &mut |_| {},
+        )
         .unwrap();
     let model = trainer.model();
     let runner = cadenza::generate::Runner::new(&model, &device::cpu_selected(None)).unwrap();
-    let figures =
-        cadenza::eval::fill_likelihood(runner.predictor().as_mut(), &data, 1).unwrap();
+    let figures = cadenza::eval::fill_likelihood(runner.predictor().as_mut(), &data, 1).unwrap();
     assert!(
         figures.fill_nll_per_frame < 0.85 * figures.continue_nll_per_frame,
         "{figures:?}"

@@ -195,9 +195,7 @@ pub fn summarize_composer(config: &ComposerConfig) -> Summary {
             4 * after * (inputs + after + 1),
         ),
         row(
-            &format!(
-                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter)"
-            ),
+            &format!("context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter)"),
             format!("(None, None, {context})"),
             0,
         ),
