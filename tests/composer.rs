@@ -580,3 +580,46 @@ fn a_trained_composer_fills_from_the_music_after() {
         "{figures:?}"
     );
 }
+
+#[test]
+fn the_shipped_jsb_model_fills_on_its_own_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let chorale = crate::helpers::corpus_files()
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("chorales"))
+        .unwrap();
+    let out = dir.path().join("filled.mid");
+    let run = cadenza(&[
+        "generate",
+        "--model",
+        "jsb",
+        "--seed-file",
+        path(&chorale),
+        "--fill",
+        "8..16",
+        "--scale",
+        "C:major",
+        "--out",
+        path(&out),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    // The model learnt on quarter notes, so the chorale is read on quarters.
+    let options = cadenza::files::LoadOptions {
+        midi: cadenza::midi::ImportOptions {
+            steps_per_quarter: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let original = cadenza::files::load_roll(&chorale, &options).unwrap().roll;
+    let filled = cadenza::files::load_roll(&out, &options).unwrap().roll;
+    assert_eq!(filled.steps(), original.steps());
+    let allowed = "C:major".parse::<Scale>().unwrap().row_mask();
+    for t in 0..original.steps() {
+        if (8..16).contains(&t) {
+            assert_eq!(filled.sounding_mask(t) & !allowed, 0);
+        } else {
+            assert_eq!(filled.sounding_mask(t), original.sounding_mask(t), "step {t}");
+        }
+    }
+}
