@@ -619,7 +619,11 @@ fn the_shipped_jsb_model_fills_on_its_own_grid() {
         if (8..16).contains(&t) {
             assert_eq!(filled.sounding_mask(t) & !allowed, 0);
         } else {
-            assert_eq!(filled.sounding_mask(t), original.sounding_mask(t), "step {t}");
+            assert_eq!(
+                filled.sounding_mask(t),
+                original.sounding_mask(t),
+                "step {t}"
+            );
         }
     }
 }

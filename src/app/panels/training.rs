@@ -4,7 +4,7 @@
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::super::{CadenzaApp, Command, FileQuestion};
+use super::super::{CadenzaApp, Command, FileQuestion, TrainForm};
 use crate::dataset::Preset;
 use crate::limits;
 use crate::model::Architecture;
@@ -28,37 +28,7 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             .logarithmic(true)
             .text("epochs"),
     );
-    ui.horizontal(|ui| {
-        let before = form.arch;
-        ui.selectable_value(&mut form.arch, Architecture::RollLstm, "roll LSTM")
-            .on_hover_text("Cadenza's network: an LSTM over the steps, trained with BCE");
-        ui.selectable_value(&mut form.arch, Architecture::Article, "article's network")
-            .on_hover_text("the article's Conv1D + LSTM over 9-step windows, trained with MSE");
-        ui.selectable_value(&mut form.arch, Architecture::Composer, "composer")
-            .on_hover_text(
-                "Cadenza's composing network: chords drawn note by note, the beat, and \
-                 filling from both sides; trained on the likelihood of whole steps",
-            );
-        if form.arch != before {
-            // Each network with the loss (and windows) it is meant for.
-            form = form.clone().with_arch(form.arch);
-        }
-    });
-    ui.add_enabled_ui(form.arch == Architecture::Article, |ui| {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut form.preset, Preset::Forward, "forward");
-            ui.selectable_value(&mut form.preset, Preset::Article, "as the article");
-        });
-    });
-    ui.horizontal(|ui| {
-        if form.arch == Architecture::Composer {
-            // Its one loss: the chain rule's likelihood of whole steps.
-            ui.label("loss: NLL of whole steps");
-        } else {
-            ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");
-            ui.selectable_value(&mut form.loss, LossKind::Bce, "BCE");
-        }
-    });
+    network_choice(ui, &mut form);
     if form != app.training.form {
         commands.push(Command::TrainFormChanged(form));
     }
@@ -114,4 +84,40 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             }
         });
     }
+}
+
+/// The network to train, its windows and its loss: each network with the
+/// loss (and windows) it is meant for.
+fn network_choice(ui: &mut egui::Ui, form: &mut TrainForm) {
+    ui.horizontal(|ui| {
+        let before = form.arch;
+        ui.selectable_value(&mut form.arch, Architecture::RollLstm, "roll LSTM")
+            .on_hover_text("Cadenza's network: an LSTM over the steps, trained with BCE");
+        ui.selectable_value(&mut form.arch, Architecture::Article, "article's network")
+            .on_hover_text("the article's Conv1D + LSTM over 9-step windows, trained with MSE");
+        ui.selectable_value(&mut form.arch, Architecture::Composer, "composer")
+            .on_hover_text(
+                "Cadenza's composing network: chords drawn note by note, the beat, and \
+                 filling from both sides; trained on the likelihood of whole steps",
+            );
+        if form.arch != before {
+            // Each network with the loss (and windows) it is meant for.
+            *form = form.clone().with_arch(form.arch);
+        }
+    });
+    ui.add_enabled_ui(form.arch == Architecture::Article, |ui| {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut form.preset, Preset::Forward, "forward");
+            ui.selectable_value(&mut form.preset, Preset::Article, "as the article");
+        });
+    });
+    ui.horizontal(|ui| {
+        if form.arch == Architecture::Composer {
+            // Its one loss: the chain rule's likelihood of whole steps.
+            ui.label("loss: NLL of whole steps");
+        } else {
+            ui.selectable_value(&mut form.loss, LossKind::Mse, "MSE");
+            ui.selectable_value(&mut form.loss, LossKind::Bce, "BCE");
+        }
+    });
 }
