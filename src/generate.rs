@@ -413,6 +413,21 @@ fn aligned_seeds(seeds: &[&[u128]]) -> (usize, Vec<u128>) {
     (longest, steps)
 }
 
+/// Hands `feed` the aligned seeds a step at a time: the step of every seed
+/// (a column), its index and the longest seed's length.
+fn feed_seed_steps(
+    seeds: &[&[u128]],
+    column: &mut Vec<u128>,
+    mut feed: impl FnMut(&[u128], usize, usize),
+) {
+    let (longest, steps) = aligned_seeds(seeds);
+    for t in 0..longest {
+        column.clear();
+        column.extend(steps.chunks_exact(longest).map(|seed| seed[t]));
+        feed(column, t, longest);
+    }
+}
+
 fn backend_error(error: impl std::fmt::Debug) -> GenerateError {
     GenerateError::Backend(format!("{error:?}"))
 }
@@ -673,13 +688,10 @@ impl Predictor for NativeRollPredictor<'_> {
 
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
         self.net.reset(&mut self.state, seeds.len());
-        let (longest, steps) = aligned_seeds(seeds);
-        for t in 0..longest {
-            self.column.clear();
-            self.column
-                .extend(steps.chunks_exact(longest).map(|seed| seed[t]));
-            self.net.advance(&mut self.state, &self.column);
-        }
+        let (net, state) = (self.net, &mut self.state);
+        feed_seed_steps(seeds, &mut self.column, |column, _, _| {
+            net.advance(state, column);
+        });
         Ok(())
     }
 
@@ -749,16 +761,13 @@ impl Predictor for NativeComposerPredictor<'_> {
     /// Seeds end just before the placed first step.
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
         self.net.reset(&mut self.state, seeds.len());
-        let (longest, steps) = aligned_seeds(seeds);
-        let first = self.next as i64 - longest as i64;
-        for t in 0..longest {
-            self.column.clear();
-            self.column
-                .extend(steps.chunks_exact(longest).map(|seed| seed[t]));
-            let next = self.meter.wrap(first + t as i64 + 1);
-            self.net
-                .advance(&mut self.state, &self.column, next, self.meter);
-        }
+        let (net, state, meter, next) = (self.net, &mut self.state, self.meter, self.next);
+        feed_seed_steps(seeds, &mut self.column, |column, t, longest| {
+            // Seed step t lies at next - longest + t; it comes with the
+            // meter of the step after it.
+            let after = meter.wrap(next as i64 - longest as i64 + t as i64 + 1);
+            net.advance(state, column, after, meter);
+        });
         Ok(())
     }
 
