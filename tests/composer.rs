@@ -185,24 +185,29 @@ pub fn patterned_songs(count: usize) -> Vec<SongRoll> {
         .collect()
 }
 
+/// A small composer without dropout, on 16-step stretches in batches of 8.
+fn small_trainer(data: &Dataset, learning_rate: f64) -> Trainer {
+    let settings = TrainSettings {
+        batch_size: 8,
+        sequence_steps: 16,
+        learning_rate,
+        ..cadenza::train::default_settings(cadenza::model::Architecture::Composer)
+    };
+    Trainer::new(
+        small_config().with_dropout(0.0),
+        settings,
+        data,
+        "test songs",
+        &device::cpu(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_composer_trains_and_validates_whole_songs() {
     let data = Dataset::from_songs(patterned_songs(24), Preset::Forward, Split::Last(4)).unwrap();
     assert_eq!(data.report().files_validation, 4);
-    let settings = TrainSettings {
-        batch_size: 8,
-        sequence_steps: 16,
-        learning_rate: 3e-3,
-        ..cadenza::train::default_settings(cadenza::model::Architecture::Composer)
-    };
-    let mut trainer = Trainer::new(
-        small_config().with_dropout(0.0),
-        settings,
-        &data,
-        "patterns",
-        &device::cpu(),
-    )
-    .unwrap();
+    let mut trainer = small_trainer(&data, 3e-3);
     let before = trainer.validation_loss(&data).unwrap().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("composer.cadenza");
@@ -546,20 +551,7 @@ fn a_trained_composer_fills_from_the_music_after() {
     let mut songs = held_random_chords(40, 1);
     songs.extend(held_random_chords(6, 2));
     let data = Dataset::from_songs(songs, Preset::Forward, Split::Last(6)).unwrap();
-    let settings = TrainSettings {
-        batch_size: 8,
-        sequence_steps: 16,
-        learning_rate: 5e-3,
-        ..cadenza::train::default_settings(cadenza::model::Architecture::Composer)
-    };
-    let mut trainer = Trainer::new(
-        small_config().with_dropout(0.0),
-        settings,
-        &data,
-        "held chords",
-        &device::cpu(),
-    )
-    .unwrap();
+    let mut trainer = small_trainer(&data, 5e-3);
     let dir = tempfile::tempdir().unwrap();
     let never = std::sync::atomic::AtomicBool::new(false);
     trainer
