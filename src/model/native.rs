@@ -870,7 +870,6 @@ impl NativeComposer {
 
 #[cfg(test)]
 mod unit_tests {
-    use std::time::Instant;
 
     use rand::Rng as _;
 
@@ -1000,75 +999,6 @@ mod unit_tests {
             } else {
                 assert!(out[7].is_finite());
             }
-        }
-    }
-
-    /// Timings of `apply_many` against the plain loop at the models' sizes:
-    /// `cargo test --release --lib dense_timings -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a timing harness, not a check"]
-    fn dense_timings() {
-        let mut rng = seeded(10);
-        // The roll LSTM's recurrent and output layers, the composer's
-        // context layers, and the article's network's (relu inputs).
-        for (n, d_input, d_output, zero_rate) in [
-            (1, 256, 1024, 0.0),
-            (8, 256, 1024, 0.0),
-            (1, 256, 88, 0.0),
-            (8, 256, 88, 0.0),
-            (1, 411, 234, 0.3),
-            (8, 411, 234, 0.3),
-            (3, 256, 1024, 0.0),
-            (4, 128, 128, 0.6),
-            (2, 128, 128, 0.6),
-            (1, 128, 128, 0.3),
-            (1, 128, 128, 0.5),
-            (1, 128, 128, 0.6),
-            (1, 128, 128, 0.8),
-            (1, 128, 512, 0.6),
-            (1, 128, 512, 0.4),
-            (1, 64, 106, 0.0),
-            (32, 128, 128, 0.6),
-        ] {
-            // Several layers in turn, more than the L2 cache holds, as in
-            // generation where each step reads every layer once.
-            let layers: Vec<Dense> = (0..6)
-                .map(|_| random_dense(&mut rng, d_input, d_output))
-                .collect();
-            let xs: Vec<f32> = (0..n * d_input)
-                .map(|_| {
-                    let x = rng.random_range(-1.0f32..1.0);
-                    if rng.random_bool(zero_rate) { 0.0 } else { x }
-                })
-                .collect();
-            let mut out = vec![0.0; n * d_output];
-            let calls = 1_000_000_000 / (n * d_input * d_output) + 1;
-            // Plain and blocked calls take turns, so that both meet the same
-            // load from other processes; the median call of each leaves out
-            // the ones another process interrupted.
-            let mut times = [vec![], vec![]];
-            for (call, dense) in layers.iter().cycle().take(2 * calls).enumerate() {
-                let start = Instant::now();
-                if call % 2 == 0 {
-                    dense.apply_each_row(std::hint::black_box(&xs), &mut out);
-                } else {
-                    dense.apply_many(std::hint::black_box(&xs), &mut out);
-                }
-                times[call % 2].push(start.elapsed().as_secs_f64());
-            }
-            let median = times.map(|mut times| {
-                times.sort_by(f64::total_cmp);
-                times[times.len() / 2]
-            });
-            let gmacs = |seconds: f64| (n * d_input * d_output) as f64 / seconds / 1e9;
-            println!(
-                "{n} x {d_input} -> {d_output}, {zero_rate} zeros: plain {:.1} us ({:.1} GMAC/s), blocked {:.1} us ({:.1} GMAC/s), x{:.2}",
-                median[0] * 1e6,
-                gmacs(median[0]),
-                median[1] * 1e6,
-                gmacs(median[1]),
-                median[0] / median[1]
-            );
         }
     }
 }
