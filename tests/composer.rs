@@ -397,10 +397,9 @@ fn a_fill_rewrites_only_its_passage_and_needs_the_composer() {
     ));
 }
 
-#[test]
-fn the_command_line_fills_in_a_scale_and_refuses_what_a_model_cannot_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("composer.cadenza");
+/// [`small_model`] written as a model file in `dir`.
+fn saved_small_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = dir.join("composer.cadenza");
     Checkpoint::new(
         CheckpointHeader::new(small_config(), "test"),
         &Network::Composer(small_model()),
@@ -408,6 +407,13 @@ fn the_command_line_fills_in_a_scale_and_refuses_what_a_model_cannot_do() {
     .unwrap()
     .save(&model)
     .unwrap();
+    model
+}
+
+#[test]
+fn the_command_line_fills_in_a_scale_and_refuses_what_a_model_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = saved_small_model(dir.path());
     let seed = dir.path().join("seed.mid");
     let steps = random_steps(&mut StdRng::seed_from_u64(2), 48);
     let roll = PianoRoll::from_sounding(steps, RollMeta::default()).unwrap();
@@ -472,14 +478,7 @@ fn the_command_line_fills_in_a_scale_and_refuses_what_a_model_cannot_do() {
 #[test]
 fn eval_reports_the_benchmark_figure_gaps_and_the_music() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("composer.cadenza");
-    Checkpoint::new(
-        CheckpointHeader::new(small_config(), "test"),
-        &Network::Composer(small_model()),
-    )
-    .unwrap()
-    .save(&model)
-    .unwrap();
+    let model = saved_small_model(dir.path());
     let songs = dir.path().join("songs");
     std::fs::create_dir(&songs).unwrap();
     for file in crate::helpers::corpus_files().iter().take(3) {
