@@ -174,7 +174,7 @@ pub enum GenerateError {
     /// Filling asked of a network that only continues.
     #[error(
         "the {0} network only continues what comes before; filling a gap from both sides \
-         needs the composer (--model composer)"
+         needs the composer (the shipped jsb model, or one trained with --arch composer)"
     )]
     CannotFill(&'static str),
     /// A fill's steps run past the music after the gap.
