@@ -717,6 +717,8 @@ pub struct NativeComposerPredictor<'a> {
     /// Index in the piece of the step to predict next.
     next: usize,
     column: Vec<u128>,
+    /// Chosen steps nobody asked for (scoring, plain prediction).
+    scratch: Vec<u128>,
 }
 
 impl<'a> NativeComposerPredictor<'a> {
@@ -727,6 +729,7 @@ impl<'a> NativeComposerPredictor<'a> {
             meter: Meter::default(),
             next: 0,
             column: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -773,7 +776,8 @@ impl Predictor for NativeComposerPredictor<'_> {
 
     /// Each row's probability given the likelier choice at every row below.
     fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        self.draw(&mut |_, _, p| p >= 0.5, &mut Vec::new(), out)
+        self.chain(&mut |_, _, p| p >= 0.5, None, out);
+        Ok(())
     }
 
     fn draw(
@@ -782,14 +786,44 @@ impl Predictor for NativeComposerPredictor<'_> {
         chosen: &mut [u128],
         probabilities: &mut Vec<f32>,
     ) -> Result<(), GenerateError> {
+        self.chain(decide, Some(chosen), probabilities);
+        Ok(())
+    }
+
+    fn conditionals(&mut self, truth: &[u128], out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        self.chain(
+            &mut |s, row, _| truth.get(s).is_some_and(|m| m >> row & 1 == 1),
+            None,
+            out,
+        );
+        Ok(())
+    }
+
+    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
+        self.next += 1;
+        self.net
+            .advance(&mut self.state, steps, self.next, self.meter);
+        Ok(())
+    }
+}
+
+impl NativeComposerPredictor<'_> {
+    /// Decides the next step of every sequence pitch by pitch, into `chosen`
+    /// (or scratch when the caller wants only the probabilities).
+    fn chain(
+        &mut self,
+        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        chosen: Option<&mut [u128]>,
+        probabilities: &mut Vec<f32>,
+    ) {
         let sequences = self.net.sequences(&self.state);
         probabilities.resize(sequences * self.net.pitches(), 0.0);
-        let mut own = Vec::new();
-        let chosen = if chosen.len() >= sequences {
-            chosen
-        } else {
-            own.resize(sequences, 0);
-            &mut own[..]
+        self.scratch.resize(sequences, 0);
+        // A caller's slice too short for every sequence gets nothing, as
+        // the default `draw` fills only as many as it is given.
+        let chosen = match chosen {
+            Some(chosen) if chosen.len() >= sequences => chosen,
+            _ => &mut self.scratch[..],
         };
         self.net.chain(
             &mut self.state,
@@ -799,23 +833,6 @@ impl Predictor for NativeComposerPredictor<'_> {
             chosen,
             probabilities,
         );
-        Ok(())
-    }
-
-    fn conditionals(&mut self, truth: &[u128], out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        let truth = truth.to_vec();
-        self.draw(
-            &mut |s, row, _| truth.get(s).is_some_and(|m| m >> row & 1 == 1),
-            &mut Vec::new(),
-            out,
-        )
-    }
-
-    fn advance(&mut self, steps: &[u128]) -> Result<(), GenerateError> {
-        self.next += 1;
-        self.net
-            .advance(&mut self.state, steps, self.next, self.meter);
-        Ok(())
     }
 }
 

@@ -260,13 +260,7 @@ impl TrainingScheme for StretchScheme {
 
     fn check(&self, settings: &TrainSettings) -> Result<(), TrainError> {
         independent_loss(settings.loss)?;
-        limits::SEQUENCE_STEPS.check(settings.sequence_steps)?;
-        limits::STEPS_PER_BATCH
-            .check(settings.batch_size.saturating_mul(settings.sequence_steps))?;
-        if settings.preset != Preset::Forward {
-            return Err(TrainError::PresetNeedsArticleNetwork(settings.preset));
-        }
-        Ok(())
+        check_stretches(settings)
     }
 
     fn targets_each(&self, settings: &TrainSettings) -> usize {
@@ -428,10 +422,7 @@ impl TrainingScheme for ComposerScheme {
         if settings.feedback > 0.0 {
             return Err(TrainError::NotForComposer("feedback"));
         }
-        StretchScheme.check(&TrainSettings {
-            loss: LossKind::Bce,
-            ..settings.clone()
-        })
+        check_stretches(settings)
     }
 
     fn targets_each(&self, settings: &TrainSettings) -> usize {
@@ -560,6 +551,17 @@ impl TrainingScheme for ComposerScheme {
                 .map_err(|e| TrainError::Backend(e.to_string())),
         )
     }
+}
+
+/// What every network trained on stretches needs: a stretch length and a
+/// batch within bounds, and forward time.
+fn check_stretches(settings: &TrainSettings) -> Result<(), TrainError> {
+    limits::SEQUENCE_STEPS.check(settings.sequence_steps)?;
+    limits::STEPS_PER_BATCH.check(settings.batch_size.saturating_mul(settings.sequence_steps))?;
+    if settings.preset != Preset::Forward {
+        return Err(TrainError::PresetNeedsArticleNetwork(settings.preset));
+    }
+    Ok(())
 }
 
 /// MSE or BCE: the losses of networks with one independent output per pitch.
