@@ -365,27 +365,34 @@ pub trait Predictor {
     /// The network's name, for messages.
     fn name(&self) -> &'static str;
 
-    /// Decides the next step of every sequence: `decide(sequence, row, p)`
-    /// says whether `row` sounds given its probability. A network with
+    /// A fresh predictor over the same network, for a share of the
+    /// variations on another core; `None` where one device (burn's) runs
+    /// them all at once.
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        None
+    }
+
+    /// Decides the next step of every sequence: `deciders[sequence]` says
+    /// whether each row sounds given its probability. A network with
     /// independent outputs asks about every row at once; a joint one gives
     /// each row's probability given the rows already decided below it.
     /// Writes the chosen masks and the probabilities it asked with.
     fn draw(
         &mut self,
-        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        deciders: &mut [RowDecider],
         chosen: &mut [u128],
         probabilities: &mut Vec<f32>,
     ) -> Result<(), GenerateError> {
         self.predict(probabilities)?;
         let pitches = self.pitches();
-        for (v, (p, mask)) in probabilities
+        for ((p, mask), decider) in probabilities
             .chunks_exact(pitches)
             .zip(chosen.iter_mut())
-            .enumerate()
+            .zip(deciders)
         {
             *mask = 0;
             for (row, &p) in p.iter().enumerate() {
-                if decide(v, row, p) {
+                if decider.decide(row, p) {
                     *mask |= 1u128 << row;
                 }
             }
@@ -411,6 +418,16 @@ fn aligned_seeds(seeds: &[&[u128]]) -> (usize, Vec<u128>) {
         row[longest - seed.len()..].copy_from_slice(seed);
     }
     (longest, steps)
+}
+
+/// The seeds to feed: only the first when all are the same (the usual
+/// case, variations of one request), whose state is then copied, else all.
+fn distinct_seeds<'s>(seeds: &'s [&'s [u128]]) -> &'s [&'s [u128]] {
+    if seeds.windows(2).all(|pair| pair[0] == pair[1]) {
+        &seeds[..seeds.len().min(1)]
+    } else {
+        seeds
+    }
 }
 
 /// Hands `feed` the aligned seeds a step at a time: the step of every seed
@@ -686,12 +703,20 @@ impl Predictor for NativeRollPredictor<'_> {
         "roll LSTM"
     }
 
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        Some(Box::new(NativeRollPredictor::new(self.net)))
+    }
+
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
-        self.net.reset(&mut self.state, seeds.len());
+        let fed = distinct_seeds(seeds);
+        self.net.reset(&mut self.state, fed.len());
         let (net, state) = (self.net, &mut self.state);
-        feed_seed_steps(seeds, &mut self.column, |column, _, _| {
+        feed_seed_steps(fed, &mut self.column, |column, _, _| {
             net.advance(state, column);
         });
+        if fed.len() < seeds.len() {
+            self.net.replicate(&mut self.state, seeds.len());
+        }
         Ok(())
     }
 
@@ -743,6 +768,10 @@ impl Predictor for NativeComposerPredictor<'_> {
         "composer"
     }
 
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        Some(Box::new(NativeComposerPredictor::new(self.net)))
+    }
+
     fn place(&mut self, placement: &Placement<'_>) -> Result<(), GenerateError> {
         self.meter = placement.meter;
         self.next = placement.first_step;
@@ -763,36 +792,50 @@ impl Predictor for NativeComposerPredictor<'_> {
 
     /// Seeds end just before the placed first step.
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
-        self.net.reset(&mut self.state, seeds.len());
+        let fed = distinct_seeds(seeds);
+        self.net.reset(&mut self.state, fed.len());
         let (net, state, meter, next) = (self.net, &mut self.state, self.meter, self.next);
-        feed_seed_steps(seeds, &mut self.column, |column, t, longest| {
+        feed_seed_steps(fed, &mut self.column, |column, t, longest| {
             // Seed step t lies at next - longest + t; it comes with the
             // meter of the step after it.
             let after = meter.wrap(next as i64 - longest as i64 + t as i64 + 1);
             net.advance(state, column, after, meter);
         });
+        if fed.len() < seeds.len() {
+            self.net.replicate(&mut self.state, seeds.len());
+        }
         Ok(())
     }
 
     /// Each row's probability given the likelier choice at every row below.
     fn predict(&mut self, out: &mut Vec<f32>) -> Result<(), GenerateError> {
-        self.chain(&mut |_, _, p| p >= 0.5, None, out);
+        let mut likelier = vec![(); self.net.sequences(&self.state)];
+        self.chain(&mut likelier, &|_, _, p| p >= 0.5, None, out);
         Ok(())
     }
 
     fn draw(
         &mut self,
-        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        deciders: &mut [RowDecider],
         chosen: &mut [u128],
         probabilities: &mut Vec<f32>,
     ) -> Result<(), GenerateError> {
-        self.chain(decide, Some(chosen), probabilities);
+        self.chain(
+            deciders,
+            &|decider, row, p| decider.decide(row, p),
+            Some(chosen),
+            probabilities,
+        );
         Ok(())
     }
 
     fn conditionals(&mut self, truth: &[u128], out: &mut Vec<f32>) -> Result<(), GenerateError> {
+        let mut truth: Vec<u128> = (0..self.net.sequences(&self.state))
+            .map(|s| truth.get(s).copied().unwrap_or(0))
+            .collect();
         self.chain(
-            &mut |s, row, _| truth.get(s).is_some_and(|m| m >> row & 1 == 1),
+            &mut truth,
+            &|truth, row, _| *truth >> row & 1 == 1,
             None,
             out,
         );
@@ -809,18 +852,18 @@ impl Predictor for NativeComposerPredictor<'_> {
 
 impl NativeComposerPredictor<'_> {
     /// Decides the next step of every sequence pitch by pitch, into `chosen`
-    /// (or scratch when the caller wants only the probabilities).
-    fn chain(
+    /// (or scratch when the caller wants only the probabilities). Sequences
+    /// without a decider, or beyond a too short `chosen`, get nothing.
+    fn chain<D>(
         &mut self,
-        decide: &mut dyn FnMut(usize, usize, f32) -> bool,
+        deciders: &mut [D],
+        decide: &impl Fn(&mut D, usize, f32) -> bool,
         chosen: Option<&mut [u128]>,
         probabilities: &mut Vec<f32>,
     ) {
         let sequences = self.net.sequences(&self.state);
         probabilities.resize(sequences * self.net.pitches(), 0.0);
         self.scratch.resize(sequences, 0);
-        // A caller's slice too short for every sequence gets nothing, as
-        // the default `draw` fills only as many as it is given.
         let chosen = match chosen {
             Some(chosen) if chosen.len() >= sequences => chosen,
             _ => &mut self.scratch[..],
@@ -829,6 +872,7 @@ impl NativeComposerPredictor<'_> {
             &mut self.state,
             self.next,
             self.meter,
+            deciders,
             decide,
             chosen,
             probabilities,
@@ -927,7 +971,7 @@ pub fn generate_on_until(
     seed: &[u128],
     placement: &Placement<'_>,
     options: &GenerateOptions,
-    stop: &dyn Fn() -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Continuation>, GenerateError> {
     let runner = Runner::new(network, selected)?;
     compose(
@@ -955,7 +999,7 @@ fn generate_until(
     predictor: &mut dyn Predictor,
     seed: &[u128],
     options: &GenerateOptions,
-    stop: &dyn Fn() -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Continuation>, GenerateError> {
     let placement = Placement {
         first_step: seed.len(),
@@ -981,7 +1025,7 @@ pub fn compose(
     placement: &Placement<'_>,
     constraints: &Constraints,
     options: &GenerateOptions,
-    stop: &dyn Fn() -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Continuation>, GenerateError> {
     check_options(options)?;
     if let Some(density) = constraints.density {
@@ -999,7 +1043,100 @@ pub fn compose(
             gap_end: after.at,
         });
     }
-    let variations = options.variations;
+    let lanes = variation_lanes(options.variations);
+    if lanes > 1
+        && let Some(forks) = (0..lanes)
+            .map(|_| predictor.fork())
+            .collect::<Option<Vec<_>>>()
+    {
+        return compose_in_lanes(forks, seed, placement, constraints, options, stop);
+    }
+    let all = Lane {
+        first_variation: 0,
+        variations: options.variations,
+    };
+    compose_lane(predictor, seed, placement, constraints, options, all, stop)
+}
+
+/// Variations `first_variation..first_variation + variations` of a request.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    first_variation: usize,
+    variations: usize,
+}
+
+/// How many cores share `variations` variations: one lane per core, each
+/// stepping its variations together. Variations are independent (each has
+/// its own random stream), so the result does not depend on the split.
+fn variation_lanes(variations: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(variations).max(1)
+}
+
+/// [`compose`] with each lane of variations on its own thread and
+/// predictor; the results in variation order.
+fn compose_in_lanes(
+    predictors: Vec<Box<dyn Predictor + Send + '_>>,
+    seed: &[u128],
+    placement: &Placement<'_>,
+    constraints: &Constraints,
+    options: &GenerateOptions,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Continuation>, GenerateError> {
+    let per_lane = options.variations.div_ceil(predictors.len());
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = predictors
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut predictor)| {
+                let first_variation = i * per_lane;
+                let lane = Lane {
+                    first_variation,
+                    variations: per_lane.min(options.variations.saturating_sub(first_variation)),
+                };
+                scope.spawn(move || {
+                    compose_lane(
+                        predictor.as_mut(),
+                        seed,
+                        placement,
+                        constraints,
+                        options,
+                        lane,
+                        stop,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(options.variations);
+    for continuations in results {
+        all.extend(continuations?);
+    }
+    Ok(all)
+}
+
+/// The variations of `lane`, stepped together by `predictor`.
+fn compose_lane(
+    predictor: &mut dyn Predictor,
+    seed: &[u128],
+    placement: &Placement<'_>,
+    constraints: &Constraints,
+    options: &GenerateOptions,
+    lane: Lane,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<Continuation>, GenerateError> {
+    let variations = lane.variations;
+    if variations == 0 {
+        return Ok(Vec::new());
+    }
     predictor.place(placement)?;
     predictor.start(&vec![seed; variations])?;
     let mut results: Vec<Continuation> = (0..variations)
@@ -1008,7 +1145,7 @@ pub fn compose(
             probabilities: Vec::with_capacity(options.steps * PITCH_COUNT),
         })
         .collect();
-    let mut decider = Decider::new(options, constraints);
+    let mut decider = Decider::new(options, constraints, lane);
     let mut probabilities = Vec::with_capacity(variations * PITCH_COUNT);
     let mut chosen = vec![0u128; variations];
 
@@ -1017,11 +1154,7 @@ pub fn compose(
             return Err(GenerateError::Stopped);
         }
         decider.enter(placement.first_step + k);
-        predictor.draw(
-            &mut |v, row, p| decider.decide(v, row, p),
-            &mut chosen,
-            &mut probabilities,
-        )?;
+        predictor.draw(&mut decider.variations, &mut chosen, &mut probabilities)?;
         for ((result, &mask), p) in results
             .iter_mut()
             .zip(&chosen)
@@ -1045,48 +1178,87 @@ const MAX_TILT: f32 = 6.0;
 /// density control, which tilts every free row's logit by the same amount
 /// (an exponential tilt of the step's distribution towards more or fewer
 /// notes) and moves the tilt after each step by how far the step's notes
-/// were from the target.
+/// were from the target. Each variation decides with its own
+/// [`RowDecider`], so variations may be drawn on different threads.
 struct Decider<'a> {
     rule: Rule,
     constraints: &'a Constraints,
-    rngs: Vec<SeededRng>,
     boost: f64,
-    tilt: Vec<f32>,
+    variations: Vec<RowDecider>,
+}
+
+/// How one variation decides the rows of a step: the rule, the step's locked
+/// cells, its own random stream and its density tilt.
+#[derive(Clone, Debug)]
+pub struct RowDecider {
+    rule: Rule,
+    /// The boost rule's boost at this step.
+    boost: f32,
     /// This step's cells that must sound / stay silent.
     on: u128,
     off: u128,
+    tilt: f32,
+    rng: SeededRng,
 }
 
 impl<'a> Decider<'a> {
-    fn new(options: &GenerateOptions, constraints: &'a Constraints) -> Self {
+    fn new(options: &GenerateOptions, constraints: &'a Constraints, lane: Lane) -> Self {
+        let rule = options.rule;
         Self {
-            rule: options.rule,
+            rule,
             constraints,
-            rngs: (0..options.variations as u64)
-                .map(|i| match options.rule {
-                    Rule::Sample { rng_seed, .. } => seeded(rng_seed.wrapping_add(i)),
-                    _ => seeded(i),
-                })
-                .collect(),
-            boost: match options.rule {
+            boost: match rule {
                 Rule::Boost { vanish_proof, .. } => vanish_proof,
                 _ => 0.0,
             },
-            tilt: vec![0.0; options.variations],
-            on: 0,
-            off: 0,
+            variations: (lane.first_variation as u64
+                ..(lane.first_variation + lane.variations) as u64)
+                .map(|i| RowDecider {
+                    rule,
+                    boost: 0.0,
+                    on: 0,
+                    off: 0,
+                    tilt: 0.0,
+                    rng: match rule {
+                        Rule::Sample { rng_seed, .. } => seeded(rng_seed.wrapping_add(i)),
+                        _ => seeded(i),
+                    },
+                })
+                .collect(),
         }
     }
 
     /// Starts deciding step `step` of the piece.
     fn enter(&mut self, step: usize) {
-        (self.on, self.off) = self.constraints.at(step);
+        let (on, off) = self.constraints.at(step);
+        // As the article's numpy does: the boost (a Python float) is
+        // rounded to f32 and added in f32.
+        let boost = self.boost as f32;
+        for decider in &mut self.variations {
+            (decider.on, decider.off, decider.boost) = (on, off, boost);
+        }
     }
 
-    fn decide(&mut self, variation: usize, row: usize, p: f32) -> bool {
+    /// Ends a step whose chosen notes were `chosen`.
+    fn leave(&mut self, chosen: &[u128]) {
+        if let Some(target) = self.constraints.density {
+            for (decider, mask) in self.variations.iter_mut().zip(chosen) {
+                let error = target - mask.count_ones() as f32;
+                decider.tilt = (decider.tilt + DENSITY_GAIN * error).clamp(-MAX_TILT, MAX_TILT);
+            }
+        }
+        if let Rule::Boost { vanish_inc, .. } = self.rule {
+            self.boost *= vanish_inc;
+        }
+    }
+}
+
+impl RowDecider {
+    /// Whether `row` sounds, given its probability `p`.
+    pub fn decide(&mut self, row: usize, p: f32) -> bool {
         // Drawn for every row, so a constraint changes no other row's draw.
         let draw = match self.rule {
-            Rule::Sample { .. } => unit_f32(&mut self.rngs[variation]),
+            Rule::Sample { .. } => unit_f32(&mut self.rng),
             _ => 0.0,
         };
         let bit = 1u128 << row;
@@ -1096,26 +1268,11 @@ impl<'a> Decider<'a> {
         if self.off & bit != 0 {
             return false;
         }
-        let tilt = self.tilt[variation];
+        let tilt = self.tilt;
         match self.rule {
-            // As the article's numpy does: the boost (a Python float) is
-            // rounded to f32 and added in f32.
-            Rule::Boost { .. } => tilted(p, tilt) + self.boost as f32 >= 1.0,
+            Rule::Boost { .. } => tilted(p, tilt) + self.boost >= 1.0,
             Rule::Threshold { threshold } => tilted(p, tilt) >= threshold,
             Rule::Sample { temperature, .. } => draw < tilted(sharpen(p, temperature), tilt),
-        }
-    }
-
-    /// Ends a step whose chosen notes were `chosen`.
-    fn leave(&mut self, chosen: &[u128]) {
-        if let Some(target) = self.constraints.density {
-            for (tilt, mask) in self.tilt.iter_mut().zip(chosen) {
-                let error = target - mask.count_ones() as f32;
-                *tilt = (*tilt + DENSITY_GAIN * error).clamp(-MAX_TILT, MAX_TILT);
-            }
-        }
-        if let Rule::Boost { vanish_inc, .. } = self.rule {
-            self.boost *= vanish_inc;
         }
     }
 }
@@ -1150,7 +1307,7 @@ pub fn fill(
     selected: &SelectedDevice,
     roll: &PianoRoll,
     fill: &Fill,
-    stop: &dyn Fn() -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Continuation>, GenerateError> {
     let Fill {
         range,

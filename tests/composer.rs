@@ -337,6 +337,55 @@ fn density_steers_the_notes_per_step() {
     }
 }
 
+/// Variations are split over the cores, each share stepped together from
+/// one fed seed: every variation must still be exactly its lone run
+/// (variation `i` draws with `rng_seed + i`), for a fill with music after
+/// and density control, and for the roll LSTM.
+#[test]
+fn variations_on_several_cores_are_their_lone_runs() {
+    let selected = device::cpu_selected(None);
+    let steps = random_steps(&mut StdRng::seed_from_u64(21), 48);
+    let roll = PianoRoll::from_sounding(steps, RollMeta::default()).unwrap();
+    let request = |rng_seed: u64, variations: usize| Fill {
+        range: 12..30,
+        meter: Meter::default(),
+        constraints: Constraints {
+            density: Some(3.0),
+            ..Constraints::default()
+        },
+        options: GenerateOptions {
+            steps: 18,
+            rule: Rule::Sample {
+                temperature: 1.0,
+                rng_seed,
+            },
+            variations,
+        },
+    };
+    let composer = Network::Composer(small_model());
+    let roll_lstm = Network::RollLstm(RollLstmConfig::new().with_units(24).init(&device::cpu()));
+    // The roll LSTM continues (a fill to the roll's end); the composer fills.
+    for (network, range) in [(&composer, 12..30), (&roll_lstm, 30..48)] {
+        let at_once = |rng_seed, variations| {
+            let mut fill_request = request(rng_seed, variations);
+            fill_request.range = range.clone();
+            fill(network, &selected, &roll, &fill_request, &|| false).unwrap()
+        };
+        let together = at_once(40, 5);
+        assert_eq!(together.len(), 5);
+        for (i, variation) in together.iter().enumerate() {
+            let alone = at_once(40 + i as u64, 1);
+            assert_eq!(
+                &alone[0],
+                variation,
+                "variation {i} of {:?}",
+                network.architecture()
+            );
+        }
+        assert_ne!(together[0].steps, together[1].steps);
+    }
+}
+
 #[test]
 fn a_fill_rewrites_only_its_passage_and_needs_the_composer() {
     let composer = Network::Composer(small_model());

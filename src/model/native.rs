@@ -392,6 +392,12 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `tanh x` as `1 - 2 / (e^2x + 1)`: within 2e-7 of libm's `tanhf`, which
+/// takes several times as long and was a quarter of a generated step.
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
+}
+
 impl NativeArticleNet {
     /// Copies the weights out of `model` (on any device).
     pub fn from_model(model: &ArticleNet) -> Result<Self, NativeCopyError> {
@@ -551,6 +557,17 @@ impl LstmStates {
     fn sequences(&self, units: usize) -> usize {
         self.hidden.len() / units.max(1)
     }
+
+    /// Makes these states `sequences` copies of the first sequence's.
+    fn replicate(&mut self, units: usize, sequences: usize) {
+        for values in [&mut self.hidden, &mut self.cell] {
+            values.truncate(units);
+            let first = values.clone();
+            for _ in 1..sequences {
+                values.extend_from_slice(&first);
+            }
+        }
+    }
 }
 
 impl NativeLstm {
@@ -580,17 +597,18 @@ impl NativeLstm {
     /// `dense[s * d .. (s + 1) * d]` for the rest (`dense` may be empty when
     /// there are none).
     fn advance(&self, states: &mut LstmStates, masks: &[u128], dense: &[f32]) {
+        let LstmStates {
+            hidden,
+            cell,
+            gates,
+        } = states;
+        gates.resize(masks.len() * 4 * self.units, 0.0);
         let units = self.units;
         let width = 4 * units;
         let dense_rows = self.kernel.len() / width - self.sparse_rows;
-        states.gates.resize(masks.len() * width, 0.0);
         // bias + h U, then + the kernel rows of the inputs.
-        self.recurrent.apply_many(&states.hidden, &mut states.gates);
-        for (s, (&mask, gates)) in masks
-            .iter()
-            .zip(states.gates.chunks_exact_mut(width))
-            .enumerate()
-        {
+        self.recurrent.apply_many(hidden, gates);
+        for (s, (&mask, gates)) in masks.iter().zip(gates.chunks_exact_mut(width)).enumerate() {
             for pitch in mask_bits(mask) {
                 if pitch < self.sparse_rows {
                     let row = &self.kernel[pitch * width..(pitch + 1) * width];
@@ -608,17 +626,16 @@ impl NativeLstm {
                 }
             }
         }
-        for ((gates, hidden), cell) in states
-            .gates
+        for ((gates, hidden), cell) in gates
             .chunks_exact(width)
-            .zip(states.hidden.chunks_exact_mut(units))
-            .zip(states.cell.chunks_exact_mut(units))
+            .zip(hidden.chunks_exact_mut(units))
+            .zip(cell.chunks_exact_mut(units))
         {
             for u in 0..units {
                 let c = sigmoid(gates[units + u]) * cell[u]
-                    + sigmoid(gates[u]) * gates[2 * units + u].tanh();
+                    + sigmoid(gates[u]) * tanh(gates[2 * units + u]);
                 cell[u] = c;
-                hidden[u] = sigmoid(gates[3 * units + u]) * c.tanh();
+                hidden[u] = sigmoid(gates[3 * units + u]) * tanh(c);
             }
         }
     }
@@ -661,6 +678,12 @@ impl NativeRollNet {
         self.lstm.reset(state, sequences);
     }
 
+    /// Makes `state` `sequences` copies of its first sequence (seeds that
+    /// are all the same are fed once).
+    pub fn replicate(&self, state: &mut RollState, sequences: usize) {
+        state.replicate(self.lstm.units, sequences);
+    }
+
     /// Feeds one step (a pitch bitmask) to each sequence of `state`.
     pub fn advance(&self, state: &mut RollState, steps: &[u128]) {
         self.lstm.advance(state, steps, &[]);
@@ -683,8 +706,14 @@ pub struct NativeComposer {
     nade_units: usize,
     past: NativeLstm,
     future: NativeLstm,
-    visible_bias: Dense,
-    hidden_bias: Dense,
+    /// The NADE's visible and hidden biases (`[pitches + nade_units]`) from
+    /// the past LSTM's output, without bias: the part of the context that
+    /// differs between sequences.
+    from_past: Dense,
+    /// The same from the rest of the context (the music after the gap, the
+    /// gap, the meter), with the layers' biases: the part every sequence
+    /// shares, computed once per step.
+    from_shared: Dense,
     /// `W`, `[pitches, nade_units]`.
     nade_in: Vec<f32>,
     /// `V`, `[pitches, nade_units]`.
@@ -707,9 +736,11 @@ struct AfterGap {
 pub struct ComposerState {
     past: LstmStates,
     after: Option<AfterGap>,
-    context: Vec<f32>,
-    visible: Vec<f32>,
-    hidden: Vec<f32>,
+    /// The shared part of the context, and what it adds to the biases.
+    shared: Vec<f32>,
+    shared_biases: Vec<f32>,
+    /// Each sequence's visible then hidden biases.
+    biases: Vec<f32>,
     activation: Vec<f32>,
     squashed: Vec<f32>,
     dense: Vec<f32>,
@@ -720,13 +751,41 @@ impl NativeComposer {
     pub fn from_model(model: &Composer) -> Result<Self, NativeCopyError> {
         let pitches = model.pitches();
         let [_, nade_units] = model.nade_in.dims();
+        let units = model.past.units;
+        let (visible, hidden) = (dense(&model.visible_bias)?, dense(&model.hidden_bias)?);
+        let outputs = pitches + nade_units;
+        let width = visible.d_input;
+        if hidden.d_input != width || width < units {
+            return Err(NativeCopyError(format!(
+                "the NADE's biases read {width} and {} inputs, not the context of a {units}-unit LSTM",
+                hidden.d_input
+            )));
+        }
+        // Both layers side by side: input row i = visible's row i, hidden's row i.
+        let rows = |first: usize, last: usize| -> Vec<f32> {
+            (first..last)
+                .flat_map(|i| {
+                    visible.weight[i * pitches..(i + 1) * pitches]
+                        .iter()
+                        .chain(&hidden.weight[i * nade_units..(i + 1) * nade_units])
+                        .copied()
+                })
+                .collect()
+        };
+        let from_past = Dense::new(units, outputs, rows(0, units), vec![0.0; outputs]);
+        let from_shared = Dense::new(
+            width - units,
+            outputs,
+            rows(units, width),
+            visible.bias.iter().chain(&hidden.bias).copied().collect(),
+        );
         Ok(Self {
             pitches,
             nade_units,
             past: NativeLstm::from_keras(&model.past, pitches)?,
             future: NativeLstm::from_keras(&model.future, pitches)?,
-            visible_bias: dense(&model.visible_bias)?,
-            hidden_bias: dense(&model.hidden_bias)?,
+            from_past,
+            from_shared,
             nade_in: read(model.nade_in.val())?,
             nade_out: read(model.nade_out.val())?,
         })
@@ -745,6 +804,12 @@ impl NativeComposer {
     /// gap stays).
     pub fn reset(&self, state: &mut ComposerState, sequences: usize) {
         self.past.reset(&mut state.past, sequences);
+    }
+
+    /// Makes `state` `sequences` copies of its first sequence (seeds that
+    /// are all the same are fed once).
+    pub fn replicate(&self, state: &mut ComposerState, sequences: usize) {
+        state.past.replicate(self.past.units, sequences);
     }
 
     /// Forgets the music after the gap: continuing.
@@ -789,68 +854,75 @@ impl NativeComposer {
     }
 
     /// Decides step `step` of every sequence pitch by pitch, low to high:
-    /// `choose(sequence, row, p)` gets each row's probability given the rows
-    /// chosen below it and says whether it sounds. Writes the chosen masks
-    /// and the probabilities (`sequences * pitches`).
-    pub fn chain(
+    /// `decide(&mut deciders[sequence], row, p)` gets each row's probability
+    /// given the rows chosen below it and says whether it sounds. Writes the
+    /// chosen masks and the probabilities (`sequences * pitches`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn chain<D>(
         &self,
         state: &mut ComposerState,
         step: usize,
         meter: Meter,
-        choose: &mut dyn FnMut(usize, usize, f32) -> bool,
+        deciders: &mut [D],
+        decide: &impl Fn(&mut D, usize, f32) -> bool,
         chosen: &mut [u128],
         probabilities: &mut [f32],
     ) {
         let (units, after_units, pitches) = (self.past.units, self.future.units, self.pitches);
-        let width = units + after_units + pitches + GAP_FEATURES + METER_FEATURES;
-        let sequences = self.sequences(state);
-        state.context.clear();
-        state.context.resize(sequences * width, 0.0);
-        for (s, context) in state.context.chunks_exact_mut(width).enumerate() {
-            let (past, rest) = context.split_at_mut(units);
-            past.copy_from_slice(&state.past.hidden[s * units..(s + 1) * units]);
-            let (after, rest) = rest.split_at_mut(after_units);
-            let (first_after, rest) = rest.split_at_mut(pitches);
-            let (gap, meter_features) = rest.split_at_mut(GAP_FEATURES);
-            let distance = match &state.after {
-                Some(heard) if heard.at > step => {
-                    after.copy_from_slice(&heard.summary);
-                    mask_to_floats(heard.first, first_after);
-                    Some(heard.at - step)
-                }
-                _ => None,
-            };
-            gap_features(distance, gap);
-            meter.features(step, meter_features);
-        }
         let nade = self.nade_units;
-        state.visible.resize(sequences * pitches, 0.0);
-        state.hidden.resize(sequences * nade, 0.0);
-        self.visible_bias
-            .apply_many(&state.context, &mut state.visible);
-        self.hidden_bias
-            .apply_many(&state.context, &mut state.hidden);
-        for s in 0..sequences {
+        let outputs = pitches + nade;
+        let sequences = self.sequences(state);
+        // The context is [past LSTM output | after | first after | gap | meter];
+        // all but the first part are the same for every sequence.
+        state.shared.clear();
+        state
+            .shared
+            .resize(after_units + pitches + GAP_FEATURES + METER_FEATURES, 0.0);
+        let (after, rest) = state.shared.split_at_mut(after_units);
+        let (first_after, rest) = rest.split_at_mut(pitches);
+        let (gap, meter_features) = rest.split_at_mut(GAP_FEATURES);
+        let distance = match &state.after {
+            Some(heard) if heard.at > step => {
+                after.copy_from_slice(&heard.summary);
+                mask_to_floats(heard.first, first_after);
+                Some(heard.at - step)
+            }
+            _ => None,
+        };
+        gap_features(distance, gap);
+        meter.features(step, meter_features);
+        state.shared_biases.resize(outputs, 0.0);
+        self.from_shared
+            .apply_many(&state.shared, &mut state.shared_biases);
+        state.biases.resize(sequences * outputs, 0.0);
+        self.from_past
+            .apply_many(&state.past.hidden[..sequences * units], &mut state.biases);
+        for biases in state.biases.chunks_exact_mut(outputs) {
+            biases
+                .iter_mut()
+                .zip(&state.shared_biases)
+                .for_each(|(b, &shared)| *b += shared);
+        }
+        for (s, ((decider, mask), probabilities)) in deciders
+            .iter_mut()
+            .zip(chosen.iter_mut())
+            .zip(probabilities.chunks_exact_mut(pitches))
+            .enumerate()
+        {
+            let (visible, hidden) = state.biases[s * outputs..(s + 1) * outputs].split_at(pitches);
             state.activation.clear();
-            state
-                .activation
-                .extend_from_slice(&state.hidden[s * nade..(s + 1) * nade]);
+            state.activation.extend_from_slice(hidden);
             state.squashed.clear();
             state
                 .squashed
                 .extend(state.activation.iter().map(|&a| sigmoid(a)));
-            let mut mask = 0u128;
-            for row in 0..pitches {
+            *mask = 0;
+            for (row, p_row) in probabilities.iter_mut().enumerate() {
                 let read_out = &self.nade_out[row * nade..(row + 1) * nade];
-                let dot: f32 = read_out
-                    .iter()
-                    .zip(&state.squashed)
-                    .map(|(v, h)| v * h)
-                    .sum();
-                let p = sigmoid(state.visible[s * pitches + row] + dot);
-                probabilities[s * pitches + row] = p;
-                if choose(s, row, p) {
-                    mask |= 1u128 << row;
+                let p = sigmoid(visible[row] + dot(read_out, &state.squashed));
+                *p_row = p;
+                if decide(decider, row, p) {
+                    *mask |= 1u128 << row;
                     let added = &self.nade_in[row * nade..(row + 1) * nade];
                     for ((a, h), &w) in state
                         .activation
@@ -863,9 +935,23 @@ impl NativeComposer {
                     }
                 }
             }
-            chosen[s] = mask;
         }
     }
+}
+
+/// `a . b`, in eight running sums so that the loop vectorises (a single
+/// sum must add in order, one addition's latency per term).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (a_blocks, a_rest) = a.as_chunks::<8>();
+    let (b_blocks, b_rest) = b.as_chunks::<8>();
+    let mut sums = [0.0f32; 8];
+    for (x, y) in a_blocks.iter().zip(b_blocks) {
+        for lane in 0..8 {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    let rest: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    sums.iter().sum::<f32>() + rest
 }
 
 #[cfg(test)]
@@ -999,6 +1085,26 @@ mod unit_tests {
             } else {
                 assert!(out[7].is_finite());
             }
+        }
+    }
+
+    #[test]
+    fn the_fast_tanh_and_dot_stay_close_to_the_plain_ones() {
+        for i in -4000..=4000 {
+            let x = i as f32 / 200.0;
+            assert!((tanh(x) - x.tanh()).abs() <= 2e-7, "tanh {x}");
+        }
+        assert_eq!(tanh(f32::INFINITY), 1.0);
+        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
+        let mut rng = seeded(5);
+        for length in [0, 1, 7, 8, 9, 128, 131] {
+            let a: Vec<f32> = (0..length).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..length).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).sum();
+            assert!(
+                (f64::from(dot(&a, &b)) - plain).abs() <= 1e-5,
+                "length {length}"
+            );
         }
     }
 }
