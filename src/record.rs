@@ -95,6 +95,22 @@ impl Default for TrainSettings {
     }
 }
 
+/// How far above the lowest validation loss (a share of it) an epoch may
+/// lie and still be chosen for how its music sounds.
+pub const NEAR_BEST_LOSS: f64 = 0.02;
+
+impl EpochRecord {
+    /// The loss epochs are compared by: validation, else training.
+    pub fn selection_loss(&self) -> f64 {
+        self.validation_loss.unwrap_or(self.train_loss)
+    }
+
+    /// Music goals missed; all four when not measured.
+    pub fn goals_missed(&self) -> usize {
+        self.music.map_or(4, |music| music.goals_missed())
+    }
+}
+
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -113,6 +129,55 @@ pub struct EpochRecord {
     pub best_threshold: Option<f64>,
     pub windows_per_s: f64,
     pub seconds: f64,
+    /// How the epoch's own continuations of the validation music sound;
+    /// none without validation (and in files from before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music: Option<MusicCheck>,
+}
+
+/// A network's own continuations of held-out music beside the music that
+/// really follows (the figures `cadenza eval` reports under "music"), and the
+/// goals a model is held to: clashes at most 1.2x the music's, notes in key
+/// and onsets on a beat at most 0.03 / 0.10 below its shares, and a density
+/// of 0.85-1.15 of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MusicCheck {
+    pub clash_share: Option<f64>,
+    pub data_clash_share: Option<f64>,
+    pub in_key_share: Option<f64>,
+    pub data_in_key_share: Option<f64>,
+    pub on_beat_share: Option<f64>,
+    pub data_on_beat_share: Option<f64>,
+    /// Notes per step of the continuations over the music's.
+    pub density_ratio: f64,
+}
+
+impl MusicCheck {
+    pub const MAX_CLASH_RATIO: f64 = 1.2;
+    pub const IN_KEY_MARGIN: f64 = 0.03;
+    pub const ON_BEAT_MARGIN: f64 = 0.10;
+    pub const DENSITY_RATIO: std::ops::RangeInclusive<f64> = 0.85..=1.15;
+
+    /// How many of the four goals the continuations miss (a figure the
+    /// music or the continuations leave undefined misses nothing).
+    pub fn goals_missed(&self) -> usize {
+        let missed = |ours: Option<f64>, theirs: Option<f64>, ok: &dyn Fn(f64, f64) -> bool| matches!((ours, theirs), (Some(a), Some(b)) if !ok(a, b));
+        [
+            missed(self.clash_share, self.data_clash_share, &|a, b| {
+                a <= Self::MAX_CLASH_RATIO * b
+            }),
+            missed(self.in_key_share, self.data_in_key_share, &|a, b| {
+                a >= b - Self::IN_KEY_MARGIN
+            }),
+            missed(self.on_beat_share, self.data_on_beat_share, &|a, b| {
+                a >= b - Self::ON_BEAT_MARGIN
+            }),
+            !Self::DENSITY_RATIO.contains(&self.density_ratio),
+        ]
+        .into_iter()
+        .filter(|&m| m)
+        .count()
+    }
 }
 
 /// Settings and history of a training run, kept in its checkpoints.
@@ -132,12 +197,43 @@ impl TrainingRecord {
     }
 
     /// The epoch with the lowest validation loss (training loss without
-    /// validation).
+    /// validation): what patience counts from.
+    pub fn lowest_loss_epoch(&self) -> Option<&EpochRecord> {
+        self.log
+            .iter()
+            .min_by(|a, b| a.selection_loss().total_cmp(&b.selection_loss()))
+    }
+
+    /// The epoch to keep, chosen as the epochs end: by the validation loss,
+    /// and by the music among epochs within [`NEAR_BEST_LOSS`] of the
+    /// lowest loss so far. An epoch takes over when its loss is the lowest
+    /// and the kept one is no longer near it, or when it is near the lowest
+    /// and misses fewer of the music goals ([`MusicCheck`]) than the kept one
+    /// (at equal goals, a lower loss). Epochs without music figures count as
+    /// missing all four. The choice only ever moves to the epoch just ended,
+    /// so the best model written then stays the one this names.
     pub fn best_epoch(&self) -> Option<&EpochRecord> {
-        self.log.iter().min_by(|a, b| {
-            let key = |r: &EpochRecord| r.validation_loss.unwrap_or(r.train_loss);
-            key(a).total_cmp(&key(b))
-        })
+        let mut lowest = f64::INFINITY;
+        let mut best: Option<&EpochRecord> = None;
+        for record in &self.log {
+            let loss = record.selection_loss();
+            lowest = lowest.min(loss);
+            let near =
+                |r: &EpochRecord| r.selection_loss() <= lowest + NEAR_BEST_LOSS * lowest.abs();
+            let takes_over = match best {
+                None => true,
+                Some(kept) if !near(kept) => loss <= lowest,
+                Some(kept) => {
+                    near(record)
+                        && (record.goals_missed(), loss)
+                            < (kept.goals_missed(), kept.selection_loss())
+                }
+            };
+            if takes_over {
+                best = Some(record);
+            }
+        }
+        best
     }
 
     /// The threshold with the best validation F1 at the best epoch: what the
@@ -149,12 +245,14 @@ impl TrainingRecord {
     /// The loss history as CSV.
     pub fn to_csv(&self) -> String {
         let mut csv = String::from(
-            "epoch,train_loss,validation_loss,validation_f1,best_threshold,windows_per_s,seconds\n",
+            "epoch,train_loss,validation_loss,validation_f1,best_threshold,windows_per_s,seconds,\
+             clash_share,data_clash_share,in_key_share,data_in_key_share,on_beat_share,\
+             data_on_beat_share,density_ratio,music_goals_missed\n",
         );
         let optional = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.8}"));
         for r in &self.log {
             csv.push_str(&format!(
-                "{},{:.8},{},{},{},{:.1},{:.3}\n",
+                "{},{:.8},{},{},{},{:.1},{:.3}",
                 r.epoch,
                 r.train_loss,
                 optional(r.validation_loss),
@@ -163,7 +261,137 @@ impl TrainingRecord {
                 r.windows_per_s,
                 r.seconds
             ));
+            match &r.music {
+                Some(m) => csv.push_str(&format!(
+                    ",{},{},{},{},{},{},{:.8},{}\n",
+                    optional(m.clash_share),
+                    optional(m.data_clash_share),
+                    optional(m.in_key_share),
+                    optional(m.data_in_key_share),
+                    optional(m.on_beat_share),
+                    optional(m.data_on_beat_share),
+                    m.density_ratio,
+                    m.goals_missed()
+                )),
+                None => csv.push_str(",,,,,,,,\n"),
+            }
         }
         csv
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Continuations that sound like the music: every goal met.
+    fn sounding_right() -> MusicCheck {
+        MusicCheck {
+            clash_share: Some(0.05),
+            data_clash_share: Some(0.05),
+            in_key_share: Some(0.90),
+            data_in_key_share: Some(0.92),
+            on_beat_share: Some(0.70),
+            data_on_beat_share: Some(0.75),
+            density_ratio: 1.0,
+        }
+    }
+
+    #[test]
+    fn each_music_goal_counts_once() {
+        let right = sounding_right();
+        assert_eq!(right.goals_missed(), 0);
+        let wrong = [
+            MusicCheck {
+                clash_share: Some(0.07),
+                ..right
+            },
+            MusicCheck {
+                in_key_share: Some(0.88),
+                ..right
+            },
+            MusicCheck {
+                on_beat_share: Some(0.60),
+                ..right
+            },
+            MusicCheck {
+                density_ratio: 0.8,
+                ..right
+            },
+        ];
+        for check in wrong {
+            assert_eq!(check.goals_missed(), 1, "{check:?}");
+        }
+        let unknown = MusicCheck {
+            on_beat_share: None,
+            ..right
+        };
+        assert_eq!(unknown.goals_missed(), 0);
+    }
+
+    fn epoch(epoch: usize, loss: f64, missed: usize) -> EpochRecord {
+        let right = sounding_right();
+        let music = MusicCheck {
+            // Miss `missed` goals: density, on beat, in key, clashes.
+            density_ratio: if missed >= 1 { 2.0 } else { 1.0 },
+            on_beat_share: if missed >= 2 {
+                Some(0.1)
+            } else {
+                right.on_beat_share
+            },
+            in_key_share: if missed >= 3 {
+                Some(0.1)
+            } else {
+                right.in_key_share
+            },
+            clash_share: if missed >= 4 {
+                Some(0.5)
+            } else {
+                right.clash_share
+            },
+            ..right
+        };
+        EpochRecord {
+            epoch,
+            train_loss: loss + 1.0,
+            validation_loss: Some(loss),
+            validation_f1: None,
+            best_threshold: None,
+            windows_per_s: 1.0,
+            seconds: 1.0,
+            music: Some(music),
+        }
+    }
+
+    #[test]
+    fn the_best_epoch_weighs_the_music_among_near_losses() {
+        let mut record = TrainingRecord {
+            settings: TrainSettings::default(),
+            data: String::new(),
+            windows_train: 0,
+            windows_validation: 0,
+            log: Vec::new(),
+        };
+        let mut chosen = Vec::new();
+        let epochs = [
+            (5.0, 2),
+            (4.0, 2),  // lower loss: takes over
+            (4.05, 0), // near 4.0 and sounds better: takes over
+            (3.0, 3),  // far lower: takes over whatever its music
+            (3.05, 1), // near and better
+            (3.01, 3), // near, lower loss, but worse music: stays
+            (3.2, 0),  // not near: stays
+        ];
+        for (i, (loss, missed)) in epochs.into_iter().enumerate() {
+            record.log.push(epoch(i + 1, loss, missed));
+            chosen.push(record.best_epoch().unwrap().epoch);
+        }
+        assert_eq!(chosen, [1, 2, 3, 4, 5, 5, 5]);
+        assert_eq!(record.lowest_loss_epoch().unwrap().epoch, 4);
+        // Unmeasured epochs count as missing every goal: epoch 5 no longer
+        // sounds better than epoch 4, and epoch 6's loss is not lower.
+        record.log[4].music = None;
+        assert_eq!(record.best_epoch().unwrap().epoch, 4);
     }
 }

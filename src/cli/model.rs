@@ -134,8 +134,15 @@ pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{:>6}  {:>11}  {:>11}  {:>7}  {:>9}  {:>10}  {:>8}",
-        "epoch", "train loss", "val loss", "val F1", "threshold", "windows/s", "seconds"
+        "{:>6}  {:>11}  {:>11}  {:>7}  {:>9}  {:>10}  {:>8}  {:>12}",
+        "epoch",
+        "train loss",
+        "val loss",
+        "val F1",
+        "threshold",
+        "windows/s",
+        "seconds",
+        "music goals"
     );
     for r in &training.log {
         let optional = |v: Option<f64>, decimals: usize| {
@@ -143,7 +150,7 @@ pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
         };
         let _ = writeln!(
             text,
-            "{:>6}  {:>11.6}  {:>11}  {:>7}  {:>9}  {:>10.0}  {:>8.1}{}",
+            "{:>6}  {:>11.6}  {:>11}  {:>7}  {:>9}  {:>10.0}  {:>8.1}  {:>12}{}",
             r.epoch,
             r.train_loss,
             optional(r.validation_loss, 6),
@@ -151,6 +158,10 @@ pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
             optional(r.best_threshold, 3),
             r.windows_per_s,
             r.seconds,
+            r.music.map_or_else(
+                || "-".to_owned(),
+                |m| format!("{} of 4 met", 4 - m.goals_missed())
+            ),
             if Some(r.epoch) == best {
                 "  <- best"
             } else {

@@ -15,7 +15,7 @@ use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice};
 use crate::limits;
 use crate::model::{Architecture, NetworkConfig};
-use crate::record::{LossKind, TrainSettings};
+use crate::record::{LossKind, MusicCheck, TrainSettings};
 use crate::train::{self, TrainEnd, TrainEvent, Trainer, best_path, csv_path};
 
 #[derive(Debug, Args)]
@@ -276,8 +276,12 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
                 (Some(f1), Some(threshold)) => format!(", F1 {f1:.3} at {threshold:.3}"),
                 _ => String::new(),
             };
+            let music = record
+                .music
+                .as_ref()
+                .map_or_else(String::new, music_summary);
             let line = format!(
-                "epoch {}: train loss {:.6}, validation loss {}{f1}, {:.0} windows/s",
+                "epoch {}: train loss {:.6}, validation loss {}{f1}, {:.0} windows/s{music}",
                 record.epoch,
                 record.train_loss,
                 record
@@ -293,6 +297,23 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
             }
         }
     }
+}
+
+/// `; music: ...` for an epoch line: each figure of the continuations beside
+/// the music's, and how many goals they miss.
+fn music_summary(music: &MusicCheck) -> String {
+    let pair = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(a), Some(b)) => format!("{:.1}% ({:.1}%)", 100.0 * a, 100.0 * b),
+        _ => "-".to_owned(),
+    };
+    format!(
+        "; music (the real music's): clashes {}, in key {}, on a beat {}, density {:.2}; {} of 4 goals missed",
+        pair(music.clash_share, music.data_clash_share),
+        pair(music.in_key_share, music.data_in_key_share),
+        pair(music.on_beat_share, music.data_on_beat_share),
+        music.density_ratio,
+        music.goals_missed()
+    )
 }
 
 /// The network's size, where the default does not suit the data.

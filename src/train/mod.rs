@@ -18,11 +18,11 @@ use burn::tensor::{Bytes, Device, Tensor};
 use crate::atomic::write_atomically;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 use crate::dataset::{Dataset, Preset};
-use crate::eval::{FrameScores, teacher_forced};
-use crate::generate::Runner;
+use crate::eval::{FrameScores, free_running, teacher_forced};
+use crate::generate::{GenerateOptions, RuleKind, RuleSettings, Runner};
 use crate::limits::{self, OutOfRange};
 use crate::model::{Architecture, Network, NetworkConfig};
-use crate::record::{EpochRecord, TrainSettings, TrainingRecord};
+use crate::record::{EpochRecord, MusicCheck, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
 use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, scheme_for};
@@ -422,6 +422,42 @@ impl Trainer {
         Ok(scores.best)
     }
 
+    /// How the network's own continuations of the validation music sound
+    /// beside the music that follows: [`MUSIC_CHECK_STEPS`] steps drawn with
+    /// the network's own rule after up to [`MUSIC_CHECK_SEEDS`] windows
+    /// spread over the validation songs, on the CPU copy of the network.
+    pub fn validation_music(&self, data: &Dataset) -> Result<Option<MusicCheck>, TrainError> {
+        let windows = data.validation_windows().len();
+        if windows == 0 {
+            return Ok(None);
+        }
+        let model = self.model.valid();
+        let runner = Runner::new(&model, &crate::device::cpu_selected(None))
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        let options = GenerateOptions {
+            steps: MUSIC_CHECK_STEPS,
+            rule: RuleSettings {
+                kind: RuleKind::default_for(model.architecture()),
+                ..RuleSettings::default()
+            }
+            .rule(),
+            variations: 1,
+        };
+        let stride = windows.div_ceil(MUSIC_CHECK_SEEDS);
+        let run = free_running(runner.predictor().as_mut(), data, &options, stride)
+            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        let (ours, theirs) = (run.music, run.data_music);
+        Ok(Some(MusicCheck {
+            clash_share: ours.clash_share,
+            data_clash_share: theirs.clash_share,
+            in_key_share: ours.in_key_share,
+            data_in_key_share: theirs.in_key_share,
+            on_beat_share: ours.on_beat_share,
+            data_on_beat_share: theirs.on_beat_share,
+            density_ratio: run.density_ratio,
+        }))
+    }
+
     /// The model file for the current state, optimizer state included.
     pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
         let mut header = CheckpointHeader::new(self.config.clone(), origin);
@@ -505,9 +541,12 @@ impl Trainer {
             }
             let seconds = started.elapsed().as_secs_f64();
             let validation_loss = self.validation_loss(data)?;
-            let scores = match validation_loss {
-                Some(_) => Some(self.validation_scores(data)?),
-                None => None,
+            let (scores, music) = match validation_loss {
+                Some(_) => (
+                    Some(self.validation_scores(data)?),
+                    self.validation_music(data)?,
+                ),
+                None => (None, None),
             };
             let record = EpochRecord {
                 epoch,
@@ -517,6 +556,7 @@ impl Trainer {
                 best_threshold: scores.map(|s| s.threshold),
                 windows_per_s: count as f64 * each / seconds.max(1e-9),
                 seconds,
+                music,
             };
             self.record.log.push(record.clone());
             let checkpoint = self.checkpoint(&origin)?;
@@ -532,8 +572,8 @@ impl Trainer {
                 checkpoint.without_optimizer().save(&best_path(out))?;
             }
             on_event(&TrainEvent::Epoch(record));
-            if let (Some(patience), Some(best)) = (patience, self.record.best_epoch())
-                && epoch - best.epoch >= patience
+            if let (Some(patience), Some(lowest)) = (patience, self.record.lowest_loss_epoch())
+                && epoch - lowest.epoch >= patience
             {
                 return Ok(TrainEnd::EarlyStopped);
             }
@@ -541,6 +581,11 @@ impl Trainer {
         Ok(TrainEnd::Finished)
     }
 }
+
+/// Steps each continuation of the epoch's music check runs for.
+pub const MUSIC_CHECK_STEPS: usize = 32;
+/// At most this many validation windows are continued per epoch.
+pub const MUSIC_CHECK_SEEDS: usize = 48;
 
 /// `model.cadenza` -> `model.loss.csv`.
 pub fn csv_path(out: &Path) -> PathBuf {
