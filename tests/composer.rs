@@ -29,6 +29,7 @@ pub fn small_config() -> ComposerConfig {
         .with_units(24)
         .with_future_units(12)
         .with_nade_units(16)
+        .with_near_after(Some(true))
 }
 
 /// A small composer with non-trivial weights (the default init, seeded).

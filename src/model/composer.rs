@@ -33,6 +33,36 @@ const GAP_BUCKET_ENDS: [usize; 11] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48];
 /// Gap features: "there is music after", then the distance bucket, one-hot.
 pub const GAP_FEATURES: usize = 1 + GAP_BUCKET_ENDS.len() + 1;
 
+/// How near each distance bucket lies to the gap's end (about one over the
+/// distance): the weight of the first step after the gap in the
+/// [`near_after`](ComposerConfig::near_after) part of the context.
+const GAP_BUCKET_NEARNESS: [f32; GAP_BUCKET_ENDS.len() + 1] = [
+    1.0,
+    1.0 / 2.0,
+    1.0 / 3.0,
+    1.0 / 4.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 10.0,
+    1.0 / 14.0,
+    1.0 / 20.0,
+    1.0 / 28.0,
+    1.0 / 40.0,
+    1.0 / 64.0,
+];
+
+/// The nearness of a step to its gap's end read from its gap features
+/// (0 with nothing after).
+pub fn gap_nearness(features: &[f32]) -> f32 {
+    features
+        .get(1..)
+        .unwrap_or(&[])
+        .iter()
+        .zip(GAP_BUCKET_NEARNESS)
+        .map(|(&f, n)| f * n)
+        .sum()
+}
+
 /// Writes the gap features of a step `distance` steps before the gap's end
 /// (`None`: nothing after, continuing) to `out` ([`GAP_FEATURES`] values).
 pub fn gap_features(distance: Option<usize>, out: &mut [f32]) {
@@ -65,6 +95,14 @@ pub struct ComposerConfig {
     /// Dropout on both LSTMs' outputs while training, `0..1`.
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// Whether the context also holds the first step after the gap scaled by
+    /// the step's nearness to it (about one over the distance). The biases
+    /// are linear in the context, so without it the first step after the gap
+    /// pulls each pitch the same at every distance; with it the pull can fade
+    /// with the distance. Off (none) in files from before it existed: an
+    /// optional field is one serde lets a file leave out.
+    #[config(default = "None")]
+    pub near_after: Option<bool>,
 }
 
 impl Default for ComposerConfig {
@@ -92,6 +130,11 @@ impl ComposerConfig {
         None
     }
 
+    /// Whether the context holds the first step after by nearness.
+    pub fn has_near_after(&self) -> bool {
+        self.near_after == Some(true)
+    }
+
     /// Values per step in the input of either LSTM.
     pub fn step_inputs(&self) -> usize {
         self.pitches + METER_FEATURES
@@ -99,9 +142,15 @@ impl ComposerConfig {
 
     /// Values of the context the NADE's biases are computed from: the past
     /// LSTM's state, the future LSTM's, the first step after the gap, the gap
-    /// and the meter features.
+    /// and the meter features, and (with `near_after`) the first step after
+    /// scaled by nearness.
     pub fn context_size(&self) -> usize {
-        self.units + self.future_units + self.pitches + GAP_FEATURES + METER_FEATURES
+        let near = if self.has_near_after() {
+            self.pitches
+        } else {
+            0
+        };
+        self.units + self.future_units + self.pitches + GAP_FEATURES + METER_FEATURES + near
     }
 
     /// Builds the network (Keras-style initialisation). Call
@@ -201,17 +250,25 @@ impl Composer {
         let has_after = input.gap.clone().narrow(2, 0, 1);
         let future = at_gap_end(after) * has_after.clone();
         let first_after = at_gap_end(input.targets.clone()) * has_after;
-        Tensor::cat(
-            vec![
-                self.dropout.forward(past),
-                self.dropout.forward(future),
-                first_after,
-                input.gap.clone(),
-                input.meter.clone(),
-            ],
-            2,
-        )
-        .reshape([batch * time, self.visible_bias.weight.dims()[0]])
+        let context_size = self.visible_bias.weight.dims()[0];
+        let [_, _, pitches] = input.targets.dims();
+        let near_after = context_size
+            == self.past.units + self.future.units + 2 * pitches + GAP_FEATURES + METER_FEATURES;
+        let mut parts = vec![
+            self.dropout.forward(past),
+            self.dropout.forward(future),
+            first_after.clone(),
+            input.gap.clone(),
+            input.meter.clone(),
+        ];
+        if near_after {
+            let buckets = GAP_BUCKET_NEARNESS.len();
+            let nearness = Tensor::<1>::from_floats(GAP_BUCKET_NEARNESS, &first_after.device())
+                .reshape([1, 1, buckets]);
+            let near = (input.gap.clone().narrow(2, 1, buckets) * nearness).sum_dim(2);
+            parts.push(first_after * near);
+        }
+        Tensor::cat(parts, 2).reshape([batch * time, context_size])
     }
 
     /// The logit of every pitch of every target given the pitches below it

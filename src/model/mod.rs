@@ -52,7 +52,9 @@ impl Architecture {
         match self {
             Self::Article => NetworkConfig::Article(ArticleNetConfig::article()),
             Self::RollLstm => NetworkConfig::RollLstm(RollLstmConfig::new()),
-            Self::Composer => NetworkConfig::Composer(ComposerConfig::new()),
+            Self::Composer => {
+                NetworkConfig::Composer(ComposerConfig::new().with_near_after(Some(true)))
+            }
         }
     }
 }

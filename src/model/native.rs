@@ -17,7 +17,7 @@
 
 use burn::tensor::Tensor;
 
-use super::composer::{GAP_FEATURES, gap_features};
+use super::composer::{GAP_FEATURES, gap_features, gap_nearness};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
 use crate::meter::{METER_FEATURES, Meter};
 use crate::roll::{mask_bits, mask_to_floats};
@@ -704,6 +704,9 @@ impl NativeRollNet {
 pub struct NativeComposer {
     pitches: usize,
     nade_units: usize,
+    /// Whether the context ends with the first step after the gap scaled by
+    /// nearness (`ComposerConfig::near_after`).
+    near_after: bool,
     past: NativeLstm,
     future: NativeLstm,
     /// The NADE's visible and hidden biases (`[pitches + nade_units]`) from
@@ -755,10 +758,13 @@ impl NativeComposer {
         let (visible, hidden) = (dense(&model.visible_bias)?, dense(&model.hidden_bias)?);
         let outputs = pitches + nade_units;
         let width = visible.d_input;
-        if hidden.d_input != width || width < units {
+        let plain = units + model.future.units + pitches + GAP_FEATURES + METER_FEATURES;
+        if hidden.d_input != width || (width != plain && width != plain + pitches) {
             return Err(NativeCopyError(format!(
-                "the NADE's biases read {width} and {} inputs, not the context of a {units}-unit LSTM",
-                hidden.d_input
+                "the NADE's biases read {width} and {} inputs, not the composer's context \
+                 ({plain} or {})",
+                hidden.d_input,
+                plain + pitches
             )));
         }
         // Both layers side by side: input row i = visible's row i, hidden's row i.
@@ -782,6 +788,7 @@ impl NativeComposer {
         Ok(Self {
             pitches,
             nade_units,
+            near_after: width == plain + pitches,
             past: NativeLstm::from_keras(&model.past, pitches)?,
             future: NativeLstm::from_keras(&model.future, pitches)?,
             from_past,
@@ -872,15 +879,19 @@ impl NativeComposer {
         let nade = self.nade_units;
         let outputs = pitches + nade;
         let sequences = self.sequences(state);
-        // The context is [past LSTM output | after | first after | gap | meter];
-        // all but the first part are the same for every sequence.
+        // The context is [past LSTM output | after | first after | gap | meter
+        // | first after by nearness]; all but the first part are the same for
+        // every sequence.
+        let near = if self.near_after { pitches } else { 0 };
         state.shared.clear();
-        state
-            .shared
-            .resize(after_units + pitches + GAP_FEATURES + METER_FEATURES, 0.0);
+        state.shared.resize(
+            after_units + pitches + GAP_FEATURES + METER_FEATURES + near,
+            0.0,
+        );
         let (after, rest) = state.shared.split_at_mut(after_units);
         let (first_after, rest) = rest.split_at_mut(pitches);
-        let (gap, meter_features) = rest.split_at_mut(GAP_FEATURES);
+        let (gap, rest) = rest.split_at_mut(GAP_FEATURES);
+        let (meter_features, near_after) = rest.split_at_mut(METER_FEATURES);
         let distance = match &state.after {
             Some(heard) if heard.at > step => {
                 after.copy_from_slice(&heard.summary);
@@ -891,6 +902,10 @@ impl NativeComposer {
         };
         gap_features(distance, gap);
         meter.features(step, meter_features);
+        let nearness = gap_nearness(gap);
+        for (near, &first) in near_after.iter_mut().zip(first_after.iter()) {
+            *near = first * nearness;
+        }
         state.shared_biases.resize(outputs, 0.0);
         self.from_shared
             .apply_many(&state.shared, &mut state.shared_biases);

@@ -195,7 +195,14 @@ pub fn summarize_composer(config: &ComposerConfig) -> Summary {
             4 * after * (inputs + after + 1),
         ),
         row(
-            &format!("context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter)"),
+            &format!(
+                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter{})",
+                if config.has_near_after() {
+                    ", first step after by nearness"
+                } else {
+                    ""
+                }
+            ),
             format!("(None, None, {context})"),
             0,
         ),
