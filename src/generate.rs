@@ -959,28 +959,14 @@ pub fn generate_on(
         first_step: seed.len(),
         ..Placement::default()
     };
-    generate_on_until(network, selected, seed, &placement, options, &|| false)
-}
-
-/// [`generate_on`] placed as `placement` says, that gives up with
-/// [`GenerateError::Stopped`] as soon as `stop` says so (checked before each
-/// step): a request a newer one has replaced, an app closing.
-pub fn generate_on_until(
-    network: &Network,
-    selected: &SelectedDevice,
-    seed: &[u128],
-    placement: &Placement<'_>,
-    options: &GenerateOptions,
-    stop: &(dyn Fn() -> bool + Sync),
-) -> Result<Vec<Continuation>, GenerateError> {
     let runner = Runner::new(network, selected)?;
     compose(
         runner.predictor().as_mut(),
         seed,
-        placement,
+        &placement,
         &Constraints::default(),
         options,
-        stop,
+        &|| false,
     )
 }
 

@@ -11,8 +11,8 @@ use super::jobs::{Waker, Worker, WorkerEnd};
 use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::generate::{
-    Continuation, GenerateError, GenerateOptions, Placement, RuleKind, RuleSettings,
-    generate_on_until,
+    Constraints, Continuation, GenerateError, GenerateOptions, Placement, RuleKind, RuleSettings,
+    Runner, compose,
 };
 use crate::limits;
 use crate::meter::Meter;
@@ -171,6 +171,18 @@ impl GenerationWorker {
                     return;
                 }
             };
+            // Prepared once (on the CPU, the copy of the weights every
+            // generation would otherwise make again).
+            let runner = match Runner::new(&model, &selected) {
+                Ok(runner) => runner,
+                Err(error) => {
+                    outbox.send(WorkerEvent::Failed {
+                        id: 0,
+                        error: format!("cannot prepare the model: {error}"),
+                    });
+                    return;
+                }
+            };
             while let Ok(mut job) = jobs.recv() {
                 // Only the newest request matters (a slider being dragged).
                 loop {
@@ -187,11 +199,11 @@ impl GenerationWorker {
                     first_step: job.seed_start + WINDOW_STEPS,
                     after: None,
                 };
-                let generated = generate_on_until(
-                    &model,
-                    &selected,
+                let generated = compose(
+                    runner.predictor().as_mut(),
                     &job.seed,
                     &placement,
+                    &Constraints::default(),
                     &job.options,
                     &replaced,
                 );
