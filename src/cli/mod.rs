@@ -43,7 +43,7 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Turn the article's network's Keras weights (.npz) into a Cadenza model file.
     ImportKeras(model::ImportKerasArgs),
-    /// Train a network (the roll LSTM or the article's) on a folder of MIDI/PNG files.
+    /// Train a network (the composer, the roll LSTM or the article's) on a folder of MIDI/PNG files.
     Train(train::TrainArgs),
     /// Continue a seed window with a model and write MIDI (and PNG).
     Generate(generate::GenerateArgs),
