@@ -161,25 +161,19 @@ impl GenerationWorker {
         let newest = Arc::new(AtomicU64::new(0));
         let latest = Arc::clone(&newest);
         let worker = Worker::spawn("generation", wake, move |outbox| {
-            let model = match checkpoint.model(&selected.device) {
-                Ok(model) => model,
-                Err(error) => {
-                    outbox.send(WorkerEvent::Failed {
-                        id: 0,
-                        error: format!("cannot load the model: {error}"),
-                    });
-                    return;
-                }
-            };
+            let model = checkpoint
+                .model(&selected.device)
+                .map_err(|error| format!("cannot load the model: {error}"));
             // Prepared once (on the CPU, the copy of the weights every
             // generation would otherwise make again).
-            let runner = match Runner::new(&model, &selected) {
+            let runner = model.as_ref().map_err(Clone::clone).and_then(|model| {
+                Runner::new(model, &selected)
+                    .map_err(|error| format!("cannot prepare the model: {error}"))
+            });
+            let runner = match runner {
                 Ok(runner) => runner,
                 Err(error) => {
-                    outbox.send(WorkerEvent::Failed {
-                        id: 0,
-                        error: format!("cannot prepare the model: {error}"),
-                    });
+                    outbox.send(WorkerEvent::Failed { id: 0, error });
                     return;
                 }
             };
