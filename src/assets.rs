@@ -65,6 +65,14 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
         bytes: include_bytes!("../assets/models/roll.cadenza"),
     },
     ShippedModel {
+        name: "composer",
+        former_names: &[],
+        file_name: "composer.cadenza",
+        description: "the composer (chords drawn note by note, the beat, filling from both \
+                      sides) trained on the corpus",
+        bytes: include_bytes!("../assets/models/composer.cadenza"),
+    },
+    ShippedModel {
         name: "jsb",
         former_names: &[],
         file_name: "jsb.cadenza",
