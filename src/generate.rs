@@ -1056,7 +1056,11 @@ struct Lane {
 /// its own random stream), so the result does not depend on the split.
 fn variation_lanes(variations: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(variations).max(1)
+    let lanes = cores.min(variations).max(1);
+    // As many lanes as the even shares fill (9 on 8 cores: 5 lanes of 2 and 1).
+    variations
+        .max(1)
+        .div_ceil(variations.max(1).div_ceil(lanes))
 }
 
 /// [`compose`] with each lane of variations on its own thread and
@@ -1078,7 +1082,7 @@ fn compose_in_lanes(
                 let first_variation = i * per_lane;
                 let lane = Lane {
                     first_variation,
-                    variations: per_lane.min(options.variations.saturating_sub(first_variation)),
+                    variations: per_lane.min(options.variations - first_variation),
                 };
                 scope.spawn(move || {
                     compose_lane(
