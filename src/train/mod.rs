@@ -19,7 +19,7 @@ use crate::atomic::write_atomically;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 use crate::dataset::{Dataset, Preset};
 use crate::eval::{FrameScores, free_running, teacher_forced};
-use crate::generate::{GenerateOptions, RuleKind, RuleSettings, Runner};
+use crate::generate::{GenerateError, GenerateOptions, RuleKind, RuleSettings, Runner};
 use crate::limits::{self, OutOfRange};
 use crate::model::{Architecture, Network, NetworkConfig};
 use crate::record::{EpochRecord, MusicCheck, TrainSettings, TrainingRecord};
@@ -411,29 +411,25 @@ impl Trainer {
         Ok(Some(total / examples.len() as f64))
     }
 
-    /// Teacher-forced frame scores on the validation files at the threshold
-    /// with the best F1, computed on the CPU copy of the network.
-    pub fn validation_scores(&self, data: &Dataset) -> Result<FrameScores, TrainError> {
+    /// What an epoch records beside its validation loss, on one CPU copy of
+    /// the network: the teacher-forced frame scores at the threshold with the
+    /// best F1, and how the network's own continuations sound beside the
+    /// music that follows ([`MUSIC_CHECK_STEPS`] steps drawn with its own
+    /// rule after up to [`MUSIC_CHECK_SEEDS`] windows spread over the
+    /// validation songs; none without validation windows).
+    pub fn validation_figures(
+        &self,
+        data: &Dataset,
+    ) -> Result<(FrameScores, Option<MusicCheck>), TrainError> {
+        let backend = |e: GenerateError| TrainError::Backend(e.to_string());
         let model = self.model.valid();
-        let runner = Runner::new(&model, &crate::device::cpu_selected(None))
-            .map_err(|e| TrainError::Backend(e.to_string()))?;
-        let scores = teacher_forced(runner.predictor().as_mut(), data)
-            .map_err(|e| TrainError::Backend(e.to_string()))?;
-        Ok(scores.best)
-    }
-
-    /// How the network's own continuations of the validation music sound
-    /// beside the music that follows: [`MUSIC_CHECK_STEPS`] steps drawn with
-    /// the network's own rule after up to [`MUSIC_CHECK_SEEDS`] windows
-    /// spread over the validation songs, on the CPU copy of the network.
-    pub fn validation_music(&self, data: &Dataset) -> Result<Option<MusicCheck>, TrainError> {
+        let runner = Runner::new(&model, &crate::device::cpu_selected(None)).map_err(backend)?;
+        let mut predictor = runner.predictor();
+        let scores = teacher_forced(predictor.as_mut(), data).map_err(backend)?;
         let windows = data.validation_windows().len();
         if windows == 0 {
-            return Ok(None);
+            return Ok((scores.best, None));
         }
-        let model = self.model.valid();
-        let runner = Runner::new(&model, &crate::device::cpu_selected(None))
-            .map_err(|e| TrainError::Backend(e.to_string()))?;
         let options = GenerateOptions {
             steps: MUSIC_CHECK_STEPS,
             rule: RuleSettings {
@@ -444,10 +440,9 @@ impl Trainer {
             variations: 1,
         };
         let stride = windows.div_ceil(MUSIC_CHECK_SEEDS);
-        let run = free_running(runner.predictor().as_mut(), data, &options, stride)
-            .map_err(|e| TrainError::Backend(e.to_string()))?;
+        let run = free_running(predictor.as_mut(), data, &options, stride).map_err(backend)?;
         let (ours, theirs) = (run.music, run.data_music);
-        Ok(Some(MusicCheck {
+        let music = MusicCheck {
             clash_share: ours.clash_share,
             data_clash_share: theirs.clash_share,
             in_key_share: ours.in_key_share,
@@ -455,7 +450,8 @@ impl Trainer {
             on_beat_share: ours.on_beat_share,
             data_on_beat_share: theirs.on_beat_share,
             density_ratio: run.density_ratio,
-        }))
+        };
+        Ok((scores.best, Some(music)))
     }
 
     /// The model file for the current state, optimizer state included.
@@ -542,10 +538,10 @@ impl Trainer {
             let seconds = started.elapsed().as_secs_f64();
             let validation_loss = self.validation_loss(data)?;
             let (scores, music) = match validation_loss {
-                Some(_) => (
-                    Some(self.validation_scores(data)?),
-                    self.validation_music(data)?,
-                ),
+                Some(_) => {
+                    let (scores, music) = self.validation_figures(data)?;
+                    (Some(scores), music)
+                }
                 None => (None, None),
             };
             let record = EpochRecord {
