@@ -277,7 +277,7 @@ impl Continuation {
         let start = start.min(end);
         sounding[start..end].copy_from_slice(&self.steps[..end - start]);
         onsets[start..end].fill(0);
-        PianoRoll::from_masks(sounding, onsets, *roll.meta())
+        roll.with_cells(sounding, onsets)
     }
 
     /// The probabilities of one generated step.

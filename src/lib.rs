@@ -5,7 +5,8 @@
 //! feed a Conv1D+LSTM network that predicts the next step; generation feeds the
 //! predictions back, and the result goes out again as MIDI, PNG and audio.
 //!
-//! Modules: [`roll`] (the roll, no IO), [`midi`] and [`image`] (file formats),
+//! Modules: [`roll`] (the roll, no IO), [`arrangement`] (tempo map, metre,
+//! parts, velocities and drums riding along with it), [`midi`] and [`image`] (file formats),
 //! [`files`] (pick the format by extension), [`model`] (the networks),
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
 //! [`dataset`] and [`train`] (training on a folder of rolls), [`eval`]
@@ -18,6 +19,7 @@
 
 #[cfg(feature = "gui")]
 pub mod app;
+pub mod arrangement;
 pub mod assets;
 pub mod atomic;
 pub mod audio;

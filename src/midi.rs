@@ -14,6 +14,7 @@ use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
 use serde::Serialize;
 
+use crate::arrangement::{Arrangement, Part, PlayedNote, TICKS_PER_STEP};
 use crate::atomic::write_atomically;
 use crate::meter::TimeSignature;
 use crate::roll::{
@@ -111,13 +112,21 @@ impl Default for ImportOptions {
 /// How to write a roll as MIDI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExportOptions {
-    /// Note-on velocity, 1..=127.
+    /// Note-on velocity, 1..=127, of notes that have none of their own (drawn
+    /// or generated with no notes before them in their part), and of every
+    /// note when `merged`.
     pub velocity: u8,
+    /// Write the roll's cells as one track (the output before parts were
+    /// kept) instead of one track per part.
+    pub merged: bool,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        Self { velocity: 100 }
+        Self {
+            velocity: 100,
+            merged: false,
+        }
     }
 }
 
@@ -176,6 +185,8 @@ pub struct MidiNotes {
     pub time_signatures: Vec<(u64, TimeSignature)>,
     /// (tick, channel 0-based, program) of every program change, in file order.
     pub program_changes: Vec<(u64, u8, u8)>,
+    /// Each track's first name event (empty when it has none), by track index.
+    pub track_names: Vec<String>,
     /// The tick of the last event of the longest track.
     pub end_tick: u64,
     /// Tracks whose bytes ended early or broke off (no end-of-track event).
@@ -225,6 +236,11 @@ pub struct ImportReport {
     pub tempo_changes: usize,
     /// Tempo at the start, in quarter notes per minute.
     pub initial_bpm: f64,
+    /// Parts (a track's notes on one channel) the arrangement keeps.
+    pub parts: usize,
+    /// Notes the arrangement keeps to play and write: the roll's, plus drums
+    /// and pitches the roll has no row for.
+    pub played_notes: usize,
     /// Valid time-signature events in the file.
     pub time_signatures: usize,
     /// Length of the roll, in steps.
@@ -252,6 +268,7 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
     let mut tempo_changes = Vec::new();
     let mut time_signatures = Vec::new();
     let mut program_changes = Vec::new();
+    let mut track_names = Vec::new();
     let mut open: Vec<VecDeque<(u64, u8)>> = vec![VecDeque::new(); 16 * 128];
     let mut tracks = 0usize;
     let mut damaged_tracks = 0usize;
@@ -264,6 +281,7 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
         let Ok(events) = track else { continue };
         let track_index = u16::try_from(tracks).unwrap_or(u16::MAX);
         tracks += 1;
+        track_names.push(String::new());
         let mut tick = track_origin;
         let mut saw_end = false;
         for event in events {
@@ -304,14 +322,10 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
                     tempo_changes.push((tick, Tempo::from_micros_per_quarter(micros.as_int())));
                 }
                 TrackEventKind::Meta(MetaMessage::TimeSignature(numerator, power, ..)) => {
-                    // A power past 6 (a 128th or finer) or a numerator of 0
-                    // is no metre: skipped like any other broken meta event.
-                    if let Some(signature) = (power <= 6)
-                        .then(|| TimeSignature::new(numerator, 1 << power))
-                        .flatten()
-                    {
-                        time_signatures.push((tick, signature));
-                    }
+                    time_signatures.extend(signature_event(numerator, power).map(|s| (tick, s)));
+                }
+                TrackEventKind::Meta(MetaMessage::TrackName(name)) => {
+                    name_track(&mut track_names, name);
                 }
                 TrackEventKind::Meta(MetaMessage::EndOfTrack) => saw_end = true,
                 _ => {}
@@ -340,9 +354,55 @@ pub fn read_notes(bytes: &[u8]) -> Result<MidiNotes, ImportError> {
         tempo_changes,
         time_signatures,
         program_changes,
+        track_names,
         end_tick,
         damaged_tracks,
     })
+}
+
+impl MidiNotes {
+    /// Each note's start and end in seconds through the file's tempo map, in
+    /// the order of [`Self::notes`].
+    pub fn note_seconds(&self) -> Vec<(f64, f64)> {
+        let time = TimeMap::new(self.timing, &self.tempo_changes);
+        self.notes
+            .iter()
+            .map(|n| (time.seconds(n.start_tick), time.seconds(n.end_tick)))
+            .collect()
+    }
+
+    /// Where the music ends: the last note-off or event, in ticks.
+    pub fn last_tick(&self) -> u64 {
+        let last_note = self.notes.iter().map(|n| n.end_tick).max();
+        last_note.unwrap_or(0).max(self.end_tick)
+    }
+
+    /// Seconds at `tick` through the file's tempo map.
+    pub fn seconds_at(&self, tick: u64) -> f64 {
+        TimeMap::new(self.timing, &self.tempo_changes).seconds(tick)
+    }
+
+    /// The program set on `channel` (0-based) at or before `tick`; 0 when none was.
+    pub fn program_at(&self, channel: u8, tick: u64) -> u8 {
+        ChannelPrograms::new(&self.program_changes).at(channel, tick)
+    }
+}
+
+/// A time-signature event's metre; a power past 6 (a 128th or finer) or a
+/// numerator of 0 is none: skipped like any other broken meta event.
+fn signature_event(numerator: u8, power: u8) -> Option<TimeSignature> {
+    (power <= 6)
+        .then(|| TimeSignature::new(numerator, 1 << power))
+        .flatten()
+}
+
+/// Names the track being read after its first name event.
+fn name_track(track_names: &mut [String], name: &[u8]) {
+    if let Some(slot) = track_names.last_mut()
+        && slot.is_empty()
+    {
+        *slot = String::from_utf8_lossy(name).trim().to_owned();
+    }
 }
 
 fn open_slot(channel: u8, pitch: u8) -> usize {
@@ -482,6 +542,88 @@ impl TimeMap {
         }
     }
 
+    /// Where `tick` falls from grid step `step`, in [`TICKS_PER_STEP`]ths
+    /// of a step (clamped to a few steps: past that the note was cut).
+    fn offset_from_step(&self, tick: u64, step: usize, steps_per_quarter: u8) -> i32 {
+        let fine = match self.timing {
+            FileTiming::Metrical { ppq } => {
+                tick as f64 * f64::from(steps_per_quarter) / f64::from(ppq)
+            }
+            FileTiming::Smpte { .. } => self.beats(tick) * f64::from(steps_per_quarter),
+        };
+        let offset = ((fine - step as f64) * f64::from(TICKS_PER_STEP)).round();
+        let bound = f64::from(TICKS_PER_STEP * 4);
+        offset.clamp(-bound, bound) as i32
+    }
+
+    /// The steps of a file's time signatures on the grid, those before `steps`.
+    fn signature_steps(
+        &self,
+        signatures: &[(u64, TimeSignature)],
+        steps_per_quarter: u8,
+        steps: usize,
+    ) -> Vec<(usize, TimeSignature)> {
+        signatures
+            .iter()
+            .filter_map(|&(tick, signature)| {
+                let step = usize::try_from(self.step(tick, steps_per_quarter)).ok()?;
+                (step < steps).then_some((step, signature))
+            })
+            .collect()
+    }
+
+    /// Seconds at a (fractional) beat, through the tempo map.
+    fn seconds_at_beats(&self, beats: f64) -> f64 {
+        let index = self.segments.partition_point(|s| s.2 <= beats);
+        let &(_, seconds, beats_at, tempo) = &self.segments[index.saturating_sub(1)];
+        seconds + (beats - beats_at) * f64::from(tempo.micros_per_quarter()) / 1e6
+    }
+
+    /// The roll's tempo map on a grid of `steps_per_quarter`: the tempo of step
+    /// 0 and (step, tempo) changes. Each change moves to its nearest step and
+    /// each stretch between changes gets the tempo that makes it last as long
+    /// as in the file, so every change step sounds at its time in the file
+    /// (exact when the changes sit on the grid) and the music keeps its length.
+    fn roll_tempo_map(&self, steps_per_quarter: u8, steps: usize) -> (Tempo, Vec<(usize, Tempo)>) {
+        let spq = f64::from(steps_per_quarter);
+        let mut boundaries: Vec<usize> = self
+            .segments
+            .iter()
+            .skip(1)
+            .map(|segment| usize::try_from(self.step(segment.0, steps_per_quarter)))
+            .filter_map(Result::ok)
+            .filter(|&step| step > 0 && step < steps)
+            .collect();
+        boundaries.dedup();
+        let starts: Vec<usize> = std::iter::once(0).chain(boundaries).collect();
+        let tempos: Vec<Tempo> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| match starts.get(i + 1) {
+                Some(&next) => {
+                    let (from, to) = (start as f64 / spq, next as f64 / spq);
+                    let seconds = self.seconds_at_beats(to) - self.seconds_at_beats(from);
+                    let micros = (seconds * 1e6 / (to - from)).round();
+                    Tempo::from_micros_per_quarter(micros.clamp(1.0, f64::from(u32::MAX)) as u32)
+                }
+                // The last stretch runs on at the last tempo that reaches it.
+                None => self
+                    .segments
+                    .iter()
+                    .rev()
+                    .find(|s| self.step(s.0, steps_per_quarter) <= start as u64)
+                    .map_or(Tempo::DEFAULT, |s| s.3),
+            })
+            .collect();
+        let changes = starts
+            .iter()
+            .copied()
+            .zip(tempos.iter().copied())
+            .skip(1)
+            .collect();
+        (tempos[0], changes)
+    }
+
     fn ticks_per_second(&self) -> f64 {
         match self.timing {
             FileTiming::Smpte {
@@ -533,18 +675,13 @@ pub fn roll_from_notes(
 
     let mut dropped = DroppedNotes::default();
     let mut kept = Vec::with_capacity(file.notes.len());
+    let mut played = Vec::with_capacity(file.notes.len());
+    let mut parts = PartIndex::default();
+    let programs = ChannelPrograms::new(&file.program_changes);
     let mut notes_per_channel = [0usize; 16];
     let mut first_note_tick = [u64::MAX; 16];
     let mut truncated = false;
     for note in &file.notes {
-        if note.channel == DRUM_CHANNEL && !options.include_drums {
-            dropped.drums += 1;
-            continue;
-        }
-        let Some(pitch) = Pitch::from_midi(note.pitch) else {
-            dropped.out_of_range += 1;
-            continue;
-        };
         let start = time.step(note.start_tick, spq);
         if start >= limit {
             dropped.past_length_limit += 1;
@@ -555,57 +692,63 @@ pub fn roll_from_notes(
         if end > limit {
             truncated = true;
         }
+        let (start, len) = (start as usize, (end.min(limit) - start) as usize);
+        let drum = note.channel == DRUM_CHANNEL;
+        let pitch = Pitch::from_midi(note.pitch);
+        let in_roll = pitch.is_some() && (!drum || options.include_drums);
+        played.push(PlayedNote {
+            start,
+            key: note.pitch,
+            part: parts.index(note.track, note.channel, &file.track_names),
+            len,
+            velocity: note.velocity,
+            program: programs.at(note.channel, note.start_tick),
+            start_offset: time.offset_from_step(note.start_tick, start, spq),
+            end_offset: time.offset_from_step(note.end_tick, start + len, spq),
+            in_roll,
+        });
+        if drum && !options.include_drums {
+            dropped.drums += 1;
+            continue;
+        }
+        let Some(pitch) = pitch else {
+            dropped.out_of_range += 1;
+            continue;
+        };
         notes_per_channel[usize::from(note.channel)] += 1;
         let first = &mut first_note_tick[usize::from(note.channel)];
         *first = (*first).min(note.start_tick);
-        kept.push(RollNote {
-            start: start as usize,
-            pitch,
-            len: (end.min(limit) - start) as usize,
-        });
+        kept.push(RollNote { start, pitch, len });
     }
 
     let file_end = time.step(file.end_tick, spq);
     truncated |= file_end > limit;
-    let steps = kept
+    let steps = played
         .iter()
-        .map(RollNote::end)
+        .map(PlayedNote::end)
         .max()
         .unwrap_or(0)
         .max(file_end.min(limit) as usize);
 
+    let (tempo, tempo_changes) = time.roll_tempo_map(spq, steps);
     let meta = RollMeta {
         steps_per_quarter: spq,
-        tempo: time.segment(0).3,
+        tempo,
         program: main_program(file, &notes_per_channel, &first_note_tick),
         time_signature: opening_signature(file, first_note_tick.iter().copied().min()),
     };
+    let signature_changes = time.signature_steps(&file.time_signatures, spq, steps);
+    let parts_found = parts.parts.len();
+    let arrangement =
+        Arrangement::new(parts.parts, played, tempo_changes, signature_changes, &meta)
+            .map_err(|error| ImportError::Malformed(error.to_string()))?;
     let notes_kept = kept.len();
-    let roll = PianoRoll::from_notes(steps, kept, meta)?;
+    let played_notes = arrangement.notes().len();
+    let mut roll = PianoRoll::from_notes(steps, kept, meta)?;
+    roll.set_arrangement(arrangement);
 
-    let mut channels: Vec<u8> = (0..16u8)
-        .filter(|&c| file.notes.iter().any(|n| n.channel == c))
-        .map(|c| c + 1)
-        .collect();
-    channels.dedup();
-    let mut programs: Vec<ChannelProgram> = file
-        .program_changes
-        .iter()
-        .map(|&(_, channel, program)| ChannelProgram {
-            channel: channel + 1,
-            program,
-        })
-        .collect();
-    programs.sort_by_key(|p| (p.channel, p.program));
-    programs.dedup();
+    let (channels, programs) = channels_and_programs(file);
 
-    let last_tick = file
-        .notes
-        .iter()
-        .map(|n| n.end_tick)
-        .max()
-        .unwrap_or(0)
-        .max(file.end_tick);
     let report = ImportReport {
         format: file.format,
         timing: file.timing,
@@ -619,12 +762,102 @@ pub fn roll_from_notes(
         programs,
         tempo_changes: file.tempo_changes.len(),
         initial_bpm: meta.tempo.bpm(),
+        parts: parts_found,
+        played_notes,
         time_signatures: file.time_signatures.len(),
         length_steps: roll.steps(),
-        length_seconds: time.seconds(last_tick),
+        length_seconds: time.seconds(file.last_tick()),
         truncated,
     };
     Ok((roll, report))
+}
+
+/// The channels (1..=16) that hold notes and the distinct programs set on each.
+fn channels_and_programs(file: &MidiNotes) -> (Vec<u8>, Vec<ChannelProgram>) {
+    let channels: Vec<u8> = (0..16u8)
+        .filter(|&c| file.notes.iter().any(|n| n.channel == c))
+        .map(|c| c + 1)
+        .collect();
+    let mut programs: Vec<ChannelProgram> = file
+        .program_changes
+        .iter()
+        .map(|&(_, channel, program)| ChannelProgram {
+            channel: channel + 1,
+            program,
+        })
+        .collect();
+    programs.sort_by_key(|p| (p.channel, p.program));
+    programs.dedup();
+    (channels, programs)
+}
+
+/// The parts of a file as import meets them: one per (track, channel).
+#[derive(Default)]
+struct PartIndex {
+    parts: Vec<Part>,
+    by_key: std::collections::HashMap<(u16, u8), u16>,
+}
+
+impl PartIndex {
+    fn index(&mut self, track: u16, channel: u8, names: &[String]) -> u16 {
+        if let Some(&found) = self.by_key.get(&(track, channel)) {
+            return found;
+        }
+        // Past u16::MAX parts (thousands of tracks on many channels) the rest
+        // join the last one rather than fail the import.
+        let Ok(index) = u16::try_from(self.parts.len()) else {
+            return u16::MAX;
+        };
+        let named = names.get(usize::from(track)).filter(|n| !n.is_empty());
+        let name = match named {
+            // A track split over channels names each part by its channel too.
+            Some(name) if self.by_key.keys().any(|k| k.0 == track) => {
+                format!("{name} (channel {})", channel + 1)
+            }
+            Some(name) => name.clone(),
+            None if channel == DRUM_CHANNEL => "Drums".to_owned(),
+            None => format!("Track {} (channel {})", track + 1, channel + 1),
+        };
+        // Two tracks of one name (two staves called "Piano") are told apart.
+        let name = if self.parts.iter().any(|p| p.name == name) {
+            format!("{name} (track {})", track + 1)
+        } else {
+            name
+        };
+        self.by_key.insert((track, channel), index);
+        self.parts.push(Part { name, channel });
+        index
+    }
+}
+
+/// Each channel's program changes in time order, to find the program in force
+/// at a note.
+struct ChannelPrograms {
+    by_channel: Vec<Vec<(u64, u8)>>,
+}
+
+impl ChannelPrograms {
+    fn new(changes: &[(u64, u8, u8)]) -> Self {
+        let mut by_channel = vec![Vec::new(); 16];
+        for &(tick, channel, program) in changes {
+            if let Some(list) = by_channel.get_mut(usize::from(channel)) {
+                list.push((tick, program));
+            }
+        }
+        for list in &mut by_channel {
+            // Stable: of two changes at one tick, the later in the file wins.
+            list.sort_by_key(|&(tick, _)| tick);
+        }
+        Self { by_channel }
+    }
+
+    /// The program set on `channel` at or before `tick`; 0 (GM's piano) when
+    /// none was.
+    fn at(&self, channel: u8, tick: u64) -> u8 {
+        let list = &self.by_channel[usize::from(channel & 15)];
+        let index = list.partition_point(|&(at, _)| at <= tick);
+        index.checked_sub(1).map_or(0, |i| list[i].1)
+    }
 }
 
 /// The program of the channel that holds the most kept notes, as set before
@@ -656,93 +889,168 @@ fn opening_signature(file: &MidiNotes, first_note: Option<u64>) -> TimeSignature
         .map_or(TimeSignature::COMMON, |s| s.1)
 }
 
-/// Ticks per step in exported files: 96 divides evenly for every grid.
-const EXPORT_TICKS_PER_STEP: u32 = 96;
-
-/// Writes a roll as an SMF format-1 file: a conductor track (tempo, time
-/// signature) and one piano-roll track on channel 1 with the roll's program and
-/// one note per onset.
+/// Writes a roll as an SMF format-1 file: a conductor track (the tempo map and
+/// the time signatures), then one track per part of its performance
+/// ([`PianoRoll::performance`]) on the part's channel — drums on channel 10 —
+/// with its name, its program changes and every note's velocity. With
+/// [`ExportOptions::merged`], one track on channel 1 holds the roll's cells
+/// instead, every note at [`ExportOptions::velocity`] and the roll's program.
 pub fn export(roll: &PianoRoll, options: &ExportOptions) -> Vec<u8> {
     let meta = roll.meta();
-    let ppq = u16::from(meta.steps_per_quarter) * EXPORT_TICKS_PER_STEP as u16;
-    let tick_of = |step: usize| step as u64 * u64::from(EXPORT_TICKS_PER_STEP);
+    let ppq = u16::from(meta.steps_per_quarter) * TICKS_PER_STEP as u16;
     let end_tick = tick_of(roll.steps());
-    let velocity = u7::new(options.velocity.clamp(1, 127));
-    let channel = u4::new(0);
-    // The fields are public: write 4/4 rather than an event no reader takes.
-    let signature = TimeSignature::new(
-        meta.time_signature.numerator,
-        meta.time_signature.denominator,
-    )
-    .unwrap_or_default();
-
-    let conductor = with_deltas(
-        vec![
-            (0, TrackEventKind::Meta(MetaMessage::TrackName(b"Cadenza"))),
-            (
-                0,
-                TrackEventKind::Meta(MetaMessage::TimeSignature(
-                    signature.numerator,
-                    signature.denominator_power(),
-                    24,
-                    8,
-                )),
-            ),
-            (
-                0,
-                TrackEventKind::Meta(MetaMessage::Tempo(u24::new(
-                    meta.tempo.micros_per_quarter(),
-                ))),
-            ),
-        ],
-        end_tick,
-    );
-
-    let notes = roll.notes();
-    let mut timed = Vec::with_capacity(notes.len() * 2 + 2);
-    timed.push((
-        0,
-        TrackEventKind::Meta(MetaMessage::TrackName(b"Piano roll")),
-    ));
-    timed.push((
-        0,
-        TrackEventKind::Midi {
-            channel,
-            message: MidiMessage::ProgramChange {
-                program: u7::new(meta.program.min(127)),
-            },
-        },
-    ));
-    // Note-offs sort before note-ons at the same tick, so a repeated note ends
-    // before it starts again.
-    let mut note_events: Vec<(u64, bool, u8)> = Vec::with_capacity(notes.len() * 2);
-    for note in &notes {
-        note_events.push((tick_of(note.start), true, note.pitch.midi()));
-        note_events.push((tick_of(note.end()), false, note.pitch.midi()));
-    }
-    note_events.sort_unstable();
-    timed.extend(note_events.into_iter().map(|(tick, is_on, pitch)| {
-        let key = u7::new(pitch);
-        let message = if is_on {
-            MidiMessage::NoteOn { key, vel: velocity }
-        } else {
-            MidiMessage::NoteOff {
-                key,
-                vel: u7::new(64),
+    // Built before the tracks, which borrow its part names.
+    let performance = (!options.merged).then(|| roll.performance(options.velocity));
+    let mut tracks = vec![conductor_track(roll, end_tick)];
+    if let Some(performance) = &performance {
+        for (index, part) in performance.parts.iter().enumerate() {
+            let mut notes = performance.part_notes(index as u16).copied().peekable();
+            if notes.peek().is_none() {
+                continue;
             }
-        };
-        (tick, TrackEventKind::Midi { channel, message })
-    }));
-    let roll_track = with_deltas(timed, end_tick);
-
+            tracks.push(part_track(
+                part.name.as_bytes(),
+                part.channel,
+                notes,
+                end_tick,
+            ));
+        }
+        if performance.notes.is_empty() {
+            // A silent roll still says its instrument.
+            tracks.push(program_track(meta.program, end_tick));
+        }
+    } else {
+        let notes = roll.notes().into_iter().map(|note| {
+            let key = note.pitch.midi();
+            PlayedNote::on_grid(note.start, note.len, key, 0, options.velocity, meta.program)
+        });
+        tracks.push(part_track(b"Piano roll", 0, notes, end_tick));
+    }
     let smf = midly::Smf {
         header: Header::new(Format::Parallel, Timing::Metrical(u15::new(ppq))),
-        tracks: vec![conductor, roll_track],
+        tracks,
     };
     let mut bytes = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = smf.write(&mut bytes);
     bytes
+}
+
+fn tick_of(step: usize) -> u64 {
+    step as u64 * u64::from(TICKS_PER_STEP)
+}
+
+/// The tempo map and the time signatures, from step 0.
+fn conductor_track(roll: &PianoRoll, end_tick: u64) -> Vec<TrackEvent<'static>> {
+    let meta = roll.meta();
+    let arrangement = roll.arrangement();
+    let mut events = vec![(0, TrackEventKind::Meta(MetaMessage::TrackName(b"Cadenza")))];
+    let signatures = std::iter::once((0, meta.time_signature))
+        .chain(arrangement.signature_changes().iter().copied());
+    // A roll cut shorter than its arrangement (a kept continuation) ends
+    // where its cells do.
+    let last_step = roll.steps().max(1);
+    for (step, signature) in signatures.filter(|&(step, _)| step < last_step) {
+        // The fields are public: write 4/4 rather than an event no reader takes.
+        let signature =
+            TimeSignature::new(signature.numerator, signature.denominator).unwrap_or_default();
+        events.push((
+            tick_of(step),
+            TrackEventKind::Meta(MetaMessage::TimeSignature(
+                signature.numerator,
+                signature.denominator_power(),
+                24,
+                8,
+            )),
+        ));
+    }
+    let tempos =
+        std::iter::once((0, meta.tempo)).chain(arrangement.tempo_changes().iter().copied());
+    for (step, tempo) in tempos.filter(|&(step, _)| step < last_step) {
+        events.push((
+            tick_of(step),
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(tempo.micros_per_quarter()))),
+        ));
+    }
+    events.sort_by_key(|&(tick, _)| tick);
+    with_deltas(events, end_tick)
+}
+
+/// An empty track on channel 1 that sets `program`.
+fn program_track(program: u8, end_tick: u64) -> Vec<TrackEvent<'static>> {
+    let set = TrackEventKind::Midi {
+        channel: u4::new(0),
+        message: MidiMessage::ProgramChange {
+            program: u7::new(program.min(127)),
+        },
+    };
+    with_deltas(
+        vec![
+            (
+                0,
+                TrackEventKind::Meta(MetaMessage::TrackName(b"Piano roll")),
+            ),
+            (0, set),
+        ],
+        end_tick,
+    )
+}
+
+/// One part's notes on `channel`, with a program change wherever a note needs
+/// another program than the one before.
+fn part_track<'a>(
+    name: &'a [u8],
+    channel: u8,
+    notes: impl Iterator<Item = PlayedNote>,
+    end_tick: u64,
+) -> Vec<TrackEvent<'a>> {
+    let channel_number = u4::new(channel & 15);
+    // (tick, order, key or program, velocity): note-offs sort before program
+    // changes before note-ons at one tick, so a repeated note ends before it
+    // starts again and each note starts under its program.
+    let mut timed: Vec<(u64, u8, u8, u8)> = Vec::new();
+    let mut program = None;
+    for note in notes {
+        if program != Some(note.program) {
+            // The first program is set where the track begins.
+            let at = if program.is_none() {
+                0
+            } else {
+                note.start_tick()
+            };
+            timed.push((at, 1, note.program.min(127), 0));
+            program = Some(note.program);
+        }
+        let key = note.key.min(127);
+        timed.push((note.start_tick(), 2, key, note.velocity.clamp(1, 127)));
+        timed.push((note.end_tick(), 0, key, 64));
+    }
+    timed.sort_unstable();
+    let mut events = Vec::with_capacity(timed.len() + 1);
+    events.push((0, TrackEventKind::Meta(MetaMessage::TrackName(name))));
+    events.extend(timed.into_iter().map(|(tick, order, value, velocity)| {
+        let message = match order {
+            0 => MidiMessage::NoteOff {
+                key: u7::new(value),
+                vel: u7::new(velocity),
+            },
+            1 => MidiMessage::ProgramChange {
+                program: u7::new(value),
+            },
+            _ => MidiMessage::NoteOn {
+                key: u7::new(value),
+                vel: u7::new(velocity),
+            },
+        };
+        (
+            tick,
+            TrackEventKind::Midi {
+                channel: channel_number,
+                message,
+            },
+        )
+    }));
+    with_deltas(events, end_tick)
 }
 
 /// Turns absolute-tick events into a track with deltas and an end-of-track at `end_tick`.

@@ -9,7 +9,9 @@
 //! This module does no IO; `midi` and `image` convert files to and from it.
 
 use std::fmt;
+use std::sync::Arc;
 
+use crate::arrangement::Arrangement;
 use crate::meter::{Meter, TimeSignature};
 
 /// Number of pitch rows in a roll.
@@ -200,6 +202,8 @@ pub struct PianoRoll {
     sounding: Vec<u128>,
     onsets: Vec<u128>,
     meta: RollMeta,
+    /// Shared between a roll's versions (undo keeps many): cell edits leave it alone.
+    arrangement: Arc<Arrangement>,
 }
 
 /// The positions of a bitmask's set bits, lowest first: the pitch rows that
@@ -230,6 +234,7 @@ impl Default for PianoRoll {
             sounding: Vec::new(),
             onsets: Vec::new(),
             meta: RollMeta::default(),
+            arrangement: Arc::default(),
         }
     }
 }
@@ -240,6 +245,7 @@ impl fmt::Debug for PianoRoll {
             .field("steps", &self.steps())
             .field("notes", &self.note_count())
             .field("meta", &self.meta)
+            .field("parts", &self.arrangement.parts().len())
             .finish()
     }
 }
@@ -255,6 +261,7 @@ impl PianoRoll {
             sounding: vec![0; steps],
             onsets: vec![0; steps],
             meta,
+            arrangement: Arc::default(),
         })
     }
 
@@ -282,8 +289,17 @@ impl PianoRoll {
             sounding,
             onsets,
             meta,
+            arrangement: Arc::default(),
         };
         roll.normalise_onsets();
+        Ok(roll)
+    }
+
+    /// New cells (as [`Self::from_masks`] takes them) under this roll's meta
+    /// and arrangement: an edit, a kept continuation, a filled passage.
+    pub fn with_cells(&self, sounding: Vec<u128>, onsets: Vec<u128>) -> Result<Self, RollError> {
+        let mut roll = Self::from_masks(sounding, onsets, self.meta)?;
+        roll.arrangement = Arc::clone(&self.arrangement);
         Ok(roll)
     }
 
@@ -356,9 +372,29 @@ impl PianoRoll {
         Ok(())
     }
 
-    /// Length in seconds at the roll's tempo.
+    /// Replaces metadata known to be valid (its grid unchanged).
+    pub(crate) fn set_meta_unchecked(&mut self, meta: RollMeta) {
+        self.meta = meta;
+    }
+
+    /// The tempo map, metre map and played notes that ride along with the cells.
+    pub fn arrangement(&self) -> &Arrangement {
+        &self.arrangement
+    }
+
+    /// Replaces the arrangement.
+    pub fn set_arrangement(&mut self, arrangement: Arrangement) {
+        self.arrangement = Arc::new(arrangement);
+    }
+
+    /// The arrangement, to change in place (copied first when shared).
+    pub fn arrangement_mut(&mut self) -> &mut Arrangement {
+        Arc::make_mut(&mut self.arrangement)
+    }
+
+    /// Length in seconds through the tempo map.
     pub fn duration_seconds(&self) -> f64 {
-        self.steps() as f64 * self.meta.seconds_per_step()
+        self.tempo_map().seconds_at(self.steps() as f64)
     }
 
     /// Whether `pitch` sounds at `step` (false past the end).
@@ -502,15 +538,23 @@ impl PianoRoll {
         Some((low, high))
     }
 
-    /// Steps `start..end` as a new roll with the same metadata; the first step's
-    /// sounding pitches become onsets.
+    /// Steps `start..end` as a new roll with the same grid and program, the
+    /// tempo and metre in force at `start`, and the played notes that start
+    /// inside; the first step's sounding pitches become onsets.
     pub fn slice(&self, start: usize, end: usize) -> PianoRoll {
         let end = end.min(self.steps());
         let start = start.min(end);
+        let mut meta = self.meta;
+        let arrangement = if self.arrangement.is_empty() {
+            Arc::clone(&self.arrangement)
+        } else {
+            Arc::new(self.arrangement.slice(start, end, &mut meta))
+        };
         let mut roll = Self {
             sounding: self.sounding[start..end].to_vec(),
             onsets: self.onsets[start..end].to_vec(),
-            meta: self.meta,
+            meta,
+            arrangement,
         };
         roll.normalise_onsets();
         roll

@@ -596,3 +596,135 @@ fn without_file_dialogs_the_open_button_asks_for_a_typed_path() {
     assert!(app.prompt().is_none());
     assert_eq!(app.document().name(), "typed.mid", "{}", app.status());
 }
+
+/// Opens a file as a user dropping it on the window does, and waits for it.
+fn open(harness: &mut Harness<'static, CadenzaApp>, path: &std::path::Path) {
+    harness.state_mut().apply(Command::Open(path.to_path_buf()));
+    let started = Instant::now();
+    while !harness.state().status().starts_with("opened")
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    settle(harness);
+}
+
+fn studio_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/studio")
+        .join(name)
+}
+
+/// The channels that sound in the song the player would get now.
+fn sounding_channels(app: &CadenzaApp) -> Vec<u8> {
+    let mut channels: Vec<u8> = app
+        .current_song()
+        .events()
+        .iter()
+        .map(|e| e.channel)
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    channels
+}
+
+#[test]
+fn a_band_file_shows_its_parts_which_mute_solo_and_hide() {
+    let mut harness = harness();
+    open(
+        &mut harness,
+        &studio_file("redfarn_be_sharp_boogie_band.mid"),
+    );
+    let app = harness.state();
+    let parts = app.performance().parts.clone();
+    assert_eq!(parts.len(), 5, "{parts:?}");
+    let drums = parts.iter().position(|p| p.is_drums()).unwrap() as u16;
+    let bass = parts.iter().position(|p| p.channel == 1).unwrap() as u16;
+    assert_eq!(sounding_channels(app), vec![0, 1, 3, 4, 9]);
+    // The legend names every part.
+    for part in &parts {
+        harness.get_by_label(&part.name);
+    }
+
+    // Mute the drums with their M button.
+    harness
+        .query_all_by_label("M")
+        .nth(usize::from(drums))
+        .unwrap()
+        .click();
+    harness.run();
+    assert!(!sounding_channels(harness.state()).contains(&9));
+    // Solo the bass: only it plays.
+    harness
+        .query_all_by_label("S")
+        .nth(usize::from(bass))
+        .unwrap()
+        .click();
+    harness.run();
+    assert_eq!(sounding_channels(harness.state()), vec![1]);
+    harness
+        .query_all_by_label("H")
+        .nth(usize::from(bass))
+        .unwrap()
+        .click();
+    harness.run();
+    assert!(!harness.state().parts_view().visible(bass));
+}
+
+#[test]
+fn new_notes_go_to_the_chosen_part_with_its_velocity_and_velocities_edit_undoably() {
+    let mut harness = harness();
+    open(
+        &mut harness,
+        &studio_file("redfarn_be_sharp_boogie_band.mid"),
+    );
+    let parts = harness.state().performance().parts.clone();
+    let bass = parts.iter().position(|p| p.channel == 1).unwrap() as u16;
+    harness
+        .state_mut()
+        .apply(Command::SetTargetPart(Some(bass)));
+    // A high note no part plays, in an empty stretch of the roll.
+    let row = 100;
+    harness.state_mut().apply(Command::DrawNote {
+        row,
+        start: 40,
+        end: 42,
+    });
+    settle(&mut harness);
+    let drawn = |app: &CadenzaApp| {
+        *app.performance()
+            .notes
+            .iter()
+            .find(|n| n.start == 40 && usize::from(n.key) == row + 21)
+            .unwrap()
+    };
+    let note = drawn(harness.state());
+    assert_eq!(note.part, bass);
+    let bass_before: Vec<u8> = harness
+        .state()
+        .performance()
+        .notes
+        .iter()
+        .filter(|n| n.part == bass && n.start < 40)
+        .map(|n| n.velocity)
+        .collect();
+    let context = &bass_before[bass_before.len().saturating_sub(8)..];
+    let mean = context.iter().map(|&v| usize::from(v)).sum::<usize>() / context.len();
+    assert_eq!(usize::from(note.velocity), mean);
+
+    // V shows the velocity lane; a velocity set there is undone by Ctrl+Z.
+    harness.key_press(eframe::egui::Key::V);
+    settle(&mut harness);
+    assert!(harness.state().parts_view().velocity_lane);
+    harness.state_mut().apply(Command::SetVelocity {
+        step: 40,
+        rows: (row, row + 1),
+        velocity: 17,
+    });
+    settle(&mut harness);
+    assert_eq!(drawn(harness.state()).velocity, 17);
+    harness.state_mut().apply(Command::Undo);
+    settle(&mut harness);
+    assert_eq!(drawn(harness.state()).velocity, note.velocity);
+}

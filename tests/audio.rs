@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use cadenza::arrangement::{Arrangement, Part, PlayedNote};
 use cadenza::audio::live::live_pair;
 use cadenza::audio::player::{Player, PlayerCommand, Song};
 use cadenza::audio::render::{
@@ -253,6 +254,107 @@ fn the_player_seeks_loops_and_swaps_songs_keeping_the_playhead() {
         player.render(&mut left, &mut right);
     }
     assert!(player.is_finished() && !player.is_playing());
+}
+
+/// A roll of parts: a soft and a loud piano note, a drum hit on channel 10,
+/// and a tempo map (60 BPM, then 120 from step 4).
+fn arranged_roll() -> PianoRoll {
+    let meta = slow_meta();
+    let c4 = Pitch::from_midi(60).unwrap();
+    let mut roll = PianoRoll::from_notes(
+        12,
+        [0, 8].map(|start| RollNote {
+            start,
+            pitch: c4,
+            len: 2,
+        }),
+        meta,
+    )
+    .unwrap();
+    let parts = vec![
+        Part {
+            name: "Piano".into(),
+            channel: 0,
+        },
+        Part {
+            name: "Drums".into(),
+            channel: 9,
+        },
+    ];
+    let notes = vec![
+        PlayedNote::on_grid(0, 2, 60, 0, 20, 0),
+        PlayedNote::on_grid(8, 2, 60, 0, 127, 0),
+        PlayedNote {
+            in_roll: false,
+            ..PlayedNote::on_grid(4, 1, 38, 1, 120, 0)
+        },
+    ];
+    let faster = vec![(4, Tempo::from_bpm(120.0).unwrap())];
+    roll.set_arrangement(Arrangement::new(parts, notes, faster, vec![], &meta).unwrap());
+    roll
+}
+
+#[test]
+fn the_player_follows_the_tempo_map_velocities_and_drums() {
+    let font = load_soundfont(None).unwrap();
+    let roll = arranged_roll();
+    let song = Song::from_roll(&roll, 100);
+    // 4 steps at half a second, 8 at a quarter.
+    assert!((song.duration_seconds() - 4.0).abs() < 1e-9);
+    let mut player = Player::new(&font, 22_050, Box::new(song.clone()), false).unwrap();
+    player.apply(PlayerCommand::Play);
+    let (mut left, mut right) = (vec![0.0; 11_025], vec![0.0; 11_025]);
+    let mut loudness = Vec::new();
+    for _ in 0..8 {
+        player.render(&mut left, &mut right);
+        loudness.push(rms(&left));
+    }
+    assert!(player.is_finished());
+    // The drum (step 4 = 2 s) sounds on channel 10; the loud note (step 8
+    // = 3 s) is louder than the soft one (step 0).
+    assert!(loudness[4] > 0.005, "{loudness:?}");
+    assert!(loudness[6] > 2.0 * loudness[0], "{loudness:?}");
+
+    // The same through seeking: the playhead is where the map puts it.
+    let mut player = Player::new(&font, 22_050, Box::new(song), false).unwrap();
+    player.apply(PlayerCommand::Play);
+    for expected in [1.0, 2.0, 3.0, 4.0, 6.0, 8.0] {
+        player.render(&mut left, &mut right);
+        assert!(
+            (player.position() - expected).abs() < 1e-6,
+            "{} vs {expected}",
+            player.position()
+        );
+    }
+    // Seeking into the fast part and playing half a second: two steps.
+    player.apply(PlayerCommand::Seek(5.0));
+    player.render(&mut left, &mut right);
+    assert!(
+        (player.position() - 7.0).abs() < 1e-6,
+        "{}",
+        player.position()
+    );
+    // The listener's tempo scales the whole map: 120 at the start, 240 after.
+    player.apply(PlayerCommand::Seek(0.0));
+    player.apply(PlayerCommand::Tempo(120.0));
+    player.render(&mut left, &mut right);
+    assert!(
+        (player.position() - 2.0).abs() < 1e-6,
+        "{}",
+        player.position()
+    );
+    player.render(&mut left, &mut right);
+    assert!(
+        (player.position() - 4.0).abs() < 1e-6,
+        "{}",
+        player.position()
+    );
+    player.render(&mut left, &mut right);
+    assert!(
+        (player.position() - 8.0).abs() < 1e-6,
+        "{}",
+        player.position()
+    );
 }
 
 fn cadenza(args: &[&str], home: Option<&Path>) -> std::process::Output {

@@ -21,3 +21,4 @@ mod model_files;
 mod model_parity;
 mod roll_lstm;
 mod roll_trips;
+mod studio;

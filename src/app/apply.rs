@@ -53,6 +53,20 @@ impl CadenzaApp {
             Command::Undo => (self.document.undo(), "undone"),
             Command::Redo => (self.document.redo(), "redone"),
             Command::DeleteSelection => (self.document.delete_selection(), "deleted"),
+            Command::SetTargetPart(part) => (
+                self.document
+                    .edit(|roll| roll.arrangement_mut().set_target_part(part)),
+                "new notes go to another part",
+            ),
+            Command::SetVelocity {
+                step,
+                rows,
+                velocity,
+            } => (
+                self.document
+                    .edit(|roll| roll.set_velocity_at(step, rows.0..rows.1, velocity) > 0),
+                "velocity set",
+            ),
             Command::Keep => {
                 self.keep();
                 return None;
@@ -214,6 +228,11 @@ impl CadenzaApp {
             Command::DiscardAutosave => self.session.discard_autosave(),
             Command::DismissNotices => self.session.notices.clear(),
             Command::Hover(step) => self.view.hovered_step = step,
+            Command::TogglePart { part, toggle } => {
+                self.parts_view.flip(part, toggle);
+                self.rebuild_shown();
+            }
+            Command::ShowVelocityLane(shown) => self.parts_view.velocity_lane = shown,
             Command::Zoom { steps, pitches } => {
                 self.view.zoom = limits::ZOOM.clamp(steps);
                 self.view.pitch_zoom = limits::PITCH_ZOOM.clamp(pitches);
@@ -227,6 +246,8 @@ impl CadenzaApp {
             | Command::Keep
             | Command::Select(_)
             | Command::DeleteSelection
+            | Command::SetTargetPart(_)
+            | Command::SetVelocity { .. }
             | Command::ParamsChanged(_)
             | Command::Generate
             | Command::ChooseVariation(_)
@@ -293,6 +314,7 @@ impl CadenzaApp {
                 Ok(roll) => {
                     // Undo brings the previous roll back.
                     self.document.replace(roll, file_name(&path));
+                    self.parts_view.reset();
                     self.document.set_seed_start(0);
                     self.generation.clear_result();
                     self.session.remember(&path);

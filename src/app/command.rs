@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::generation::Params;
+use super::parts::PartToggle;
 use super::roll_view::Selection;
 use super::training::TrainForm;
 use super::transport::TransportSettings;
@@ -36,6 +37,24 @@ pub enum Command {
     Select(Option<Selection>),
     /// Delete the notes that start inside the selection.
     DeleteSelection,
+    /// The part new notes go to (`None`: the one with the most notes).
+    SetTargetPart(Option<u16>),
+    /// Set the velocity of the notes that start at `step` on rows
+    /// `rows.0..rows.1`.
+    SetVelocity {
+        step: usize,
+        rows: (usize, usize),
+        velocity: u8,
+    },
+
+    // Parts (view state: what sounds and what shows).
+    /// Mute, solo or hide a part.
+    TogglePart {
+        part: u16,
+        toggle: PartToggle,
+    },
+    /// Show or hide the velocity lane under the roll.
+    ShowVelocityLane(bool),
 
     // Generation.
     /// The controls changed (regenerates when live).

@@ -22,6 +22,8 @@ pub struct UndoHistory {
 
 /// Bytes a roll's masks take.
 fn roll_bytes(roll: &PianoRoll) -> usize {
+    // The arrangement is shared between versions until one changes it, so
+    // it is not counted per version.
     roll.steps() * 2 * std::mem::size_of::<u128>()
 }
 
@@ -265,7 +267,7 @@ impl Document {
         onsets.resize(total, 0);
         sounding[start..end].copy_from_slice(steps);
         onsets[start..end].fill(0);
-        let kept = PianoRoll::from_masks(sounding, onsets, *self.roll.meta())?;
+        let kept = self.roll.with_cells(sounding, onsets)?;
         let before = std::mem::replace(&mut self.roll, kept);
         self.history.record(before);
         self.changed();

@@ -19,6 +19,7 @@ mod generation;
 mod jobs;
 mod measure;
 mod panels;
+mod parts;
 mod roll_view;
 mod session;
 mod training;
@@ -28,6 +29,7 @@ pub use command::{Command, FileQuestion};
 pub use document::{Document, UndoHistory};
 pub use generation::{Generation, LoadedModel, Params};
 pub use measure::{Measurement, Measuring};
+pub use parts::{PartToggle, PartToggles, PartsView};
 pub use roll_view::{Selection, View};
 pub use session::{Autosave, AutosaveState, Session, SessionStore, Settings};
 pub use training::{TrainForm, TrainProgress, Training};
@@ -39,6 +41,7 @@ use std::time::Duration;
 
 use eframe::egui;
 
+use crate::arrangement::Performance;
 use crate::assets::{default_demo, open_model};
 use crate::audio::player::{PlayerCommand, Song};
 use crate::device::{self, BackendChoice};
@@ -80,6 +83,9 @@ pub struct CadenzaApp {
     /// window, then the chosen continuation; `shown_key` changes with it.
     shown: PianoRoll,
     shown_key: u64,
+    /// The document's notes as its parts play them, kept with `shown`.
+    performance: Performance,
+    parts_view: PartsView,
     /// Background work whose result is a command.
     tasks: Vec<Task>,
     dialogs: DialogSupport,
@@ -100,6 +106,10 @@ impl std::fmt::Debug for CadenzaApp {
             .finish_non_exhaustive()
     }
 }
+
+/// Velocity of notes that have none of their own and nothing before them in
+/// their part.
+const DEFAULT_VELOCITY: u8 = 100;
 
 /// When `run` was called, for the start-up figure.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -209,9 +219,12 @@ impl CadenzaApp {
             pitch_zoom: settings.pitch_zoom.unwrap_or(1.0),
             ..View::default()
         };
+        let performance = document.roll().performance(DEFAULT_VELOCITY);
         let mut app = Self {
             shown: document.roll().clone(),
             shown_key: 1,
+            parts_view: PartsView::default(),
+            performance,
             document,
             generation,
             transport: Transport::new(transport_settings, mode == StartMode::Desktop),
@@ -307,6 +320,21 @@ impl CadenzaApp {
     }
 
     /// The step under the mouse, when the mouse is over the roll.
+    /// The document's notes as its parts play them.
+    pub fn performance(&self) -> &Performance {
+        &self.performance
+    }
+
+    /// Which parts are muted, soloed or hidden.
+    pub fn parts_view(&self) -> &PartsView {
+        &self.parts_view
+    }
+
+    /// The song the player gets now.
+    pub fn current_song(&self) -> Song {
+        self.song()
+    }
+
     pub fn hovered_step(&self) -> Option<usize> {
         self.view.hovered_step
     }
@@ -349,10 +377,13 @@ impl CadenzaApp {
 
     // Derived state.
 
-    /// The song the player plays: the shown roll (the transport adds its
-    /// tempo and instrument).
+    /// The song the player plays: the shown roll's audible parts (the
+    /// transport adds its tempo and instrument).
     fn song(&self) -> Song {
-        Song::from_roll(&self.shown, 100)
+        let performance = self.shown.performance(DEFAULT_VELOCITY);
+        Song::from_performance(&self.shown, &performance, |part| {
+            self.parts_view.audible(part)
+        })
     }
 
     /// The loop region when looping is on: the selected steps, else the
@@ -373,6 +404,8 @@ impl CadenzaApp {
     /// continuation; hands it to the player when sound is on.
     fn rebuild_shown(&mut self) {
         self.shown_key += 1;
+        self.performance = self.document.roll().performance(DEFAULT_VELOCITY);
+        self.parts_view.fit(self.performance.parts.len());
         let Some(generated) = self.generation.result() else {
             self.shown = self.document.roll().clone();
             self.play_shown();
@@ -384,7 +417,7 @@ impl CadenzaApp {
         let mut onsets = head.onset_masks().to_vec();
         sounding.extend_from_slice(&continuation.steps);
         onsets.extend(std::iter::repeat_n(0, continuation.steps.len()));
-        match PianoRoll::from_masks(sounding, onsets, *self.document.roll().meta()) {
+        match self.document.roll().with_cells(sounding, onsets) {
             Ok(roll) => self.shown = roll,
             Err(error) => self.status = format!("cannot show the result: {error}"),
         }

@@ -7,6 +7,8 @@ use eframe::egui::{
 };
 
 use super::Command;
+use super::parts::{PartsView, part_colour, velocity_shade};
+use crate::arrangement::Performance;
 use crate::limits;
 use crate::model::WINDOW_STEPS;
 use crate::roll::{PITCH_COUNT, PianoRoll, Pitch};
@@ -15,12 +17,13 @@ use crate::roll::{PITCH_COUNT, PianoRoll, Pitch};
 const TEXTURE_COLUMNS: usize = 4096;
 const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 31);
 const BLACK_KEY_ROW: Color32 = Color32::from_rgb(19, 21, 25);
-const SEED_NOTE: Color32 = Color32::from_rgb(150, 180, 230);
 const GENERATED_NOTE: Color32 = Color32::from_rgb(255, 168, 64);
 const REPLACED_NOTE: Color32 = Color32::from_rgb(70, 78, 96);
 const KEYBOARD_WIDTH: f32 = 34.0;
 /// The time ruler above the roll: bar numbers; a click there seeks.
 const RULER_HEIGHT: f32 = 14.0;
+/// The velocity lane under the roll, when shown.
+const VELOCITY_LANE_HEIGHT: f32 = 48.0;
 
 /// What the view keeps between frames: the textures of the roll, rebuilt
 /// only when it changes, and a note being drawn.
@@ -84,6 +87,7 @@ impl RollTextures {
         let columns = input.columns();
         for first in (0..columns.max(1)).step_by(TEXTURE_COLUMNS) {
             let width = (columns - first).clamp(1, TEXTURE_COLUMNS);
+            let played = played_colours(input, first, width);
             let mut image = ColorImage::filled([width, PITCH_COUNT], BACKGROUND);
             for x in 0..width {
                 let step = first + x;
@@ -96,12 +100,15 @@ impl RollTextures {
                 let after_seed = step >= from;
                 for row in 0..PITCH_COUNT {
                     let bit = 1u128 << row;
+                    let part = played[row * width + x];
                     let colour = if new & bit != 0 {
                         GENERATED_NOTE
-                    } else if original & bit != 0 {
+                    } else if original & bit != 0 && after_seed {
                         // The source beyond the seed window is what the
                         // continuation replaces: shown dimmed.
-                        if after_seed { REPLACED_NOTE } else { SEED_NOTE }
+                        REPLACED_NOTE
+                    } else if let Some(colour) = part {
+                        colour
                     } else if is_black_key(row) {
                         BLACK_KEY_ROW
                     } else {
@@ -117,6 +124,36 @@ impl RollTextures {
             ));
         }
     }
+}
+
+/// The colour of each cell of columns `first..first + width` that a shown
+/// part plays (`[row * width + x]`): the part's colour shaded by velocity;
+/// drum hits (which have no cells) as one dim cell at their key.
+fn played_colours(input: &RollViewInput<'_>, first: usize, width: usize) -> Vec<Option<Color32>> {
+    let mut colours = vec![None; PITCH_COUNT * width];
+    let end = first + width;
+    for note in &input.performance.notes {
+        if note.start >= end || note.end() <= first || !input.parts.visible(note.part) {
+            continue;
+        }
+        let Some(pitch) = Pitch::from_midi(note.key) else {
+            continue;
+        };
+        let colour = velocity_shade(part_colour(input.performance, note.part), note.velocity);
+        let cells = if note.in_roll {
+            note.start..note.end()
+        } else {
+            note.start..note.start + 1
+        };
+        for step in cells.start.max(first)..cells.end.min(end) {
+            let cell = &mut colours[pitch.row() * width + step - first];
+            // A pitched note shows over a drum hit on the same cell.
+            if note.in_roll || cell.is_none() {
+                *cell = Some(colour);
+            }
+        }
+    }
+    colours
 }
 
 /// A rectangle of the roll: pitch rows and steps, both inclusive-exclusive.
@@ -141,6 +178,10 @@ pub struct RollViewInput<'a> {
     /// Vertical zoom: 1 fits all 106 pitches in the view.
     pub pitch_zoom: f32,
     pub selection: Option<Selection>,
+    /// The source's notes as its parts play them (colours, velocities).
+    pub performance: &'a Performance,
+    /// Which parts show.
+    pub parts: &'a PartsView,
 }
 
 impl RollViewInput<'_> {
@@ -160,20 +201,27 @@ pub fn show(
     let mut commands = Vec::new();
     textures.update(ui.ctx(), input);
     let steps = input.columns().max(1);
-    let row_height = ((ui.available_height() - 8.0 - RULER_HEIGHT) / PITCH_COUNT as f32)
+    let lane = if input.parts.velocity_lane {
+        VELOCITY_LANE_HEIGHT
+    } else {
+        0.0
+    };
+    let row_height = ((ui.available_height() - 8.0 - RULER_HEIGHT - lane) / PITCH_COUNT as f32)
         .clamp(2.0, 8.0)
         * limits::PITCH_ZOOM.clamp(input.pitch_zoom);
     let size = Vec2::new(
         KEYBOARD_WIDTH + steps as f32 * input.zoom,
-        RULER_HEIGHT + PITCH_COUNT as f32 * row_height,
+        RULER_HEIGHT + PITCH_COUNT as f32 * row_height + lane,
     );
     egui::ScrollArea::both()
         .id_salt("roll-scroll")
         .show(ui, |ui| {
             let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
             let painter = ui.painter_at(rect);
-            let grid =
-                Rect::from_min_max(rect.min + Vec2::new(KEYBOARD_WIDTH, RULER_HEIGHT), rect.max);
+            let grid = Rect::from_min_max(
+                rect.min + Vec2::new(KEYBOARD_WIDTH, RULER_HEIGHT),
+                rect.max - Vec2::new(0.0, lane),
+            );
             // The image, one texture per chunk of columns.
             for (index, texture) in textures.chunks.iter().enumerate() {
                 let first = (index * TEXTURE_COLUMNS) as f32 * input.zoom;
@@ -191,6 +239,16 @@ pub fn show(
             }
             paint_grid(&painter, rect, grid, input, row_height);
             paint_overlays(&painter, grid, input);
+            if lane > 0.0 {
+                let lane_rect = Rect::from_min_max(
+                    Pos2::new(grid.left(), grid.bottom()),
+                    Pos2::new(grid.right(), rect.bottom()),
+                );
+                paint_velocity_lane(&painter, lane_rect, input);
+                if let Some(command) = velocity_pointer(&response, lane_rect, input, &painter) {
+                    commands.push(command);
+                }
+            }
             commands.extend(pointer(
                 &response,
                 grid,
@@ -267,35 +325,60 @@ fn paint_grid(
 ) {
     let steps = input.columns().max(1);
     let x_of = |step: f64| grid.left() + step as f32 * input.zoom;
-    // Bar lines (4 quarters) and beat lines.
-    let per_quarter = usize::from(input.source.meta().steps_per_quarter).max(1);
-    if input.zoom * per_quarter as f32 >= 4.0 {
-        for step in (0..=steps).step_by(per_quarter) {
-            let bar = step % (4 * per_quarter) == 0;
-            let colour = if bar {
-                Color32::from_gray(70)
-            } else {
-                Color32::from_gray(40)
-            };
-            let x = x_of(step as f64);
-            painter.line_segment(
-                [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
-                Stroke::new(1.0, colour),
-            );
+    // Bar and beat lines from the time signatures, each metre counted from
+    // where it begins; the ruler numbers the bars and names each metre.
+    let stretches = input.source.metre_stretches();
+    let mut bar = 0usize;
+    // Where the last ruler label ends: a label that would overlap it is left out.
+    let mut label_end = f32::MIN;
+    for (index, stretch) in stretches.iter().enumerate() {
+        let end = stretches
+            .get(index + 1)
+            .map_or(steps + 1, |next| next.start.min(steps + 1));
+        let (per_beat, per_bar) = (
+            stretch.meter.steps_per_beat().max(1),
+            stretch.meter.steps_per_bar().max(1),
+        );
+        if input.zoom * per_beat as f32 >= 4.0 {
+            for step in (stretch.start..end).step_by(per_beat) {
+                let colour = if (step - stretch.start).is_multiple_of(per_bar) {
+                    Color32::from_gray(70)
+                } else {
+                    Color32::from_gray(40)
+                };
+                let x = x_of(step as f64);
+                painter.line_segment(
+                    [Pos2::new(x, grid.top()), Pos2::new(x, grid.bottom())],
+                    Stroke::new(1.0, colour),
+                );
+            }
         }
-    }
-    // The ruler: bar numbers.
-    let bar_steps = 4 * per_quarter;
-    let every = (40.0 / (bar_steps as f32 * input.zoom)).ceil().max(1.0) as usize;
-    for (bar, step) in (0..steps).step_by(bar_steps).enumerate() {
-        if bar % every == 0 {
-            painter.text(
-                Pos2::new(x_of(step as f64) + 2.0, rect.top() + RULER_HEIGHT / 2.0),
-                egui::Align2::LEFT_CENTER,
-                format!("{}", bar + 1),
-                egui::FontId::monospace(9.0),
-                Color32::from_gray(170),
-            );
+        let every = (40.0 / (per_bar as f32 * input.zoom)).ceil().max(1.0) as usize;
+        let ruler_y = rect.top() + RULER_HEIGHT / 2.0;
+        // Where a metre begins, its bar number names it too.
+        let named = index > 0 || stretch.signature != crate::meter::TimeSignature::COMMON;
+        for step in (stretch.start..end.min(steps)).step_by(per_bar) {
+            let first = step == stretch.start && named;
+            let x = x_of(step as f64) + 2.0;
+            if (bar.is_multiple_of(every) || first) && x >= label_end {
+                let (text, colour) = if first {
+                    (
+                        format!("{} {}", bar + 1, stretch.signature),
+                        Color32::from_rgb(240, 200, 120),
+                    )
+                } else {
+                    (format!("{}", bar + 1), Color32::from_gray(170))
+                };
+                let drawn = painter.text(
+                    Pos2::new(x, ruler_y),
+                    egui::Align2::LEFT_CENTER,
+                    text,
+                    egui::FontId::monospace(9.0),
+                    colour,
+                );
+                label_end = drawn.right() + 4.0;
+            }
+            bar += 1;
         }
     }
     // The keyboard strip: a label at every C.
@@ -316,6 +399,78 @@ fn paint_grid(
             );
         }
     }
+}
+
+/// The velocity lane: a stem per note start of the shown parts, as tall as
+/// its velocity, in its part's colour.
+fn paint_velocity_lane(painter: &egui::Painter, lane: Rect, input: &RollViewInput<'_>) {
+    painter.rect_filled(lane, 0.0, Color32::from_gray(28));
+    painter.line_segment(
+        [lane.left_top(), lane.right_top()],
+        Stroke::new(1.0, Color32::from_gray(60)),
+    );
+    let clip = painter.clip_rect();
+    for note in &input.performance.notes {
+        if !input.parts.visible(note.part) {
+            continue;
+        }
+        let x = lane.left() + (note.start as f32 + 0.5) * input.zoom;
+        if x < clip.left() - 2.0 || x > clip.right() + 2.0 {
+            continue;
+        }
+        let height = (lane.height() - 4.0) * f32::from(note.velocity) / 127.0;
+        let colour = part_colour(input.performance, note.part);
+        painter.line_segment(
+            [
+                Pos2::new(x, lane.bottom() - 1.0),
+                Pos2::new(x, lane.bottom() - 1.0 - height),
+            ],
+            Stroke::new((input.zoom * 0.4).clamp(1.0, 3.0), colour),
+        );
+    }
+}
+
+/// Clicking or dragging in the velocity lane sets the velocity of the notes
+/// that start at that step (within the selection's rows when it covers the
+/// step), on release; while dragging, a line previews it.
+fn velocity_pointer(
+    response: &egui::Response,
+    lane: Rect,
+    input: &RollViewInput<'_>,
+    painter: &egui::Painter,
+) -> Option<Command> {
+    let pos = response.interact_pointer_pos()?;
+    let press = response.ctx.input(|i| i.pointer.press_origin())?;
+    if !lane.contains(press) {
+        return None;
+    }
+    let step = ((press.x - lane.left()) / input.zoom).max(0.0) as usize;
+    let share = ((lane.bottom() - 2.0 - pos.y) / (lane.height() - 4.0)).clamp(0.0, 1.0);
+    let velocity = (share * 127.0).round().max(1.0) as u8;
+    if response.clicked() || response.drag_stopped() {
+        let rows = input
+            .selection
+            .filter(|s| (s.steps.0..s.steps.1).contains(&step))
+            .map_or((0, PITCH_COUNT), |s| s.rows);
+        return Some(Command::SetVelocity {
+            step,
+            rows,
+            velocity,
+        });
+    }
+    let x = lane.left() + (step as f32 + 0.5) * input.zoom;
+    painter.line_segment(
+        [Pos2::new(x - 6.0, pos.y), Pos2::new(x + 6.0, pos.y)],
+        Stroke::new(2.0, Color32::WHITE),
+    );
+    painter.text(
+        Pos2::new(x + 8.0, pos.y),
+        egui::Align2::LEFT_CENTER,
+        velocity.to_string(),
+        egui::FontId::monospace(10.0),
+        Color32::WHITE,
+    );
+    None
 }
 
 /// The pointer over the roll. On the ruler: click or drag places the seed
@@ -354,6 +509,14 @@ fn pointer(
         *drawing = None;
         return commands;
     };
+    // The velocity lane below the grid takes its own presses.
+    let pressed_in_lane = response
+        .ctx
+        .input(|i| i.pointer.press_origin())
+        .is_some_and(|origin| origin.y > grid.bottom());
+    if pressed_in_lane {
+        return commands;
+    }
     let (row, step) = cell(pos);
     if pos.y < grid.top() {
         // The ruler.

@@ -11,56 +11,120 @@ use std::sync::Arc;
 
 use rustysynth::{SoundFont, Synthesizer, SynthesizerError, SynthesizerSettings};
 
+use crate::arrangement::{Performance, TICKS_PER_STEP};
 use crate::roll::{PianoRoll, Tempo, mask_bits};
 
-/// One note-on or note-off, at a step of the roll's grid.
+/// What a [`SongEvent`] does. The order is the order at one step: offs first
+/// (a repeated note restarts), then program changes (a note starts under its
+/// program), then ons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct NoteEvent {
-    pub step: u32,
-    /// Offs sort before ons at the same step, so a repeated note restarts.
-    pub on: bool,
-    /// MIDI key, 21..=126.
-    pub key: u8,
+pub enum EventKind {
+    NoteOff,
+    Program,
+    NoteOn,
 }
 
-/// A roll as the synth plays it.
+/// One note-on, note-off or program change, where it was played.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SongEvent {
+    /// In [`TICKS_PER_STEP`]ths of a step from step 0.
+    pub tick: u64,
+    pub kind: EventKind,
+    /// MIDI channel, 0..=15 (9: drums).
+    pub channel: u8,
+    /// The key of a note event, the program of a program change.
+    pub value: u8,
+    pub velocity: u8,
+    /// The part it belongs to.
+    pub part: u16,
+}
+
+impl SongEvent {
+    /// Its place in steps, as the playhead counts.
+    pub fn position(&self) -> f64 {
+        self.tick as f64 / f64::from(TICKS_PER_STEP)
+    }
+}
+
+/// A roll as the synth plays it: every part on its channel, with its
+/// programs, velocities and the tempo map.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Song {
-    events: Vec<NoteEvent>,
+    events: Vec<SongEvent>,
     steps: u32,
-    /// Tempo in quarter notes per minute.
-    bpm: f64,
+    /// (first step, quarter notes per minute) of each stretch of one tempo;
+    /// the first starts at 0.
+    tempos: Vec<(u32, f64)>,
     steps_per_quarter: u8,
-    program: u8,
-    velocity: u8,
+    /// The part new notes go to: the one [`Song::with_program`] re-voices.
+    main_part: Option<u16>,
 }
 
 impl Song {
-    /// The notes of `roll` at its tempo and GM program, every note at `velocity`.
+    /// The performance of `roll` ([`PianoRoll::performance`]; notes without a
+    /// velocity of their own get `velocity`), every part audible.
     pub fn from_roll(roll: &PianoRoll, velocity: u8) -> Self {
-        let mut events = Vec::with_capacity(roll.note_count() * 2);
-        for note in roll.notes() {
-            let key = note.pitch.midi();
-            events.push(NoteEvent {
-                step: note.start as u32,
-                on: true,
-                key,
-            });
-            events.push(NoteEvent {
-                step: note.end() as u32,
-                on: false,
-                key,
-            });
+        Self::from_performance(roll, &roll.performance(velocity), |_| true)
+    }
+
+    /// `performance` (of `roll`) with only the parts `audible` accepts, at
+    /// the roll's tempo map.
+    pub fn from_performance(
+        roll: &PianoRoll,
+        performance: &Performance,
+        audible: impl Fn(u16) -> bool,
+    ) -> Self {
+        let mut events = Vec::with_capacity(performance.notes.len() * 2 + 16);
+        let mut programs: Vec<Option<u8>> = vec![None; performance.parts.len()];
+        for note in performance.notes.iter().filter(|n| audible(n.part)) {
+            let Some(part) = performance.parts.get(usize::from(note.part)) else {
+                continue;
+            };
+            let event = |tick: u64, kind, value, velocity| SongEvent {
+                tick,
+                kind,
+                channel: part.channel & 15,
+                value,
+                velocity,
+                part: note.part,
+            };
+            let program = &mut programs[usize::from(note.part)];
+            if *program != Some(note.program) {
+                *program = Some(note.program);
+                events.push(event(
+                    note.start_tick(),
+                    EventKind::Program,
+                    note.program,
+                    0,
+                ));
+            }
+            events.push(event(
+                note.start_tick(),
+                EventKind::NoteOn,
+                note.key,
+                note.velocity,
+            ));
+            events.push(event(note.end_tick(), EventKind::NoteOff, note.key, 0));
         }
         events.sort_unstable();
-        let meta = roll.meta();
+        let tempos = std::iter::once((0, roll.meta().tempo))
+            .chain(roll.arrangement().tempo_changes().iter().copied())
+            .map(|(step, tempo)| (u32::try_from(step).unwrap_or(u32::MAX), tempo.bpm()))
+            .collect();
+        let main_part = roll.arrangement().target_part().or_else(|| {
+            (!performance.parts.is_empty()).then(|| performance.parts.len() as u16 - 1)
+        });
+        // A note played a little late may end past the roll's last step.
+        let last_event = events
+            .last()
+            .map_or(0, |e| e.tick.div_ceil(u64::from(TICKS_PER_STEP)));
+        let steps = (roll.steps() as u64).max(last_event);
         Self {
             events,
-            steps: roll.steps() as u32,
-            bpm: meta.tempo.bpm(),
-            steps_per_quarter: meta.steps_per_quarter,
-            program: meta.program,
-            velocity: velocity.clamp(1, 127),
+            steps: u32::try_from(steps).unwrap_or(u32::MAX),
+            tempos,
+            steps_per_quarter: roll.meta().steps_per_quarter.max(1),
+            main_part,
         }
     }
 
@@ -69,29 +133,59 @@ impl Song {
         self.steps
     }
 
-    /// The roll's own tempo.
+    /// The tempo at the start, in quarter notes per minute.
     pub fn bpm(&self) -> f64 {
-        self.bpm
+        self.tempos[0].1
     }
 
+    /// The events in playing order.
+    pub fn events(&self) -> &[SongEvent] {
+        &self.events
+    }
+
+    /// The whole tempo map scaled so that it starts at `tempo`.
     pub fn with_tempo(mut self, tempo: Tempo) -> Self {
-        self.bpm = tempo.bpm();
+        let scale = tempo.bpm() / self.bpm();
+        for (_, bpm) in &mut self.tempos {
+            *bpm *= scale;
+        }
         self
     }
 
+    /// The main part (the one new notes go to) played by `program`.
     pub fn with_program(mut self, program: u8) -> Self {
-        self.program = program.min(127);
+        let program = program.min(127);
+        for event in &mut self.events {
+            if event.kind == EventKind::Program && Some(event.part) == self.main_part {
+                event.value = program;
+            }
+        }
         self
     }
 
-    /// Seconds per step at `bpm`.
-    fn seconds_per_step(&self, bpm: f64) -> f64 {
-        60.0 / bpm / f64::from(self.steps_per_quarter)
+    /// Seconds per step of the stretch `index`, sped up by `scale`.
+    fn seconds_per_step(&self, index: usize, scale: f64) -> f64 {
+        60.0 / (self.tempos[index].1 * scale) / f64::from(self.steps_per_quarter)
     }
 
-    /// Length in seconds at the song's tempo.
+    /// The stretch of one tempo that `position` (in steps) falls in.
+    fn tempo_index(&self, position: f64) -> usize {
+        self.tempos
+            .partition_point(|&(step, _)| f64::from(step) <= position)
+            .saturating_sub(1)
+    }
+
+    /// Length in seconds through the song's tempo map.
     pub fn duration_seconds(&self) -> f64 {
-        f64::from(self.steps) * self.seconds_per_step(self.bpm)
+        let mut seconds = 0.0;
+        for (index, &(start, _)) in self.tempos.iter().enumerate() {
+            let end = self
+                .tempos
+                .get(index + 1)
+                .map_or(self.steps, |&(next, _)| next.min(self.steps));
+            seconds += f64::from(end.saturating_sub(start)) * self.seconds_per_step(index, 1.0);
+        }
+        seconds
     }
 }
 
@@ -122,7 +216,10 @@ pub struct Player {
     next_event: usize,
     playing: bool,
     looping: Option<(f64, f64)>,
-    bpm: f64,
+    /// The listener's tempo over the song's own (1: as written).
+    tempo_scale: f64,
+    /// The song's tempo stretch the playhead is in.
+    tempo_index: usize,
     volume: f32,
     sample_rate: f64,
     /// Whether the end of the song has been passed without a loop.
@@ -134,7 +231,7 @@ impl std::fmt::Debug for Player {
         f.debug_struct("Player")
             .field("position", &self.position)
             .field("playing", &self.playing)
-            .field("bpm", &self.bpm)
+            .field("tempo_scale", &self.tempo_scale)
             .finish_non_exhaustive()
     }
 }
@@ -155,27 +252,19 @@ impl Player {
         let mut settings = SynthesizerSettings::new(sample_rate as i32);
         settings.enable_reverb_and_chorus = reverb_and_chorus;
         let synth = Synthesizer::new(soundfont, &settings)?;
-        let bpm = song.bpm;
-        let mut player = Self {
+        Ok(Self {
             synth,
             song,
             position: 0.0,
             next_event: 0,
             playing: false,
             looping: None,
-            bpm,
+            tempo_scale: 1.0,
+            tempo_index: 0,
             volume: 1.0,
             sample_rate: f64::from(sample_rate),
             finished: false,
-        };
-        player.select_program();
-        Ok(player)
-    }
-
-    fn select_program(&mut self) {
-        // Program change on channel 0 (0xC0).
-        self.synth
-            .process_midi_message(0, 0xC0, i32::from(self.song.program), 0);
+        })
     }
 
     /// Playhead in steps.
@@ -196,34 +285,62 @@ impl Player {
         &self.song
     }
 
-    /// Frames of one step at the current tempo.
+    /// Frames of one step at the tempo under the playhead.
     fn frames_per_step(&self) -> f64 {
-        self.song.seconds_per_step(self.bpm) * self.sample_rate
+        self.song
+            .seconds_per_step(self.tempo_index, self.tempo_scale)
+            * self.sample_rate
+    }
+
+    /// The step where the next tempo stretch begins, if one does.
+    fn next_tempo_step(&self) -> Option<f64> {
+        self.song
+            .tempos
+            .get(self.tempo_index + 1)
+            .map(|&(step, _)| f64::from(step))
     }
 
     fn seek_to(&mut self, position: f64) {
         self.synth.note_off_all(false);
         self.position = position.clamp(0.0, f64::from(self.song.steps));
+        self.tempo_index = self.song.tempo_index(self.position);
         self.next_event = self
             .song
             .events
-            .partition_point(|e| f64::from(e.step) < self.position);
-        // Notes that started before the new position and still sound there
-        // start again (a 128-bit mask of keys: no allocation).
-        let mut sounding = 0u128;
+            .partition_point(|e| e.position() < self.position);
+        // Programs set and notes that started before the new position and
+        // still sound there start again: per-channel masks on the stack, no
+        // allocation.
+        let mut sounding = [0u128; 16];
+        let mut velocities = [[0u8; 128]; 16];
+        let mut programs = [None::<u8>; 16];
         for event in &self.song.events[..self.next_event] {
-            let bit = 1u128 << (event.key & 0x7f);
-            if event.on {
-                sounding |= bit;
-            } else {
-                sounding &= !bit;
+            let channel = usize::from(event.channel & 15);
+            let key = usize::from(event.value & 0x7f);
+            match event.kind {
+                EventKind::NoteOn => {
+                    sounding[channel] |= 1u128 << key;
+                    velocities[channel][key] = event.velocity;
+                }
+                EventKind::NoteOff => sounding[channel] &= !(1u128 << key),
+                EventKind::Program => programs[channel] = Some(event.value),
             }
         }
-        let velocity = i32::from(self.song.velocity);
-        for key in mask_bits(sounding) {
-            self.synth.note_on(0, key as i32, velocity);
+        for channel in 0..16 {
+            if let Some(program) = programs[channel] {
+                self.program_change(channel as i32, program);
+            }
+            for key in mask_bits(sounding[channel]) {
+                let velocity = i32::from(velocities[channel][key]);
+                self.synth.note_on(channel as i32, key as i32, velocity);
+            }
         }
         self.finished = false;
+    }
+
+    fn program_change(&mut self, channel: i32, program: u8) {
+        self.synth
+            .process_midi_message(channel, 0xC0, i32::from(program), 0);
     }
 
     /// Carries out a command. Never allocates.
@@ -261,7 +378,7 @@ impl Player {
             }
             PlayerCommand::Tempo(bpm) => {
                 if bpm.is_finite() && bpm > 0.0 {
-                    self.bpm = bpm.clamp(4.0, 1000.0);
+                    self.tempo_scale = bpm.clamp(4.0, 1000.0) / self.song.bpm();
                 }
             }
             PlayerCommand::Volume(volume) => {
@@ -276,8 +393,8 @@ impl Player {
     /// returns the old one, which the caller drops off the audio thread.
     pub fn replace_song(&mut self, song: Box<Song>) -> Box<Song> {
         let old = std::mem::replace(&mut self.song, song);
-        self.bpm = self.song.bpm;
-        self.select_program();
+        // A new song comes at the listener's tempo already.
+        self.tempo_scale = 1.0;
         let position = self.position;
         self.seek_to(position);
         if !self.playing {
@@ -302,14 +419,17 @@ impl Player {
                 let tolerance = 0.5 / frames_per_step;
                 // Fire everything due at the playhead.
                 while let Some(event) = self.song.events.get(self.next_event) {
-                    if f64::from(event.step) > self.position + tolerance {
+                    if event.position() > self.position + tolerance {
                         break;
                     }
-                    let key = i32::from(event.key);
-                    if event.on {
-                        self.synth.note_on(0, key, i32::from(self.song.velocity));
-                    } else {
-                        self.synth.note_off(0, key);
+                    let (channel, value) = (i32::from(event.channel), event.value);
+                    match event.kind {
+                        EventKind::NoteOn => {
+                            let velocity = i32::from(event.velocity);
+                            self.synth.note_on(channel, i32::from(value), velocity);
+                        }
+                        EventKind::NoteOff => self.synth.note_off(channel, i32::from(value)),
+                        EventKind::Program => self.program_change(channel, value),
                     }
                     self.next_event += 1;
                 }
@@ -321,7 +441,8 @@ impl Player {
                     .song
                     .events
                     .get(self.next_event)
-                    .map_or(end, |e| f64::from(e.step).min(end));
+                    .map_or(end, |e| e.position().min(end));
+                let boundary = self.next_tempo_step().map_or(boundary, |t| t.min(boundary));
                 let until = ((boundary - self.position) * frames_per_step)
                     .round()
                     .max(1.0);
@@ -333,6 +454,12 @@ impl Player {
                 self.position += chunk as f64 / frames_per_step;
                 if (self.position - boundary).abs() < tolerance {
                     self.position = boundary;
+                }
+                while self
+                    .next_tempo_step()
+                    .is_some_and(|step| self.position >= step - tolerance)
+                {
+                    self.tempo_index += 1;
                 }
                 if self.position >= end - tolerance {
                     match self.looping {

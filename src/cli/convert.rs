@@ -27,10 +27,16 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk: Option<u32>,
-    /// Note-on velocity of MIDI output (1..=127).
+    /// Note-on velocity (1..=127) of MIDI output for notes that have none of
+    /// their own (from a PNG, or everything with --merged).
     #[arg(long, value_name = "V", default_value_t = 100,
           value_parser = clap::value_parser!(u8).range(1..=127))]
     pub velocity: u8,
+    /// Write MIDI output as one merged piano-roll track on channel 1 (the
+    /// roll's cells at one velocity and program) instead of the file's parts,
+    /// programs, velocities and drums.
+    #[arg(long)]
+    pub merged: bool,
     /// Format to write when OUT is a folder (default: PNG for MIDI input, MIDI for PNG input).
     #[arg(long, value_enum)]
     pub to: Option<Target>,
@@ -75,8 +81,7 @@ impl Plan<'_> {
 
     fn convert(&self, input: &Path, output: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let mut loaded = load_roll(input, &self.load)?;
-        let meta = self.args.meta.apply(*loaded.roll.meta());
-        loaded.roll.set_meta(meta)?;
+        self.args.meta.apply_to(&mut loaded.roll);
         Ok(save_roll(&loaded.roll, output, &self.save)?)
     }
 }
@@ -85,7 +90,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     let plan = Plan {
         load: args.read.load_options(&args.meta),
         save: SaveOptions {
-            midi: export_options(args.velocity),
+            midi: export_options(args.velocity, args.merged),
             png_chunk_columns: args.chunk.map(|n| n as usize),
         },
         args,

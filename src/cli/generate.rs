@@ -241,7 +241,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
     );
 
     let save = SaveOptions {
-        midi: export_options(args.velocity),
+        midi: export_options(args.velocity, false),
         png_chunk_columns: None,
     };
     for (index, continuation) in continuations.iter().enumerate() {

@@ -44,15 +44,95 @@ struct FileInfo {
     time_signature: String,
     program: u8,
     program_name: String,
+    /// The parts as played: each a track's notes on one channel.
+    parts: Vec<PartInfo>,
+    /// Every time signature, the first at step 0.
+    time_signatures: Vec<SignatureInfo>,
+    /// Every tempo, the first at step 0.
+    tempo_map: Vec<TempoInfo>,
     /// Present for MIDI input.
     import_report: Option<ImportReport>,
 }
+
+#[derive(Debug, Serialize)]
+struct PartInfo {
+    name: String,
+    /// 1..=16, as musicians count; 10 is drums.
+    channel: u8,
+    drums: bool,
+    notes: usize,
+    /// Programs its notes use, in order of first use.
+    programs: Vec<u8>,
+    program_names: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SignatureInfo {
+    step: usize,
+    seconds: f64,
+    signature: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TempoInfo {
+    step: usize,
+    seconds: f64,
+    bpm: f64,
+}
+
+/// Lines of a list `info` prints before it says how many more there are.
+const LISTED: usize = 12;
 
 impl FileInfo {
     fn new(file: String, loaded: LoadedRoll) -> Self {
         let roll = &loaded.roll;
         let meta = roll.meta();
         let range = roll.pitch_range();
+        let performance = roll.performance(100);
+        let map = roll.tempo_map();
+        let parts = performance
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(index, part)| {
+                let mut programs: Vec<u8> = Vec::new();
+                let mut notes = 0;
+                for note in performance.part_notes(index as u16) {
+                    notes += 1;
+                    if !programs.contains(&note.program) {
+                        programs.push(note.program);
+                    }
+                }
+                PartInfo {
+                    name: part.name.clone(),
+                    channel: part.channel + 1,
+                    drums: part.is_drums(),
+                    notes,
+                    program_names: programs
+                        .iter()
+                        .map(|&p| drum_or_program_name(part.is_drums(), p))
+                        .collect(),
+                    programs,
+                }
+            })
+            .collect();
+        let time_signatures = roll
+            .metre_stretches()
+            .iter()
+            .map(|stretch| SignatureInfo {
+                step: stretch.start,
+                seconds: map.seconds_at(stretch.start as f64),
+                signature: stretch.signature.to_string(),
+            })
+            .collect();
+        let tempo_map = std::iter::once((0, meta.tempo))
+            .chain(roll.arrangement().tempo_changes().iter().copied())
+            .map(|(step, tempo)| TempoInfo {
+                step,
+                seconds: map.seconds_at(step as f64),
+                bpm: tempo.bpm(),
+            })
+            .collect();
         Self {
             file,
             format: loaded.format,
@@ -66,6 +146,9 @@ impl FileInfo {
             time_signature: meta.time_signature.to_string(),
             program: meta.program,
             program_name: program_name(meta.program),
+            parts,
+            time_signatures,
+            tempo_map,
             import_report: loaded.report,
         }
     }
@@ -88,7 +171,7 @@ impl FileInfo {
         );
         let _ = writeln!(
             text,
-            "  duration:   {} at {:.1} BPM in {}",
+            "  duration:   {} at {:.1} BPM in {} at the start",
             minutes_seconds(self.duration_seconds),
             self.tempo_bpm,
             self.time_signature
@@ -98,10 +181,76 @@ impl FileInfo {
             "  instrument: program {} ({})",
             self.program, self.program_name
         );
+        self.write_arrangement(&mut text);
         if let Some(report) = &self.import_report {
             write_report(&mut text, report);
         }
         text
+    }
+
+    fn write_arrangement(&self, text: &mut String) {
+        let _ = writeln!(text, "  parts:      {}", self.parts.len());
+        for (index, part) in self.parts.iter().enumerate() {
+            let programs: Vec<String> = part
+                .programs
+                .iter()
+                .zip(&part.program_names)
+                .map(|(program, name)| format!("{program} ({name})"))
+                .collect();
+            let what = if part.drums { "drum kit" } else { "program" };
+            let _ = writeln!(
+                text,
+                "    {:>2}. {} (channel {}): {} notes, {what} {}",
+                index + 1,
+                part.name,
+                part.channel,
+                part.notes,
+                or_none(&programs.join(", "))
+            );
+        }
+        let signatures: Vec<String> = self
+            .time_signatures
+            .iter()
+            .map(|s| format!("{} at {}", s.signature, minutes_seconds(s.seconds)))
+            .collect();
+        let _ = writeln!(text, "  metre:      {}", listed(&signatures));
+        let tempos: Vec<String> = self
+            .tempo_map
+            .iter()
+            .map(|t| format!("{:.1} BPM at {}", t.bpm, minutes_seconds(t.seconds)))
+            .collect();
+        let _ = writeln!(text, "  tempo map:  {}", listed(&tempos));
+    }
+}
+
+/// The first [`LISTED`] items joined, and how many more there are.
+fn listed(items: &[String]) -> String {
+    let shown = items[..items.len().min(LISTED)].join(", ");
+    match items.len().saturating_sub(LISTED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// A program's General MIDI name, or its drum kit's on channel 10.
+fn drum_or_program_name(drums: bool, program: u8) -> String {
+    if drums {
+        // The kits GS and GM2 put on channel 10's program numbers.
+        match program {
+            0 => "Standard",
+            8 => "Room",
+            16 => "Power",
+            24 => "Electronic",
+            25 => "TR-808",
+            32 => "Jazz",
+            40 => "Brush",
+            48 => "Orchestra",
+            56 => "SFX",
+            _ => "kit",
+        }
+        .to_owned()
+    } else {
+        program_name(program)
     }
 }
 
@@ -121,10 +270,12 @@ fn write_report(text: &mut String, report: &ImportReport) {
     let dropped = report.dropped;
     let _ = writeln!(
         text,
-        "  notes:      {} kept of {} read; dropped {} out of range (MIDI 21..126), \
-         {} on the drum channel, {} past the length limit",
-        report.notes_kept,
+        "  notes:      {} read, {} kept to play and write, {} in the roll; \
+         the roll leaves out {} out of its range (MIDI 21..126) and {} drums, \
+         {} are past the length limit",
         report.notes_read,
+        report.played_notes,
+        report.notes_kept,
         dropped.out_of_range,
         dropped.drums,
         dropped.past_length_limit
@@ -193,8 +344,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
     };
     let options = args.read.load_options(&args.meta);
     let mut loaded = load_roll(file, &options)?;
-    let meta = args.meta.apply(*loaded.roll.meta());
-    loaded.roll.set_meta(meta)?;
+    args.meta.apply_to(&mut loaded.roll);
     print(
         &FileInfo::new(file.display().to_string(), loaded),
         args.json,

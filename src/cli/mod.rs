@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::files::LoadOptions;
 use crate::midi::{ExportOptions, ImportOptions};
-use crate::roll::{DEFAULT_STEPS_PER_QUARTER, RollMeta, Tempo};
+use crate::roll::{DEFAULT_STEPS_PER_QUARTER, PianoRoll, RollMeta, Tempo};
 
 /// Cadenza: piano rolls, a neural continuation model and a SoundFont synth.
 #[derive(Debug, Parser)]
@@ -160,10 +160,12 @@ pub struct ReadArgs {
 /// Tempo and instrument: what a PNG lacks, or an override for MIDI.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MetaArgs {
-    /// Tempo in quarter notes per minute (default: the file's, 120 for PNG).
+    /// Tempo in quarter notes per minute at the start (default: the file's,
+    /// 120 for PNG); a file's tempo changes keep their ratio to it.
     #[arg(long, value_name = "BPM", value_parser = parse_bpm)]
     pub tempo: Option<Tempo>,
-    /// General MIDI program 0..=127 (default: the file's, 0 = piano for PNG).
+    /// General MIDI program 0..=127 of the main part, the one generated notes
+    /// go to (default: the file's, 0 = piano for PNG).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
     pub program: Option<u8>,
 }
@@ -196,12 +198,14 @@ impl ReadArgs {
 }
 
 impl MetaArgs {
-    /// Applies the overrides the user gave to a roll's metadata.
-    fn apply(&self, meta: RollMeta) -> RollMeta {
-        RollMeta {
-            tempo: self.tempo.unwrap_or(meta.tempo),
-            program: self.program.unwrap_or(meta.program),
-            ..meta
+    /// Applies the overrides the user gave to a roll: the tempo map scaled to
+    /// start at `--tempo`, the main part played by `--program`.
+    fn apply_to(&self, roll: &mut PianoRoll) {
+        if let Some(tempo) = self.tempo {
+            roll.set_opening_tempo(tempo);
+        }
+        if let Some(program) = self.program {
+            roll.set_main_program(program);
         }
     }
 }
@@ -211,6 +215,6 @@ fn parse_bpm(text: &str) -> Result<Tempo, String> {
     Tempo::from_bpm(bpm).ok_or_else(|| format!("{bpm} BPM is not a tempo"))
 }
 
-fn export_options(velocity: u8) -> ExportOptions {
-    ExportOptions { velocity }
+fn export_options(velocity: u8, merged: bool) -> ExportOptions {
+    ExportOptions { velocity, merged }
 }

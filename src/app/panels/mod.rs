@@ -5,6 +5,7 @@
 
 mod controls;
 mod measure;
+mod parts;
 mod plot;
 mod top_bar;
 mod training;
@@ -36,11 +37,14 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
     });
     egui::Panel::left("controls")
         .resizable(false)
-        .default_size(260.0)
+        .exact_size(260.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 controls::show(ui, app, &mut commands);
                 ui.separator();
+                egui::CollapsingHeader::new(format!("Parts ({})", app.performance.parts.len()))
+                    .default_open(true)
+                    .show(ui, |ui| parts::show(ui, app, &mut commands));
                 egui::CollapsingHeader::new("Train a model")
                     .default_open(false)
                     .show(ui, |ui| training::show(ui, app, &mut commands));
@@ -66,6 +70,8 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
                 zoom: app.view.zoom,
                 pitch_zoom: app.view.pitch_zoom,
                 selection: app.document.selection(),
+                performance: &app.performance,
+                parts: &app.parts_view,
             };
             commands.extend(roll_view::show(ui, &mut app.view.textures, &input));
         });
@@ -180,11 +186,12 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
         return commands;
     }
     // Space plays, G generates, arrows move the seed window, Delete deletes
-    // the selection, Escape drops it.
-    let (space, g, left, right, delete, escape) = ui.input(|i| {
+    // the selection, Escape drops it, V shows the velocity lane.
+    let (space, g, v, left, right, delete, escape) = ui.input(|i| {
         (
             i.key_pressed(egui::Key::Space),
             i.key_pressed(egui::Key::G),
+            i.key_pressed(egui::Key::V),
             i.key_pressed(egui::Key::ArrowLeft),
             i.key_pressed(egui::Key::ArrowRight),
             i.key_pressed(egui::Key::Delete) || i.key_pressed(egui::Key::Backspace),
@@ -202,6 +209,7 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
             },
         ),
         (g, Command::Generate),
+        (v, Command::ShowVelocityLane(!app.parts_view.velocity_lane)),
         (left, Command::SetSeed(seed.saturating_sub(1))),
         (right, Command::SetSeed(seed + 1)),
         (
