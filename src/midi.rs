@@ -731,13 +731,13 @@ pub fn roll_from_notes(
         .max(file_end.min(limit) as usize);
 
     let (tempo, tempo_changes) = time.roll_tempo_map(spq, steps);
+    let signature_changes = time.signature_steps(&file.time_signatures, spq, steps);
     let meta = RollMeta {
         steps_per_quarter: spq,
         tempo,
         program: main_program(file, &notes_per_channel, &first_note_tick),
-        time_signature: opening_signature(file, first_note_tick.iter().copied().min()),
+        time_signature: opening_signature(&signature_changes),
     };
-    let signature_changes = time.signature_steps(&file.time_signatures, spq, steps);
     let parts_found = parts.parts.len();
     let arrangement =
         Arrangement::new(parts.parts, played, tempo_changes, signature_changes, &meta)
@@ -877,14 +877,13 @@ fn main_program(file: &MidiNotes, notes_per_channel: &[usize; 16], first_tick: &
         .map_or(0, |p| p.2)
 }
 
-/// The signature in force at `first_note` (the first kept note's tick): the
-/// last at or before it, else the file's first (a pickup written before the
-/// metre, or no notes), else 4/4. Later changes are not kept: a roll has one
-/// metre.
-fn opening_signature(file: &MidiNotes, first_note: Option<u64>) -> TimeSignature {
-    let signatures = &file.time_signatures;
-    first_note
-        .and_then(|tick| signatures.iter().rfind(|s| s.0 <= tick))
+/// The signature of step 0: the last the file sets there, else the file's
+/// first (a pickup written before the metre), else 4/4. Later changes ride
+/// in the arrangement.
+fn opening_signature(signatures: &[(usize, TimeSignature)]) -> TimeSignature {
+    signatures
+        .iter()
+        .rfind(|s| s.0 == 0)
         .or_else(|| signatures.first())
         .map_or(TimeSignature::COMMON, |s| s.1)
 }

@@ -206,3 +206,22 @@ fn info_shows_the_signature_and_counts_the_events() {
     assert!(shown.contains("BPM in 3/4"), "{shown}");
     assert!(shown.contains("1 time-signature events"), "{shown}");
 }
+
+#[test]
+fn metre_changes_are_kept_even_before_the_first_note() {
+    // A bar of 4/4 rest, then 3/4: the roll starts in 4/4 and changes at
+    // step 16, and both signatures come back out.
+    let mut t = Track::default();
+    t.time_signature(0, 4, 2)
+        .time_signature(4 * u32::from(PPQ), 3, 2)
+        .on(0, 0, 60, 100)
+        .off(u32::from(PPQ), 0, 60)
+        .end(0);
+    let (roll, _) = import(&smf(0, PPQ, &[t.take()]), &ImportOptions::default()).unwrap();
+    assert_eq!(roll.meta().time_signature, signature(4, 4));
+    assert_eq!(roll.signature_at(16), signature(3, 4));
+    assert_eq!(roll.bar_starts()[..2], [0, 16]);
+    let back = read_notes(&export(&roll, &ExportOptions::default())).unwrap();
+    let signatures: Vec<_> = back.time_signatures.iter().map(|s| s.1).collect();
+    assert_eq!(signatures, vec![signature(4, 4), signature(3, 4)]);
+}
