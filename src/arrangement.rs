@@ -299,6 +299,29 @@ impl Arrangement {
         }
     }
 
+    /// Takes in notes of a performance of its roll (`parts` are that
+    /// performance's: a part it made up for new notes joins), each replacing
+    /// the stored note of its step, key and part.
+    pub fn add_played(&mut self, parts: Vec<Part>, notes: Vec<PlayedNote>) {
+        if parts.len() > self.parts.len() {
+            self.parts.extend(parts.into_iter().skip(self.parts.len()));
+        }
+        for note in notes {
+            if usize::from(note.part) >= self.parts.len() {
+                continue;
+            }
+            let stored = self
+                .notes
+                .iter_mut()
+                .find(|n| n.start == note.start && n.key == note.key && n.part == note.part);
+            match stored {
+                Some(stored) => *stored = note,
+                None => self.notes.push(note),
+            }
+        }
+        self.notes.sort_unstable();
+    }
+
     /// Rough heap bytes, for undo budgets.
     pub fn heap_bytes(&self) -> usize {
         self.notes.len() * std::mem::size_of::<PlayedNote>()
@@ -605,23 +628,13 @@ impl PianoRoll {
         if chosen.is_empty() {
             return 0;
         }
-        let arrangement = self.arrangement_mut();
-        // A part the performance made up for new notes joins the arrangement.
-        arrangement
-            .parts
-            .extend(performance.parts[arrangement.parts.len()..].iter().cloned());
-        for note in &chosen {
-            let stored = arrangement
-                .notes
-                .iter_mut()
-                .find(|n| n.start == note.start && n.key == note.key && n.part == note.part);
-            match stored {
-                Some(stored) => stored.velocity = velocity,
-                None => arrangement.notes.push(PlayedNote { velocity, ..*note }),
-            }
-        }
-        arrangement.notes.sort_unstable();
-        chosen.len()
+        let changed = chosen.len();
+        let chosen = chosen
+            .into_iter()
+            .map(|n| PlayedNote { velocity, ..n })
+            .collect();
+        self.arrangement_mut().add_played(performance.parts, chosen);
+        changed
     }
 
     /// One past the last step of the run of `pitch` that sounds at `start`.

@@ -14,7 +14,8 @@
 //! one place naming burn backends), [`generate`] (continuation rules),
 //! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
 //! writes),
-//! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`cli`] (the
+//! [`assets`] (what the binary ships), [`gm`] (General MIDI names), [`live_midi`] (a keyboard's notes recorded
+//! and answered), [`cli`] (the
 //! headless command line), `app` (the desktop app, feature `gui`).
 
 #[cfg(feature = "gui")]
@@ -34,6 +35,7 @@ pub mod gm;
 pub mod image;
 pub mod keras;
 pub mod limits;
+pub mod live_midi;
 pub mod meter;
 pub mod midi;
 pub mod model;

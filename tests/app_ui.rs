@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use cadenza::app::{CadenzaApp, Command, StartMode};
 use cadenza::generate::RuleKind;
+use cadenza::live_midi::LiveMessage;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
@@ -727,4 +728,195 @@ fn new_notes_go_to_the_chosen_part_with_its_velocity_and_velocities_edit_undoabl
     harness.state_mut().apply(Command::Undo);
     settle(&mut harness);
     assert_eq!(drawn(harness.state()).velocity, note.velocity);
+}
+
+/// Steps per second of the demo at the transport's tempo (it has one tempo).
+fn steps_per_second(app: &CadenzaApp) -> f64 {
+    let spq = app.document().roll().meta().steps_per_quarter;
+    app.transport().bpm / 60.0 * f64::from(spq)
+}
+
+fn key(on: bool, key: u8, velocity: u8) -> LiveMessage {
+    if on {
+        LiveMessage::NoteOn {
+            channel: 0,
+            key,
+            velocity,
+        }
+    } else {
+        LiveMessage::NoteOff { channel: 0, key }
+    }
+}
+
+#[test]
+fn a_keyboard_take_is_recorded_on_the_grid_and_undone() {
+    let mut harness = harness();
+    let notes = harness.state().source_note_count();
+    let start = harness.state().seed_start() + 9;
+    // R starts the take (no sound here: the clock runs from now).
+    harness.key_press(eframe::egui::Key::R);
+    harness.run();
+    assert!(harness.state().keyboard().is_recording());
+    // A note from step +1 for 3 steps, played a little late, at velocity
+    // 77, on a high key no part plays.
+    let per_second = steps_per_second(harness.state());
+    let t0 = Instant::now();
+    let at = |steps: f64| t0 + Duration::from_secs_f64(steps / per_second);
+    let app = harness.state_mut();
+    app.apply(Command::MidiIn(at(1.2), key(true, 120, 77)));
+    app.apply(Command::MidiIn(at(4.1), key(false, 120, 0)));
+    app.apply(Command::Record(false));
+    settle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.source_note_count(), notes + 1, "{}", app.status());
+    let recorded = app
+        .performance()
+        .notes
+        .iter()
+        .find(|n| n.key == 120)
+        .copied()
+        .unwrap();
+    // Within a step of where it was played (the clock started a moment
+    // before the take), on the grid, with its velocity.
+    assert!(
+        (start + 1..=start + 2).contains(&recorded.start),
+        "{recorded:?} from {start}"
+    );
+    assert_eq!(recorded.len, 3);
+    assert_eq!(recorded.velocity, 77);
+    harness.state_mut().apply(Command::Undo);
+    settle(&mut harness);
+    assert_eq!(harness.state().source_note_count(), notes);
+}
+
+#[test]
+fn answer_mode_continues_a_phrase_after_a_bars_pause() {
+    let mut harness = harness();
+    let steps = harness.state().document().roll().steps();
+    harness.key_press(eframe::egui::Key::A);
+    harness.run();
+    assert!(harness.state().keyboard().is_answering());
+    // A phrase of four notes that ended longer ago than any bar lasts.
+    let ago = |seconds: f64| Instant::now() - Duration::from_secs_f64(seconds);
+    let app = harness.state_mut();
+    for (i, k) in [60u8, 64, 67, 72].into_iter().enumerate() {
+        let at = 60.0 - 2.0 * i as f64;
+        app.apply(Command::MidiIn(ago(at), key(true, k, 90)));
+        app.apply(Command::MidiIn(ago(at - 1.5), key(false, k, 0)));
+    }
+    settle(&mut harness);
+    let app = harness.state();
+    assert!(
+        app.status().starts_with("generated") || app.status().starts_with("the answer"),
+        "{}",
+        app.status()
+    );
+    // The phrase joined the end of the roll, and the continuation starts
+    // where it ends.
+    let roll = app.document().roll();
+    assert!(roll.steps() > steps);
+    let phrase: Vec<u8> = roll
+        .notes()
+        .iter()
+        .filter(|n| n.start >= steps)
+        .map(|n| n.pitch.midi())
+        .collect();
+    assert_eq!(phrase, vec![60, 64, 67, 72]);
+    let generated = app.generation().result().unwrap();
+    assert_eq!(generated.first_step(), roll.steps().max(9));
+    assert!(!app.keyboard().awaits_answer());
+}
+
+/// Through a real MIDI router: the ALSA sequencer, where the machine has one
+/// (`/dev/snd/seq`; containers and CI machines without sound hardware
+/// usually do not, and the test says it skipped). A virtual keyboard plays
+/// into the app, which records it; the app's virtual port "Cadenza" sends
+/// its playback to a listener.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_keyboard_and_a_daw_through_the_alsa_sequencer() {
+    use midir::os::unix::VirtualOutput as _;
+    if !std::path::Path::new("/dev/snd/seq").exists() {
+        eprintln!(
+            "SKIPPED a_keyboard_and_a_daw_through_the_alsa_sequencer: no ALSA sequencer (/dev/snd/seq)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = cadenza::app::SessionStore::at(dir.path().to_owned());
+    // Desktop mode: the transport opens (silently where there is no sound
+    // card), so playback reaches the MIDI output.
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            CadenzaApp::with_store(&cc.egui_ctx, StartMode::Desktop, Some(store))
+        });
+    settle(&mut harness);
+
+    let keyboard = midir::MidiOutput::new("Cadenza test").unwrap();
+    let mut keys = keyboard.create_virtual("Test keys").unwrap();
+    harness.state_mut().apply(Command::RefreshMidiPorts);
+    let port = harness
+        .state()
+        .keyboard()
+        .inputs
+        .iter()
+        .find(|name| name.contains("Test keys"))
+        .cloned()
+        .expect("the virtual keyboard is listed");
+    harness.state_mut().apply(Command::MidiInput(Some(port)));
+    harness.state_mut().apply(Command::Record(true));
+    let run_for = |harness: &mut Harness<'static, CadenzaApp>, millis: u64| {
+        let until = Instant::now() + Duration::from_millis(millis);
+        while Instant::now() < until {
+            harness.step();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    keys.send(&[0x90, 122, 99]).unwrap();
+    run_for(&mut harness, 400);
+    keys.send(&[0x80, 122, 0]).unwrap();
+    run_for(&mut harness, 100);
+    harness.state_mut().apply(Command::Record(false));
+    settle(&mut harness);
+    let recorded = harness
+        .state()
+        .performance()
+        .notes
+        .iter()
+        .find(|n| n.key == 122)
+        .copied();
+    assert_eq!(
+        recorded.map(|n| n.velocity),
+        Some(99),
+        "{}",
+        harness.state().status()
+    );
+
+    // A DAW listening to the virtual port hears the playback.
+    harness.state_mut().apply(Command::MidiOutput(Some(
+        cadenza::app::OutputChoice::Virtual,
+    )));
+    let (heard_tx, heard) = std::sync::mpsc::channel::<Vec<u8>>();
+    let daw = midir::MidiInput::new("Cadenza test DAW").unwrap();
+    let cadenza_port = daw
+        .ports()
+        .into_iter()
+        .find(|p| daw.port_name(p).is_ok_and(|n| n.starts_with("Cadenza")))
+        .expect("the virtual port Cadenza is listed");
+    let _listening = daw
+        .connect(
+            &cadenza_port,
+            "daw",
+            move |_, bytes, ()| {
+                let _ = heard_tx.send(bytes.to_vec());
+            },
+            (),
+        )
+        .unwrap();
+    harness.state_mut().apply(Command::Seek(0.0));
+    harness.state_mut().apply(Command::Play);
+    run_for(&mut harness, 1_500);
+    let notes_on = heard.try_iter().filter(|m| m[0] & 0xF0 == 0x90).count();
+    assert!(notes_on > 0, "nothing came out of the Cadenza port");
 }

@@ -12,6 +12,7 @@ use cadenza::audio::render::{
     RenderOptions, WavFormat, encode_wav, render_song, render_to_wav, write_wav,
 };
 use cadenza::audio::soundfont::load_soundfont;
+use cadenza::live_midi::LiveMessage;
 use cadenza::roll::{PianoRoll, Pitch, RollMeta, RollNote, Tempo};
 
 /// Two steps per quarter at 60 BPM: half a second per step.
@@ -500,4 +501,71 @@ fn live_playback_reaches_the_device_sample_for_sample() {
         .map(|(p, o)| (p - o).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-6, "live and offline differ by {worst}");
+}
+
+#[test]
+fn a_live_keyboard_sounds_at_once_and_playback_reaches_the_event_tap() {
+    let font = load_soundfont(None).unwrap();
+    let mut player = Player::new(&font, 22_050, Box::new(silent_song(10)), false).unwrap();
+    let (mut left, mut right) = (vec![0.0; 2_205], vec![0.0; 2_205]);
+    player.render(&mut left, &mut right);
+    assert_eq!(rms(&left), 0.0);
+    // A key played while the song is stopped sounds in the next block.
+    player.apply(PlayerCommand::LiveProgram(0));
+    player.play_live(LiveMessage::NoteOn {
+        channel: 0,
+        key: 60,
+        velocity: 100,
+    });
+    player.render(&mut left, &mut right);
+    assert!(rms(&left) > 0.01, "{}", rms(&left));
+    // With the internal synth off it does not.
+    player.apply(PlayerCommand::InternalSynth(false));
+    for _ in 0..20 {
+        player.render(&mut left, &mut right); // the release dies away
+    }
+    player.play_live(LiveMessage::NoteOn {
+        channel: 0,
+        key: 64,
+        velocity: 100,
+    });
+    player.render(&mut left, &mut right);
+    assert!(rms(&left) < 1e-4, "{}", rms(&left));
+
+    // Playback goes to the tap as MIDI bytes: programs, notes, and every
+    // note off when it stops.
+    let (tap, mut tapped) = rtrb::RingBuffer::new(1024);
+    let mut player = Player::new(
+        &font,
+        22_050,
+        Box::new(Song::from_roll(&arranged_roll(), 100)),
+        false,
+    )
+    .unwrap();
+    player.set_tap(tap);
+    player.apply(PlayerCommand::InternalSynth(false));
+    player.apply(PlayerCommand::Play);
+    let (mut left, mut right) = (vec![0.0; 11_025], vec![0.0; 11_025]);
+    for _ in 0..8 {
+        player.render(&mut left, &mut right);
+    }
+    assert!(rms(&left) < 1e-4, "the internal synth is off");
+    let mut bytes = Vec::new();
+    while let Ok(message) = tapped.pop() {
+        bytes.push(message);
+    }
+    assert!(bytes.contains(&[0xC0, 0, 0]), "{bytes:?}");
+    assert!(
+        bytes.contains(&[0x90, 60, 20]) && bytes.contains(&[0x90, 60, 127]),
+        "{bytes:?}"
+    );
+    assert!(
+        bytes.contains(&[0x99, 38, 120]),
+        "the drum on channel 10: {bytes:?}"
+    );
+    assert!(bytes.contains(&[0x80, 60, 64]), "{bytes:?}");
+    assert!(
+        bytes.contains(&[0xB9, 123, 0]),
+        "all notes off at the end: {bytes:?}"
+    );
 }

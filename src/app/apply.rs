@@ -129,11 +129,14 @@ impl CadenzaApp {
     fn apply_to_sound(&mut self, command: Command) -> Option<Command> {
         let sent = match command {
             Command::Play => {
-                self.transport.open(self.song(), self.loop_region());
+                self.open_sound();
                 let played = self.transport.send(PlayerCommand::Play);
                 if let Some(problem) = self.transport.problem() {
                     self.status = problem.to_owned();
                     return None;
+                }
+                if let Some(note) = self.transport.silent_because() {
+                    self.status = note.to_owned();
                 }
                 played
             }
@@ -228,6 +231,13 @@ impl CadenzaApp {
             Command::DiscardAutosave => self.session.discard_autosave(),
             Command::DismissNotices => self.session.notices.clear(),
             Command::Hover(step) => self.view.hovered_step = step,
+            Command::MidiInput(name) => self.choose_midi_input(name),
+            Command::MidiOutput(choice) => self.choose_midi_output(choice),
+            Command::InternalSynth(on) => self.set_internal_synth(on),
+            Command::RefreshMidiPorts => self.refresh_midi_ports(),
+            Command::Record(on) => self.record(on),
+            Command::Answer(on) => self.answer_mode(on),
+            Command::MidiIn(at, message) => self.take_midi(at, message),
             Command::TogglePart { part, toggle } => {
                 self.parts_view.flip(part, toggle);
                 self.rebuild_shown();

@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 
 use super::generation::Params;
+use super::midi::OutputChoice;
 use super::parts::PartToggle;
 use super::roll_view::Selection;
 use super::training::TrainForm;
 use super::transport::TransportSettings;
 use crate::device::BackendChoice;
+use crate::live_midi::LiveMessage;
 
 /// Something the user asked for, or a background task finished.
 #[derive(Debug)]
@@ -72,6 +74,22 @@ pub enum Command {
     /// Move the playhead (steps).
     Seek(f64),
     TransportChanged(TransportSettings),
+
+    // MIDI.
+    /// Listen to this MIDI input port (none: stop listening).
+    MidiInput(Option<String>),
+    /// Send playback to this output too (none: the internal synth only).
+    MidiOutput(Option<OutputChoice>),
+    /// Whether the song and the keyboard sound through the internal synth.
+    InternalSynth(bool),
+    /// List the MIDI ports again.
+    RefreshMidiPorts,
+    /// Start (true) or end recording the keyboard into the roll.
+    Record(bool),
+    /// Answer mode: the model continues each phrase played.
+    Answer(bool),
+    /// A keyboard message and when it came.
+    MidiIn(std::time::Instant, LiveMessage),
 
     // Files.
     /// Open a roll, a model or a SoundFont, by its extension.

@@ -17,7 +17,9 @@ mod document;
 mod files;
 mod generation;
 mod jobs;
+mod keyboard;
 mod measure;
+mod midi;
 mod panels;
 mod parts;
 mod roll_view;
@@ -28,7 +30,9 @@ mod transport;
 pub use command::{Command, FileQuestion};
 pub use document::{Document, UndoHistory};
 pub use generation::{Generation, LoadedModel, Params};
+pub use keyboard::Keyboard;
 pub use measure::{Measurement, Measuring};
+pub use midi::{MidiIo, OutputChoice};
 pub use parts::{PartToggle, PartToggles, PartsView};
 pub use roll_view::{Selection, View};
 pub use session::{Autosave, AutosaveState, Session, SessionStore, Settings};
@@ -86,6 +90,8 @@ pub struct CadenzaApp {
     /// The document's notes as its parts play them, kept with `shown`.
     performance: Performance,
     parts_view: PartsView,
+    midi: MidiIo,
+    keyboard: Keyboard,
     /// Background work whose result is a command.
     tasks: Vec<Task>,
     dialogs: DialogSupport,
@@ -224,6 +230,8 @@ impl CadenzaApp {
             shown: document.roll().clone(),
             shown_key: 1,
             parts_view: PartsView::default(),
+            midi: MidiIo::default(),
+            keyboard: Keyboard::new(),
             performance,
             document,
             generation,
@@ -328,6 +336,11 @@ impl CadenzaApp {
     /// Which parts are muted, soloed or hidden.
     pub fn parts_view(&self) -> &PartsView {
         &self.parts_view
+    }
+
+    /// The keyboard: recording, answer mode, the ports listed.
+    pub fn keyboard(&self) -> &Keyboard {
+        &self.keyboard
     }
 
     /// The song the player gets now.
@@ -507,9 +520,18 @@ impl CadenzaApp {
 
     /// Takes what the workers sent and carries it out.
     fn poll_work(&mut self) {
+        for (at, message) in self.midi.received() {
+            self.take_midi(at, message);
+        }
+        if let Some(news) = self.midi.check_ports() {
+            self.status = news;
+        }
         for news in self.generation.poll() {
             match news {
-                GenerationNews::Generated => self.rebuild_shown(),
+                GenerationNews::Generated => {
+                    self.rebuild_shown();
+                    self.play_answer();
+                }
                 GenerationNews::Failed(error) => self.status = error,
             }
         }
@@ -567,6 +589,13 @@ impl eframe::App for CadenzaApp {
         }
         if self.document.is_dirty() {
             ctx.request_repaint_after(Session::AUTOSAVE_EVERY);
+        }
+        if let Some(wait) = self.answer_when_due() {
+            ctx.request_repaint_after(Duration::from_secs_f64(wait.min(1.0)));
+        }
+        if self.midi.input_name().is_some() {
+            // Ports are looked for every second.
+            ctx.request_repaint_after(Duration::from_secs(1));
         }
         if self.animating() {
             ctx.request_repaint();

@@ -66,7 +66,7 @@ impl TransportSettings {
 enum Audio {
     /// Not opened yet (opened on the first Play).
     Closed,
-    Open(AudioOutput),
+    Open(Box<AudioOutput>),
     Unavailable(String),
     /// Tests and headless runs: never open a device.
     Disabled,
@@ -79,6 +79,8 @@ pub struct Transport {
     soundfont: Option<Arc<SoundFont>>,
     /// A song the audio thread refused, to send again.
     unsent: Option<Song>,
+    /// Set when there is no device and the player runs silently.
+    silent_because: Option<String>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -102,6 +104,7 @@ impl Transport {
             },
             soundfont: None,
             unsent: None,
+            silent_because: None,
         }
     }
 
@@ -135,15 +138,31 @@ impl Transport {
                     PlayerCommand::Volume(self.settings.volume),
                     PlayerCommand::Loop(loop_region),
                 ];
-                match AudioOutput::open(&font, self.settings.apply_to(song), &start) {
-                    Ok(output) => Audio::Open(output),
-                    Err(error) => {
-                        Audio::Unavailable(format!("no audio output ({error}); saving still works"))
-                    }
+                let song = self.settings.apply_to(song);
+                match AudioOutput::open(&font, song.clone(), &start) {
+                    Ok(output) => Audio::Open(Box::new(output)),
+                    // No device: the playhead still runs, for a MIDI output.
+                    Err(error) => match AudioOutput::silent(&font, song, &start) {
+                        Ok(output) => {
+                            self.silent_because = Some(format!(
+                                "no audio output ({error}): playing silently; a MIDI output \
+                                 still plays, and saving works"
+                            ));
+                            Audio::Open(Box::new(output))
+                        }
+                        Err(_) => Audio::Unavailable(format!(
+                            "no audio output ({error}); saving still works"
+                        )),
+                    },
                 }
             }
             Err(error) => Audio::Unavailable(error.to_string()),
         };
+    }
+
+    /// Why playback runs without sound, when it does.
+    pub fn silent_because(&self) -> Option<&str> {
+        self.silent_because.as_deref()
     }
 
     /// Why sound cannot play, when it cannot.
@@ -152,6 +171,14 @@ impl Transport {
             Audio::Unavailable(reason) => Some(reason),
             Audio::Disabled => Some("sound is off in this mode"),
             Audio::Closed | Audio::Open(_) => None,
+        }
+    }
+
+    /// The open output's control (its keyboard queue and event tap).
+    pub fn live_control(&mut self) -> Option<&mut crate::audio::live::LiveControl> {
+        match &mut self.audio {
+            Audio::Open(output) => Some(output.control_mut()),
+            _ => None,
         }
     }
 

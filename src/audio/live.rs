@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::player::{Player, PlayerCommand, Song};
+use crate::live_midi::LiveMessage;
 
 /// Frames the renderer synthesises per call; larger device buffers are
 /// filled in several calls.
@@ -121,14 +122,23 @@ impl SongRefused {
     }
 }
 
-/// The UI's side: sends commands and songs, frees what comes back.
+/// The UI's side: sends commands and songs, frees what comes back; and,
+/// to hand to other threads once, the keyboard's way in and the MIDI
+/// output's way out.
 #[derive(Debug)]
 pub struct LiveControl {
     commands: rtrb::Producer<PlayerCommand>,
     songs: rtrb::Producer<Box<Song>>,
     retired: rtrb::Consumer<Box<Song>>,
     status: Arc<PlaybackStatus>,
+    keyboard: Option<rtrb::Producer<LiveMessage>>,
+    tap: Option<rtrb::Consumer<[u8; 3]>>,
 }
+
+/// Keyboard messages queued between two audio blocks; MIDI bytes the
+/// player fires between two reads of its tap.
+const KEYBOARD_CAPACITY: usize = 1024;
+const TAP_CAPACITY: usize = 8192;
 
 impl LiveControl {
     /// Frees the songs the audio thread has let go of; returns how many.
@@ -163,11 +173,24 @@ impl LiveControl {
     pub fn status_handle(&self) -> &Arc<PlaybackStatus> {
         &self.status
     }
+
+    /// The queue a live keyboard's messages go in, to sound before the next
+    /// block (once; then `None`).
+    pub fn take_keyboard(&mut self) -> Option<rtrb::Producer<LiveMessage>> {
+        self.keyboard.take()
+    }
+
+    /// The queue of MIDI bytes the player fires, for a MIDI output (once;
+    /// then `None`).
+    pub fn take_tap(&mut self) -> Option<rtrb::Consumer<[u8; 3]>> {
+        self.tap.take()
+    }
 }
 
 /// The audio thread's side: owns the player and its scratch buffers.
 pub struct LiveRenderer {
     player: Player,
+    keyboard: rtrb::Consumer<LiveMessage>,
     commands: rtrb::Consumer<PlayerCommand>,
     songs: rtrb::Consumer<Box<Song>>,
     retired: rtrb::Producer<Box<Song>>,
@@ -185,8 +208,11 @@ impl std::fmt::Debug for LiveRenderer {
 }
 
 /// Splits `player` into the UI's control and the audio thread's renderer.
-pub fn live_pair(player: Player) -> (LiveControl, LiveRenderer) {
+pub fn live_pair(mut player: Player) -> (LiveControl, LiveRenderer) {
     let (commands, command_rx) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+    let (keyboard, keyboard_rx) = rtrb::RingBuffer::new(KEYBOARD_CAPACITY);
+    let (tap, tap_rx) = rtrb::RingBuffer::new(TAP_CAPACITY);
+    player.set_tap(tap);
     let (songs, song_rx) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
     // Room for every queued song plus the one playing, so the audio thread
     // never has to free one itself.
@@ -197,9 +223,12 @@ pub fn live_pair(player: Player) -> (LiveControl, LiveRenderer) {
         songs,
         retired,
         status: Arc::clone(&status),
+        keyboard: Some(keyboard),
+        tap: Some(tap_rx),
     };
     let renderer = LiveRenderer {
         player,
+        keyboard: keyboard_rx,
         commands: command_rx,
         songs: song_rx,
         retired: retired_tx,
@@ -219,6 +248,9 @@ impl LiveRenderer {
     /// Carries out the queued commands and loads the newest queued song
     /// (older ones, never heard, go straight back).
     fn take_news(&mut self) {
+        while let Ok(message) = self.keyboard.pop() {
+            self.player.play_live(message);
+        }
         while let Ok(command) = self.commands.pop() {
             self.player.apply(command);
         }

@@ -5,6 +5,7 @@ use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
 use cpal::{FromSample, SizedSample};
 use rustysynth::SoundFont;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::live::{LiveControl, LiveRenderer, PlaybackStatus, QueueFull, SongRefused, live_pair};
 use super::player::{Player, PlayerCommand, PlayerError, Song};
@@ -25,9 +26,36 @@ pub enum OutputError {
     Synth(#[from] PlayerError),
 }
 
+/// What drives the player: a device's stream, or, where there is no device,
+/// a thread that runs it on the wall clock and throws the samples away (the
+/// playhead moves and a MIDI output still plays).
+enum Driver {
+    Device(cpal::Stream),
+    Clock { _running: SilentClock },
+}
+
+/// The thread behind [`Driver::Clock`]; stopped when dropped.
+struct SilentClock {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SilentClock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The silent clock's rate and how often it wakes.
+const CLOCK_RATE: u32 = 44_100;
+const CLOCK_TICK: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A running output stream and the handles to steer it.
 pub struct AudioOutput {
-    stream: cpal::Stream,
+    driver: Driver,
     control: LiveControl,
     sample_rate: u32,
     channels: u16,
@@ -88,12 +116,64 @@ impl AudioOutput {
             .play()
             .map_err(|e| OutputError::Stream(e.to_string()))?;
         Ok(Self {
-            stream,
+            driver: Driver::Device(stream),
             control,
             sample_rate,
             channels,
             device_name,
         })
+    }
+
+    /// The player with no device: a thread runs it on the wall clock,
+    /// silently, so the playhead moves and a MIDI output plays.
+    pub fn silent(
+        soundfont: &Arc<SoundFont>,
+        song: Song,
+        start: &[PlayerCommand],
+    ) -> Result<Self, OutputError> {
+        let mut player = Player::new(soundfont, CLOCK_RATE, Box::new(song), false)?;
+        for &command in start {
+            player.apply(command);
+        }
+        let (control, mut renderer) = live_pair(player);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("cadenza-silent-clock".to_owned())
+                .spawn(move || {
+                    let mut buffer = vec![0.0f32; 2 * CLOCK_RATE as usize / 10];
+                    let mut last = std::time::Instant::now();
+                    let mut owed = 0.0f64;
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(CLOCK_TICK);
+                        let now = std::time::Instant::now();
+                        owed += now.duration_since(last).as_secs_f64() * f64::from(CLOCK_RATE);
+                        last = now;
+                        let frames = (owed as usize).min(buffer.len() / 2);
+                        owed -= frames as f64;
+                        renderer.fill(&mut buffer[..frames * 2], 2, |sample| sample);
+                    }
+                })
+                .map_err(|e| OutputError::Stream(e.to_string()))?
+        };
+        Ok(Self {
+            driver: Driver::Clock {
+                _running: SilentClock {
+                    stop,
+                    thread: Some(thread),
+                },
+            },
+            control,
+            sample_rate: CLOCK_RATE,
+            channels: 2,
+            device_name: "no device (silent)".to_owned(),
+        })
+    }
+
+    /// Whether it runs without a device, silently.
+    pub fn is_silent(&self) -> bool {
+        matches!(self.driver, Driver::Clock { .. })
     }
 
     /// Sends a command to the audio thread.
@@ -110,6 +190,11 @@ impl AudioOutput {
         self.control.status()
     }
 
+    /// The control, to hand its keyboard queue and event tap on.
+    pub fn control_mut(&mut self) -> &mut LiveControl {
+        &mut self.control
+    }
+
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
     }
@@ -124,7 +209,9 @@ impl AudioOutput {
 
     /// Stops the stream (dropping the handle does the same).
     pub fn close(self) {
-        let _ = self.stream.pause();
+        if let Driver::Device(stream) = &self.driver {
+            let _ = stream.pause();
+        }
     }
 }
 

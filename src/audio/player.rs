@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rustysynth::{SoundFont, Synthesizer, SynthesizerError, SynthesizerSettings};
 
 use crate::arrangement::{Performance, TICKS_PER_STEP};
+use crate::live_midi::LiveMessage;
 use crate::roll::{PianoRoll, Tempo, mask_bits};
 
 /// What a [`SongEvent`] does. The order is the order at one step: offs first
@@ -204,7 +205,21 @@ pub enum PlayerCommand {
     Tempo(f64),
     /// Linear gain, 0..=4.
     Volume(f32),
+    /// The program a live keyboard plays on [`LIVE_CHANNEL`].
+    LiveProgram(u8),
+    /// Whether the song and the keyboard sound through the synth (off: the
+    /// playhead still runs, for a MIDI output to play them instead).
+    InternalSynth(bool),
 }
+
+/// The synth channel a live keyboard plays on: 16, which files rarely use
+/// and General MIDI leaves pitched.
+pub const LIVE_CHANNEL: u8 = 15;
+
+/// What the player tells a MIDI output about the song it plays: each event
+/// it fires, as three MIDI bytes, into a queue that never blocks (a full
+/// queue drops the event).
+pub type EventTap = rtrb::Producer<[u8; 3]>;
 
 /// Plays a [`Song`] through a synthesizer, tracking a playhead in steps.
 pub struct Player {
@@ -224,6 +239,9 @@ pub struct Player {
     sample_rate: f64,
     /// Whether the end of the song has been passed without a loop.
     finished: bool,
+    /// Whether notes sound through the synth.
+    internal_synth: bool,
+    tap: Option<EventTap>,
 }
 
 impl std::fmt::Debug for Player {
@@ -264,7 +282,51 @@ impl Player {
             volume: 1.0,
             sample_rate: f64::from(sample_rate),
             finished: false,
+            internal_synth: true,
+            tap: None,
         })
+    }
+
+    /// From now on, every event the song fires also goes to `tap` (a MIDI
+    /// output's queue), and every stop to an all-notes-off per channel.
+    pub fn set_tap(&mut self, tap: EventTap) {
+        self.tap = Some(tap);
+    }
+
+    fn tell_tap(&mut self, bytes: [u8; 3]) {
+        if let Some(tap) = &mut self.tap {
+            let _ = tap.push(bytes);
+        }
+    }
+
+    /// Every note of the song off, in the synth and at the tap (a live
+    /// keyboard's held notes sound on).
+    fn silence(&mut self) {
+        for channel in (0..16u8).filter(|&c| c != LIVE_CHANNEL) {
+            self.synth.note_off_all_channel(i32::from(channel), false);
+        }
+        if self.tap.is_some() {
+            for channel in 0..16u8 {
+                self.tell_tap([0xB0 | channel, 123, 0]);
+            }
+        }
+    }
+
+    /// A note from a live keyboard: through the synth at once, on
+    /// [`LIVE_CHANNEL`].
+    pub fn play_live(&mut self, message: LiveMessage) {
+        if !self.internal_synth {
+            return;
+        }
+        let channel = i32::from(LIVE_CHANNEL);
+        match message {
+            LiveMessage::NoteOn { key, velocity, .. } => {
+                self.synth
+                    .note_on(channel, i32::from(key), i32::from(velocity));
+            }
+            LiveMessage::NoteOff { key, .. } => self.synth.note_off(channel, i32::from(key)),
+            LiveMessage::AllNotesOff { .. } => self.synth.note_off_all_channel(channel, false),
+        }
     }
 
     /// Playhead in steps.
@@ -301,7 +363,7 @@ impl Player {
     }
 
     fn seek_to(&mut self, position: f64) {
-        self.synth.note_off_all(false);
+        self.silence();
         self.position = position.clamp(0.0, f64::from(self.song.steps));
         self.tempo_index = self.song.tempo_index(self.position);
         self.next_event = self
@@ -331,8 +393,7 @@ impl Player {
                 self.program_change(channel as i32, program);
             }
             for key in mask_bits(sounding[channel]) {
-                let velocity = i32::from(velocities[channel][key]);
-                self.synth.note_on(channel as i32, key as i32, velocity);
+                self.note_on(channel as u8, key as u8, velocities[channel][key]);
             }
         }
         self.finished = false;
@@ -341,6 +402,20 @@ impl Player {
     fn program_change(&mut self, channel: i32, program: u8) {
         self.synth
             .process_midi_message(channel, 0xC0, i32::from(program), 0);
+        self.tell_tap([0xC0 | (channel as u8 & 15), program & 0x7F, 0]);
+    }
+
+    fn note_on(&mut self, channel: u8, key: u8, velocity: u8) {
+        if self.internal_synth {
+            self.synth
+                .note_on(i32::from(channel), i32::from(key), i32::from(velocity));
+        }
+        self.tell_tap([0x90 | (channel & 15), key & 0x7F, velocity.clamp(1, 127)]);
+    }
+
+    fn note_off(&mut self, channel: u8, key: u8) {
+        self.synth.note_off(i32::from(channel), i32::from(key));
+        self.tell_tap([0x80 | (channel & 15), key & 0x7F, 64]);
     }
 
     /// Carries out a command. Never allocates.
@@ -358,21 +433,30 @@ impl Player {
             }
             PlayerCommand::Pause => {
                 self.playing = false;
-                self.synth.note_off_all(false);
+                self.silence();
             }
             PlayerCommand::Stop => {
                 self.playing = false;
                 let start = self.looping.map_or(0.0, |(start, _)| start);
                 self.seek_to(start);
-                self.synth.note_off_all(false);
+                self.silence();
             }
             PlayerCommand::Seek(position) if position.is_finite() => {
                 self.seek_to(position);
                 if !self.playing {
-                    self.synth.note_off_all(false);
+                    self.silence();
                 }
             }
             PlayerCommand::Seek(_) => {}
+            PlayerCommand::LiveProgram(program) => {
+                self.program_change(i32::from(LIVE_CHANNEL), program.min(127));
+            }
+            PlayerCommand::InternalSynth(on) => {
+                self.internal_synth = on;
+                if !on {
+                    self.synth.note_off_all(false);
+                }
+            }
             PlayerCommand::Loop(region) => {
                 self.looping = region.filter(|(a, b)| a.is_finite() && b.is_finite() && b > a);
             }
@@ -398,7 +482,7 @@ impl Player {
         let position = self.position;
         self.seek_to(position);
         if !self.playing {
-            self.synth.note_off_all(false);
+            self.silence();
         }
         old
     }
@@ -422,14 +506,11 @@ impl Player {
                     if event.position() > self.position + tolerance {
                         break;
                     }
-                    let (channel, value) = (i32::from(event.channel), event.value);
+                    let (channel, value) = (event.channel, event.value);
                     match event.kind {
-                        EventKind::NoteOn => {
-                            let velocity = i32::from(event.velocity);
-                            self.synth.note_on(channel, i32::from(value), velocity);
-                        }
-                        EventKind::NoteOff => self.synth.note_off(channel, i32::from(value)),
-                        EventKind::Program => self.program_change(channel, value),
+                        EventKind::NoteOn => self.note_on(channel, value, event.velocity),
+                        EventKind::NoteOff => self.note_off(channel, value),
+                        EventKind::Program => self.program_change(i32::from(channel), value),
                     }
                     self.next_event += 1;
                 }
@@ -470,7 +551,7 @@ impl Player {
                             self.position = f64::from(self.song.steps);
                             self.playing = false;
                             self.finished = true;
-                            self.synth.note_off_all(false);
+                            self.silence();
                         }
                     }
                 }

@@ -24,6 +24,9 @@ pub struct AudioFigures {
     pub soundfont_load_ms: f64,
     /// From the play command to the first audible sample leaving the callback.
     pub play_to_sound_ms: Option<f64>,
+    /// From the start of the first audio block after a keyboard note-on was
+    /// queued (the most it waits is one buffer) to its first audible sample.
+    pub keyboard_beyond_buffer_ms: f64,
     /// Underruns reported by the device during the loaded playback.
     pub underruns: Option<u64>,
     pub stream_errors: Option<u64>,
@@ -42,6 +45,11 @@ impl AudioFigures {
             self.render_realtime_factor,
             self.rendered_seconds,
             self.soundfont_load_ms
+        );
+        let _ = writeln!(
+            text,
+            "a keyboard note sounds {:.2} ms into the first audio block after it arrives",
+            self.keyboard_beyond_buffer_ms
         );
         match (&self.output_device, self.play_to_sound_ms, self.underruns) {
             (Some(device), Some(latency), Some(underruns)) => {
@@ -66,7 +74,7 @@ fn chorale_excerpt() -> anyhow::Result<Song> {
     let chorale =
         demo("chorale-bwv1.6").ok_or_else(|| anyhow::anyhow!("the demo chorale is missing"))?;
     let (roll, _) = import(chorale.midi, &ImportOptions::default())?;
-    let steps = (30.0 / roll.meta().seconds_per_step()).round() as usize;
+    let steps = roll.tempo_map().step_at(30.0).round() as usize;
     Ok(Song::from_roll(
         &roll.slice(0, steps.min(roll.steps())),
         100,
@@ -96,12 +104,14 @@ pub fn bench_audio(playback_seconds: f64) -> anyhow::Result<AudioFigures> {
         reverb_and_chorus: false,
         ..RenderOptions::default()
     })?;
+    let keyboard_beyond_buffer_ms = keyboard_latency(&soundfont)?;
     let live = live::measure(&soundfont, song, playback_seconds);
     Ok(AudioFigures {
         render_realtime_factor,
         render_realtime_factor_dry,
         rendered_seconds,
         soundfont_load_ms,
+        keyboard_beyond_buffer_ms,
         play_to_sound_ms: live.as_ref().map(|l| l.play_to_sound_ms),
         underruns: live.as_ref().map(|l| l.underruns),
         stream_errors: live.as_ref().map(|l| l.stream_errors),
@@ -109,6 +119,45 @@ pub fn bench_audio(playback_seconds: f64) -> anyhow::Result<AudioFigures> {
         output_device: live.map(|l| l.device),
         soundfont: SHIPPED_SOUNDFONT_NAME.to_owned(),
     })
+}
+
+/// How far into the next 256-frame block at 48 kHz a keyboard note-on
+/// queued between two blocks first sounds (the audio thread's own path,
+/// without a device).
+fn keyboard_latency(
+    soundfont: &std::sync::Arc<crate::audio::soundfont::SoundFont>,
+) -> anyhow::Result<f64> {
+    use crate::audio::live::live_pair;
+    use crate::audio::player::Player;
+    use crate::live_midi::LiveMessage;
+    const RATE: u32 = 48_000;
+    const BLOCK: usize = 256;
+    let silent = Song::from_roll(&crate::roll::PianoRoll::default(), 100);
+    let player = Player::new(soundfont, RATE, Box::new(silent), true)?;
+    let (mut control, mut renderer) = live_pair(player);
+    let mut keyboard = control
+        .take_keyboard()
+        .ok_or_else(|| anyhow::anyhow!("no keyboard queue"))?;
+    let mut block = vec![0.0f32; BLOCK * 2];
+    renderer.fill(&mut block, 2, |s| s);
+    let _ = keyboard.push(LiveMessage::NoteOn {
+        channel: 0,
+        key: 60,
+        velocity: 100,
+    });
+    let mut frames = 0usize;
+    for _ in 0..100 {
+        renderer.fill(&mut block, 2, |s| s);
+        if let Some(at) = block
+            .chunks_exact(2)
+            .position(|f| f[0].abs() + f[1].abs() > 1e-4)
+        {
+            frames += at;
+            return Ok(frames as f64 / f64::from(RATE) * 1e3);
+        }
+        frames += BLOCK;
+    }
+    anyhow::bail!("the keyboard note never sounded")
 }
 
 struct LiveFigures {

@@ -5,6 +5,7 @@
 
 mod controls;
 mod measure;
+mod midi;
 mod parts;
 mod plot;
 mod top_bar;
@@ -45,6 +46,9 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
                 egui::CollapsingHeader::new(format!("Parts ({})", app.performance.parts.len()))
                     .default_open(true)
                     .show(ui, |ui| parts::show(ui, app, &mut commands));
+                egui::CollapsingHeader::new("MIDI keyboard and DAW")
+                    .default_open(false)
+                    .show(ui, |ui| midi::show(ui, app, &mut commands));
                 egui::CollapsingHeader::new("Train a model")
                     .default_open(false)
                     .show(ui, |ui| training::show(ui, app, &mut commands));
@@ -186,12 +190,15 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
         return commands;
     }
     // Space plays, G generates, arrows move the seed window, Delete deletes
-    // the selection, Escape drops it, V shows the velocity lane.
-    let (space, g, v, left, right, delete, escape) = ui.input(|i| {
+    // the selection, Escape drops it, V shows the velocity lane, R records
+    // the keyboard, A answers it.
+    let (space, g, v, r, a, left, right, delete, escape) = ui.input(|i| {
         (
             i.key_pressed(egui::Key::Space),
             i.key_pressed(egui::Key::G),
             i.key_pressed(egui::Key::V),
+            i.key_pressed(egui::Key::R),
+            i.key_pressed(egui::Key::A),
             i.key_pressed(egui::Key::ArrowLeft),
             i.key_pressed(egui::Key::ArrowRight),
             i.key_pressed(egui::Key::Delete) || i.key_pressed(egui::Key::Backspace),
@@ -210,6 +217,8 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
         ),
         (g, Command::Generate),
         (v, Command::ShowVelocityLane(!app.parts_view.velocity_lane)),
+        (r, Command::Record(!app.keyboard.is_recording())),
+        (a, Command::Answer(!app.keyboard.is_answering())),
         (left, Command::SetSeed(seed.saturating_sub(1))),
         (right, Command::SetSeed(seed + 1)),
         (
