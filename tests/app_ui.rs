@@ -902,7 +902,7 @@ fn a_keyboard_and_a_daw_through_the_alsa_sequencer() {
     let cadenza_port = daw
         .ports()
         .into_iter()
-        .find(|p| daw.port_name(p).is_ok_and(|n| n.starts_with("Cadenza")))
+        .find(|p| daw.port_name(p).is_ok_and(|n| n.starts_with("Cadenza:")))
         .expect("the virtual port Cadenza is listed");
     let _listening = daw
         .connect(

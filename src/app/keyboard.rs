@@ -327,6 +327,30 @@ impl CadenzaApp {
         }
     }
 
+    /// Opens last time's MIDI ports again, where they are; a note says why
+    /// one is not.
+    pub(super) fn reopen_midi(
+        &mut self,
+        input: Option<String>,
+        output: Option<OutputChoice>,
+        notes: &mut Vec<String>,
+    ) {
+        if let Some(name) = input {
+            let present = super::midi::input_ports().is_ok_and(|ports| ports.contains(&name));
+            if present {
+                self.choose_midi_input(Some(name));
+            } else {
+                notes.push(format!("the MIDI input {name} of last time is not there"));
+            }
+        }
+        if output.is_some() {
+            self.choose_midi_output(output);
+            if self.midi.output_choice().is_none() {
+                notes.push(format!("MIDI output: {}", self.status));
+            }
+        }
+    }
+
     /// Whether the song and the keyboard sound through the internal synth.
     pub(super) fn set_internal_synth(&mut self, on: bool) {
         self.keyboard.internal_synth = on;

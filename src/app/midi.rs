@@ -27,7 +27,7 @@ pub const VIRTUAL_PORT_NAME: &str = "Cadenza";
 const PORT_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Where playback goes out.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputChoice {
     /// A port of another program or device, by name.
     Port(String),

@@ -250,6 +250,11 @@ impl CadenzaApp {
             wake,
             first_frame_shown: false,
         };
+        app.parts_view.velocity_lane = settings.velocity_lane.unwrap_or(false);
+        app.keyboard.internal_synth = settings.internal_synth.unwrap_or(true);
+        if mode == StartMode::Desktop {
+            app.reopen_midi(settings.midi_input, settings.midi_output, &mut notes);
+        }
         for note in &notes {
             eprintln!("cadenza: {note}");
         }
@@ -492,6 +497,10 @@ impl CadenzaApp {
             pitch_zoom: Some(self.view.pitch_zoom),
             backend: Some(self.generation.backend()),
             recent: self.session.recent().to_vec(),
+            midi_input: self.midi.input_name().map(str::to_owned),
+            midi_output: self.midi.output_choice().cloned(),
+            internal_synth: Some(self.keyboard.internal_synth),
+            velocity_lane: Some(self.parts_view.velocity_lane),
         }
     }
 

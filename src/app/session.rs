@@ -45,6 +45,11 @@ pub struct Settings {
     pub pitch_zoom: Option<f32>,
     pub backend: Option<BackendChoice>,
     pub recent: Vec<PathBuf>,
+    /// The MIDI input and output of last time, opened again where they are.
+    pub midi_input: Option<String>,
+    pub midi_output: Option<super::midi::OutputChoice>,
+    pub internal_synth: Option<bool>,
+    pub velocity_lane: Option<bool>,
 }
 
 impl Settings {
