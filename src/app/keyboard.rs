@@ -263,7 +263,10 @@ impl CadenzaApp {
         let _ = self.transport.send(PlayerCommand::Loop(None));
         let _ = self.transport.send(PlayerCommand::Seek(first as f64));
         let _ = self.transport.send(PlayerCommand::Play);
-        self.status = format!("the answer plays from step {first}");
+        self.status = match self.transport.problem() {
+            Some(problem) => format!("the answer is ready from step {first} ({problem})"),
+            None => format!("the answer plays from step {first}"),
+        };
     }
 
     /// Opens the sound output if it is not open, and hands its keyboard
