@@ -827,21 +827,82 @@ fn answer_mode_continues_a_phrase_after_a_bars_pause() {
     assert!(!app.keyboard().awaits_answer());
 }
 
-/// Through a real MIDI router: the ALSA sequencer, where the machine has one
+/// Through a real MIDI router: the ALSA sequencer where the machine has one
 /// (`/dev/snd/seq`; containers and CI machines without sound hardware
-/// usually do not, and the test says it skipped). A virtual keyboard plays
-/// into the app, which records it; the app's virtual port "Cadenza" sends
-/// its playback to a listener.
+/// usually do not), or, built with the `jack` feature, a JACK server with its
+/// dummy driver that the test starts (no sound card needed). Elsewhere the
+/// test says it skipped.
 #[cfg(target_os = "linux")]
 #[test]
-fn a_keyboard_and_a_daw_through_the_alsa_sequencer() {
-    use midir::os::unix::VirtualOutput as _;
-    if !std::path::Path::new("/dev/snd/seq").exists() {
-        eprintln!(
-            "SKIPPED a_keyboard_and_a_daw_through_the_alsa_sequencer: no ALSA sequencer (/dev/snd/seq)"
-        );
-        return;
+fn a_keyboard_and_a_daw_through_a_midi_router() {
+    let _server = match midi_router() {
+        Ok(server) => server,
+        Err(why) => {
+            eprintln!("SKIPPED a_keyboard_and_a_daw_through_a_midi_router: {why}");
+            return;
+        }
+    };
+    router_round_trip();
+}
+
+/// A JACK server on the dummy driver, killed when dropped.
+#[cfg(target_os = "linux")]
+struct JackServer(Option<std::process::Child>);
+
+#[cfg(target_os = "linux")]
+impl Drop for JackServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// The router this build's MIDI talks to, started if it is JACK.
+#[cfg(all(target_os = "linux", feature = "jack"))]
+fn midi_router() -> Result<JackServer, String> {
+    let child = std::process::Command::new("jackd")
+        .args(["--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"])
+        .env("JACK_NO_AUDIO_RESERVATION", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("jackd does not start ({e}); install jackd2"))?;
+    let server = JackServer(Some(child));
+    // Ready once a client can open.
+    let started = Instant::now();
+    while midir::MidiInput::new("Cadenza probe")
+        .map(|m| m.port_count())
+        .is_err()
+    {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("jackd did not come up in 10 s".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(server)
+}
+
+#[cfg(all(target_os = "linux", not(feature = "jack")))]
+fn midi_router() -> Result<JackServer, String> {
+    if std::path::Path::new("/dev/snd/seq").exists() {
+        Ok(JackServer(None))
+    } else {
+        Err(
+            "no ALSA sequencer (/dev/snd/seq) here; build with --features jack to test \
+             through jackd -d dummy"
+                .to_owned(),
+        )
+    }
+}
+
+/// A virtual keyboard plays into the app, which records it; the app's
+/// virtual port "Cadenza" sends its playback to a listening "DAW".
+#[cfg(target_os = "linux")]
+fn router_round_trip() {
+    use midir::os::unix::VirtualOutput as _;
     let dir = tempfile::tempdir().unwrap();
     let store = cadenza::app::SessionStore::at(dir.path().to_owned());
     // Desktop mode: the transport opens (silently where there is no sound
@@ -903,7 +964,17 @@ fn a_keyboard_and_a_daw_through_the_alsa_sequencer() {
         .ports()
         .into_iter()
         .find(|p| daw.port_name(p).is_ok_and(|n| n.starts_with("Cadenza:")))
-        .expect("the virtual port Cadenza is listed");
+        .unwrap_or_else(|| {
+            let names: Vec<String> = daw
+                .ports()
+                .iter()
+                .filter_map(|p| daw.port_name(p).ok())
+                .collect();
+            panic!(
+                "the virtual port Cadenza is not among {names:?}: {}",
+                harness.state().status()
+            )
+        });
     let _listening = daw
         .connect(
             &cadenza_port,
@@ -919,4 +990,11 @@ fn a_keyboard_and_a_daw_through_the_alsa_sequencer() {
     run_for(&mut harness, 1_500);
     let notes_on = heard.try_iter().filter(|m| m[0] & 0xF0 == 0x90).count();
     assert!(notes_on > 0, "nothing came out of the Cadenza port");
+
+    // The keyboard goes away: the app says so and lets go of it.
+    drop(keys);
+    run_for(&mut harness, 1_500);
+    let app = harness.state();
+    assert!(app.status().contains("went away"), "{}", app.status());
+    assert!(app.keyboard_port().is_none());
 }

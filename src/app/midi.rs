@@ -19,8 +19,13 @@ use super::jobs::Waker;
 use crate::audio::live::LiveControl;
 use crate::live_midi::LiveMessage;
 
-/// The client name other MIDI software sees.
-const CLIENT_NAME: &str = "Cadenza";
+/// The client names other MIDI software sees: one per connection, since a
+/// router (JACK) renames a second client of one name ("Cadenza-01"), and
+/// the virtual port should read "Cadenza:Cadenza".
+const VIRTUAL_CLIENT: &str = "Cadenza";
+const LISTING_CLIENT: &str = "Cadenza ports";
+const INPUT_CLIENT: &str = "Cadenza keyboard";
+const OUTPUT_CLIENT: &str = "Cadenza out";
 /// The virtual output port's name.
 pub const VIRTUAL_PORT_NAME: &str = "Cadenza";
 /// How often the chosen ports are looked for, to notice one going away.
@@ -106,7 +111,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The input ports there are now, or why none can be listed.
 pub fn input_ports() -> Result<Vec<String>, String> {
-    let input = MidiInput::new(CLIENT_NAME).map_err(|e| no_midi(&e))?;
+    let input = MidiInput::new(LISTING_CLIENT).map_err(|e| no_midi(&e))?;
     Ok(input
         .ports()
         .iter()
@@ -116,12 +121,12 @@ pub fn input_ports() -> Result<Vec<String>, String> {
 
 /// The output ports there are now (Cadenza's own virtual port left out).
 pub fn output_ports() -> Result<Vec<String>, String> {
-    let output = MidiOutput::new(CLIENT_NAME).map_err(|e| no_midi(&e))?;
+    let output = MidiOutput::new(LISTING_CLIENT).map_err(|e| no_midi(&e))?;
     Ok(output
         .ports()
         .iter()
         .filter_map(|port| output.port_name(port).ok())
-        .filter(|name| !name.starts_with(&format!("{CLIENT_NAME}:")))
+        .filter(|name| !name.starts_with(&format!("{VIRTUAL_CLIENT}:")))
         .collect())
 }
 
@@ -159,7 +164,7 @@ impl MidiIo {
         let Some(name) = name else {
             return Ok(());
         };
-        let mut input = MidiInput::new(CLIENT_NAME).map_err(|e| no_midi(&e))?;
+        let mut input = MidiInput::new(INPUT_CLIENT).map_err(|e| no_midi(&e))?;
         input.ignore(Ignore::All);
         let port = input
             .ports()
@@ -266,7 +271,11 @@ impl MidiIo {
 }
 
 fn open_output(choice: &OutputChoice) -> Result<MidiOutputConnection, String> {
-    let output = MidiOutput::new(CLIENT_NAME).map_err(|e| no_midi(&e))?;
+    let client = match choice {
+        OutputChoice::Port(_) => OUTPUT_CLIENT,
+        OutputChoice::Virtual => VIRTUAL_CLIENT,
+    };
+    let output = MidiOutput::new(client).map_err(|e| no_midi(&e))?;
     match choice {
         OutputChoice::Port(name) => {
             let port = output

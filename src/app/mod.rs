@@ -343,6 +343,11 @@ impl CadenzaApp {
         &self.parts_view
     }
 
+    /// The MIDI input listened to.
+    pub fn keyboard_port(&self) -> Option<&str> {
+        self.midi.input_name()
+    }
+
     /// The keyboard: recording, answer mode, the ports listed.
     pub fn keyboard(&self) -> &Keyboard {
         &self.keyboard
