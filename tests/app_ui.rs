@@ -991,6 +991,42 @@ fn router_round_trip() {
     let notes_on = heard.try_iter().filter(|m| m[0] & 0xF0 == 0x90).count();
     assert!(notes_on > 0, "nothing came out of the Cadenza port");
 
+    // A DAW's own input port, chosen by name, gets the playback too.
+    use midir::os::unix::VirtualInput as _;
+    let (daw_tx, daw_heard) = std::sync::mpsc::channel::<Vec<u8>>();
+    let _daw_port = midir::MidiInput::new("Cadenza test DAW 2")
+        .unwrap()
+        .create_virtual(
+            "Test DAW in",
+            move |_, bytes, ()| {
+                let _ = daw_tx.send(bytes.to_vec());
+            },
+            (),
+        )
+        .unwrap();
+    harness.state_mut().apply(Command::RefreshMidiPorts);
+    let daw_port = harness
+        .state()
+        .keyboard()
+        .outputs
+        .iter()
+        .find(|name| name.contains("Test DAW in"))
+        .cloned()
+        .expect("the DAW's port is listed");
+    harness
+        .state_mut()
+        .apply(Command::MidiOutput(Some(cadenza::app::OutputChoice::Port(
+            daw_port,
+        ))));
+    harness.state_mut().apply(Command::Seek(0.0));
+    run_for(&mut harness, 1_000);
+    let notes_on = daw_heard.try_iter().filter(|m| m[0] & 0xF0 == 0x90).count();
+    assert!(
+        notes_on > 0,
+        "nothing reached the DAW's port: {}",
+        harness.state().status()
+    );
+
     // The keyboard goes away: the app says so and lets go of it.
     drop(keys);
     run_for(&mut harness, 1_500);
