@@ -44,6 +44,16 @@ fn gapped_roll() -> PianoRoll {
     .unwrap()
 }
 
+/// Renders one buffer and checks where the playhead ends up.
+fn render_to(player: &mut Player, left: &mut [f32], right: &mut [f32], expected: f64) {
+    player.render(left, right);
+    assert!(
+        (player.position() - expected).abs() < 1e-6,
+        "{} vs {expected}",
+        player.position()
+    );
+}
+
 fn rms(samples: &[f32]) -> f32 {
     (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
 }
@@ -244,12 +254,7 @@ fn the_player_seeks_loops_and_swaps_songs_keeping_the_playhead() {
     // Tempo doubles the pace.
     player.apply(PlayerCommand::Seek(0.0));
     player.apply(PlayerCommand::Tempo(120.0));
-    player.render(&mut left, &mut right);
-    assert!(
-        (player.position() - 2.0).abs() < 1e-6,
-        "{}",
-        player.position()
-    );
+    render_to(&mut player, &mut left, &mut right, 2.0);
     player.apply(PlayerCommand::Play);
     for _ in 0..4 {
         player.render(&mut left, &mut right);
@@ -320,42 +325,17 @@ fn the_player_follows_the_tempo_map_velocities_and_drums() {
     let mut player = Player::new(&font, 22_050, Box::new(song), false).unwrap();
     player.apply(PlayerCommand::Play);
     for expected in [1.0, 2.0, 3.0, 4.0, 6.0, 8.0] {
-        player.render(&mut left, &mut right);
-        assert!(
-            (player.position() - expected).abs() < 1e-6,
-            "{} vs {expected}",
-            player.position()
-        );
+        render_to(&mut player, &mut left, &mut right, expected);
     }
     // Seeking into the fast part and playing half a second: two steps.
     player.apply(PlayerCommand::Seek(5.0));
-    player.render(&mut left, &mut right);
-    assert!(
-        (player.position() - 7.0).abs() < 1e-6,
-        "{}",
-        player.position()
-    );
+    render_to(&mut player, &mut left, &mut right, 7.0);
     // The listener's tempo scales the whole map: 120 at the start, 240 after.
     player.apply(PlayerCommand::Seek(0.0));
     player.apply(PlayerCommand::Tempo(120.0));
-    player.render(&mut left, &mut right);
-    assert!(
-        (player.position() - 2.0).abs() < 1e-6,
-        "{}",
-        player.position()
-    );
-    player.render(&mut left, &mut right);
-    assert!(
-        (player.position() - 4.0).abs() < 1e-6,
-        "{}",
-        player.position()
-    );
-    player.render(&mut left, &mut right);
-    assert!(
-        (player.position() - 8.0).abs() < 1e-6,
-        "{}",
-        player.position()
-    );
+    render_to(&mut player, &mut left, &mut right, 2.0);
+    render_to(&mut player, &mut left, &mut right, 4.0);
+    render_to(&mut player, &mut left, &mut right, 8.0);
 }
 
 fn cadenza(args: &[&str], home: Option<&Path>) -> std::process::Output {

@@ -11,7 +11,12 @@ pub fn data_dir() -> PathBuf {
 
 /// Every `.mid` file of the test corpus (`tests/data/corpus`), sorted.
 pub fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(data_dir().join("corpus"))
+    midi_files_under(&data_dir().join("corpus"))
+}
+
+/// Every `.mid` file under `folder`, sorted.
+pub fn midi_files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(folder)
         .into_iter()
         .map(|e| e.unwrap().into_path())
         .filter(|p| p.extension().is_some_and(|e| e == "mid"))

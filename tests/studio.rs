@@ -10,20 +10,14 @@ use cadenza::audio::player::Song;
 use cadenza::midi::{ExportOptions, ImportOptions, MidiNotes, export, import, read_notes};
 
 use crate::corpus::reference_mismatches;
-use crate::helpers::{cadenza, data_dir, path, text};
+use crate::helpers::{cadenza, data_dir, midi_files_under, path, text};
 
 fn studio() -> PathBuf {
     data_dir().join("studio")
 }
 
 fn studio_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(studio())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mid"))
-        .collect();
-    files.sort();
-    files
+    midi_files_under(&studio())
 }
 
 #[test]
