@@ -643,9 +643,19 @@ fn a_band_file_shows_its_parts_which_mute_solo_and_hide() {
     let drums = parts.iter().position(|p| p.is_drums()).unwrap() as u16;
     let bass = parts.iter().position(|p| p.channel == 1).unwrap() as u16;
     assert_eq!(sounding_channels(app), vec![0, 1, 3, 4, 9]);
-    // The legend names every part.
-    for part in &parts {
-        harness.get_by_label(&part.name);
+    // The legend names every part and the instrument it plays.
+    for (index, part) in parts.iter().enumerate() {
+        let instrument = if part.is_drums() {
+            "drums".to_owned()
+        } else {
+            let first = app
+                .performance()
+                .notes
+                .iter()
+                .find(|n| usize::from(n.part) == index);
+            cadenza::gm::program_name(first.unwrap().program)
+        };
+        harness.get_by_label(&format!("{} · {instrument}", part.name));
     }
 
     // Mute the drums with their M button.

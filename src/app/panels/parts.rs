@@ -63,7 +63,8 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
                         commands.push(Command::TogglePart { part: id, toggle });
                     }
                 }
-                ui.add(egui::Label::new(&part.name).truncate())
+                // The legend: the part's name and the instrument it plays.
+                ui.add(egui::Label::new(format!("{} · {instrument}", part.name)).truncate())
                     .on_hover_text(hover);
             });
         });
