@@ -107,9 +107,11 @@ fn target_choice(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command
             .find(|(i, _)| *i == part)
             .map_or_else(|| "?".to_owned(), |(_, name)| (*name).to_owned()),
     };
+    ui.label("New notes go to");
     ui.horizontal(|ui| {
-        ui.label("New notes go to");
         egui::ComboBox::from_id_salt("target-part")
+            .width(ui.available_width() - 8.0)
+            .truncate()
             .selected_text(name_of(chosen))
             .show_ui(ui, |ui| {
                 for target in std::iter::once(None).chain(pitched.iter().map(|(i, _)| Some(*i))) {
