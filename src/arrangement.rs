@@ -321,13 +321,6 @@ impl Arrangement {
         }
         self.notes.sort_unstable();
     }
-
-    /// Rough heap bytes, for undo budgets.
-    pub fn heap_bytes(&self) -> usize {
-        self.notes.len() * std::mem::size_of::<PlayedNote>()
-            + self.parts.iter().map(|p| p.name.len() + 32).sum::<usize>()
-            + (self.tempo_changes.len() + self.signature_changes.len()) * 16
-    }
 }
 
 /// `changes` sorted, without those at step 0 and those that repeat the value

@@ -549,3 +549,26 @@ fn a_live_keyboard_sounds_at_once_and_playback_reaches_the_event_tap() {
         "all notes off at the end: {bytes:?}"
     );
 }
+
+#[test]
+fn a_new_instrument_never_changes_the_drum_kit() {
+    let meta = slow_meta();
+    let mut roll = PianoRoll::new(4, meta).unwrap();
+    let drums = vec![Part {
+        name: "Drums".into(),
+        channel: 9,
+    }];
+    let hit = PlayedNote {
+        in_roll: false,
+        ..PlayedNote::on_grid(0, 1, 38, 0, 100, 0)
+    };
+    roll.set_arrangement(Arrangement::new(drums, vec![hit], vec![], vec![], &meta).unwrap());
+    let song = Song::from_roll(&roll, 100).with_program(40);
+    let programs: Vec<(u8, u8)> = song
+        .events()
+        .iter()
+        .filter(|e| e.kind == cadenza::audio::player::EventKind::Program)
+        .map(|e| (e.channel, e.value))
+        .collect();
+    assert_eq!(programs, vec![(9, 0)]);
+}

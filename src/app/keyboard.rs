@@ -115,6 +115,9 @@ impl CadenzaApp {
                 take.recorder.take(message, step);
             }
         }
+        if !self.keyboard.is_answering() {
+            return;
+        }
         let seconds = self.keyboard.seconds(at);
         let per_second = self.steps_per_second(self.document.roll().steps() as f64);
         if let Some(answering) = &mut self.keyboard.answering {

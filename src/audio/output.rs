@@ -171,11 +171,6 @@ impl AudioOutput {
         })
     }
 
-    /// Whether it runs without a device, silently.
-    pub fn is_silent(&self) -> bool {
-        matches!(self.driver, Driver::Clock { .. })
-    }
-
     /// Sends a command to the audio thread.
     pub fn send(&mut self, command: PlayerCommand) -> Result<(), QueueFull> {
         self.control.send(command)

@@ -112,8 +112,12 @@ impl Song {
             .chain(roll.arrangement().tempo_changes().iter().copied())
             .map(|(step, tempo)| (u32::try_from(step).unwrap_or(u32::MAX), tempo.bpm()))
             .collect();
+        // The part new notes go to; with no pitched part in the arrangement,
+        // the one the performance made for them (never a drum part: a new
+        // program there would change the kit).
         let main_part = roll.arrangement().target_part().or_else(|| {
-            (!performance.parts.is_empty()).then(|| performance.parts.len() as u16 - 1)
+            let index = performance.parts.iter().rposition(|p| !p.is_drums())?;
+            u16::try_from(index).ok()
         });
         // A note played a little late may end past the roll's last step.
         let last_event = events
