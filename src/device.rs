@@ -145,6 +145,12 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+/// Whether `device` (with or without autodiff) is the default CPU device,
+/// where training runs on the plain-Rust trainer.
+pub fn is_default_cpu(device: &Device) -> bool {
+    device.clone().without_autodiff() == cpu()
+}
+
 /// The CPU device, labelled.
 pub fn cpu_selected(notice: Option<String>) -> SelectedDevice {
     SelectedDevice {

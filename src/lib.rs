@@ -35,6 +35,7 @@ pub mod gm;
 pub mod image;
 pub mod keras;
 pub mod limits;
+pub mod linalg;
 pub mod live_midi;
 pub mod meter;
 pub mod midi;

@@ -15,7 +15,7 @@ use crate::generate::{Constraints, Fill, GenerateOptions, fill, generate_on, see
 use crate::midi::{ImportOptions, import};
 use crate::model::{Architecture, ArticleNetConfig, Network};
 use crate::roll::PianoRoll;
-use crate::train::{self, Trainer};
+use crate::train::{self, Trainer, TrainingEngine};
 
 /// The figures, also printed as JSON.
 #[derive(Debug, Serialize)]
@@ -31,15 +31,16 @@ pub struct ModelFigures {
     /// A 32-step fill of the demo with music on both sides (the composer;
     /// none for networks that only continue).
     pub fill32_ms_cpu: Option<f64>,
-    /// The roll LSTM's training throughput measured in the same run, beside
-    /// a composer's (none when benching another network).
-    pub roll_train_windows_per_s_cpu: Option<f64>,
     /// One step of one variation (generate_ms_cpu / 106).
     pub step_ms_cpu: f64,
-    /// Predicted steps per second while training at batch 32 (forward +
-    /// backward + Adam): windows for the article's network, every step of the
-    /// stretches for the roll LSTM.
+    /// Predicted steps per second training the benched model's network
+    /// with its default settings at batch 32 (forward + backward + Adam, and
+    /// the roll LSTM's feedback pass): windows for the article's network,
+    /// every step of the stretches for the others.
     pub train_windows_per_s_cpu: f64,
+    /// Training throughput of every network, each in its unit, on each
+    /// engine, as the peer script measures it (`benches/peers/`).
+    pub training: Vec<TrainingFigure>,
     pub generate_ms_gpu: Option<f64>,
     pub generate8_ms_gpu: Option<f64>,
     pub step_ms_gpu: Option<f64>,
@@ -48,6 +49,23 @@ pub struct ModelFigures {
     pub model: String,
     pub train_data: String,
     pub train_windows: usize,
+}
+
+/// One network's training throughput on one device and engine.
+#[derive(Debug, Serialize)]
+pub struct TrainingFigure {
+    /// `article`, `roll` or `composer`, as the peer script names them.
+    pub network: &'static str,
+    pub parameters: usize,
+    /// What is counted: `windows/s` or `predicted steps/s`.
+    pub unit: &'static str,
+    /// What ran it: the plain-Rust CPU trainer or burn autodiff.
+    pub engine: &'static str,
+    /// `cpu` or the GPU adapter's name.
+    pub device: String,
+    /// How the settings differ from the network's defaults, if they do.
+    pub settings: &'static str,
+    pub per_s: f64,
 }
 
 impl ModelFigures {
@@ -61,7 +79,7 @@ impl ModelFigures {
         let _ = writeln!(
             text,
             "CPU: 106-step generation {:.2} ms (8 variations {:.2} ms), {:.3} ms per step \
-             ({}); training on burn flex {:.0} windows/s at batch 32",
+             ({}); training {:.0} windows/s at batch 32 with its defaults",
             self.generate_ms_cpu,
             self.generate8_ms_cpu,
             self.step_ms_cpu,
@@ -74,10 +92,21 @@ impl ModelFigures {
         if let Some(fill) = self.fill32_ms_cpu {
             let _ = writeln!(text, "CPU: 32-step fill from both sides {fill:.2} ms");
         }
-        if let Some(roll) = self.roll_train_windows_per_s_cpu {
+        let _ = writeln!(text, "Training at batch 32:");
+        for figure in &self.training {
             let _ = writeln!(
                 text,
-                "CPU: the roll LSTM trains at {roll:.0} predicted steps/s in the same run"
+                "  {:<8} {:>9.0} {:<17} {} on {}{}",
+                figure.network,
+                figure.per_s,
+                figure.unit,
+                figure.engine,
+                figure.device,
+                if figure.settings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", figure.settings)
+                }
             );
         }
         match (
@@ -182,7 +211,7 @@ fn measure(
         })?),
         _ => None,
     };
-    let train_windows_per_s = training_rate(model.architecture(), data, device)?;
+    let (train_windows_per_s, _) = training_rate(model.architecture(), data, device, false, false)?;
     Ok(DeviceFigures {
         generate_ms,
         fill32_ms,
@@ -192,30 +221,93 @@ fn measure(
     })
 }
 
-/// Predicted steps per second training `architecture` with its own
-/// settings on `data`, for at least 3 seconds.
+/// Predicted steps per second training `architecture` on `data`, for at
+/// least 3 seconds: with its default settings, or with `peer_settings` those
+/// the peer script uses (no feedback); on burn when `on_burn`.
 fn training_rate(
     architecture: Architecture,
     data: &Dataset,
     device: &burn::tensor::Device,
-) -> anyhow::Result<f64> {
+    peer_settings: bool,
+    on_burn: bool,
+) -> anyhow::Result<(f64, TrainingEngine)> {
+    let mut settings = train::default_settings(architecture);
+    if peer_settings {
+        settings.feedback = 0.0;
+    }
     let mut trainer = Trainer::new(
         architecture.default_config(),
-        train::default_settings(architecture),
+        settings,
         data,
         "bench",
         device,
     )?;
+    if on_burn {
+        trainer = trainer.on_burn()?;
+    }
+    let engine = trainer.engine();
     trainer.targets_per_second(data, 3)?;
     let mut batches = 20;
     Ok(loop {
         let started = Instant::now();
         let rate = trainer.targets_per_second(data, batches)?;
         if started.elapsed() >= Duration::from_secs(3) || batches >= 10_000 {
-            break rate;
+            break (rate, engine);
         }
         batches *= 2;
     })
+}
+
+/// Every network's training throughput on `selected`, as the peers measure
+/// it (plus the roll LSTM with its feedback), on each engine that runs there.
+fn training_figures(
+    selected: &SelectedDevice,
+    data: &Dataset,
+) -> anyhow::Result<Vec<TrainingFigure>> {
+    let device_name = if selected.is_gpu() {
+        selected.label.clone()
+    } else {
+        "cpu".to_owned()
+    };
+    let mut figures = Vec::new();
+    for (architecture, network) in [
+        (Architecture::Article, "article"),
+        (Architecture::RollLstm, "roll"),
+        (Architecture::Composer, "composer"),
+    ] {
+        let unit = match architecture {
+            Architecture::Article => "windows/s",
+            _ => "predicted steps/s",
+        };
+        let mut runs = vec![(true, false)];
+        if architecture == Architecture::RollLstm {
+            runs.push((false, false));
+        }
+        let native = !selected.is_gpu() && architecture != Architecture::Composer;
+        if native {
+            runs.push((true, true));
+        }
+        for (peer_settings, on_burn) in runs {
+            let (per_s, engine) =
+                training_rate(architecture, data, &selected.device, peer_settings, on_burn)?;
+            figures.push(TrainingFigure {
+                network,
+                parameters: architecture.default_config().param_count(),
+                unit,
+                engine: engine.label(),
+                device: device_name.clone(),
+                settings: if architecture == Architecture::RollLstm && !peer_settings {
+                    "its defaults: a quarter of the input steps fed back"
+                } else if architecture == Architecture::RollLstm {
+                    "no feedback, as the peer"
+                } else {
+                    ""
+                },
+                per_s,
+            });
+        }
+    }
+    Ok(figures)
 }
 
 pub fn bench_model(
@@ -258,21 +350,16 @@ pub fn bench_model(
         &seed_roll,
         &data,
     )?;
-    let roll_train_windows_per_s_cpu =
-        match checkpoint.as_ref().map(|c| c.header.network.architecture()) {
-            Some(Architecture::Composer) => Some(training_rate(
-                Architecture::RollLstm,
-                &data,
-                &device::cpu_selected(None).device,
-            )?),
-            _ => None,
-        };
+    let mut training = training_figures(&device::cpu_selected(None), &data)?;
     let gpu_device = match device::select(BackendChoice::Gpu) {
         Ok(selected) if selected.notice.is_none() || software_gpu => Some(selected),
         _ => None,
     };
     let gpu = match &gpu_device {
-        Some(selected) => Some(measure(selected, checkpoint.as_ref(), &seed_roll, &data)?),
+        Some(selected) => {
+            training.extend(training_figures(selected, &data)?);
+            Some(measure(selected, checkpoint.as_ref(), &seed_roll, &data)?)
+        }
         None => None,
     };
     Ok(ModelFigures {
@@ -280,9 +367,9 @@ pub fn bench_model(
         generate_ms_cpu_burn: cpu.generate_burn_ms,
         generate8_ms_cpu: cpu.generate8_ms,
         fill32_ms_cpu: cpu.fill32_ms,
-        roll_train_windows_per_s_cpu,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,
+        training,
         generate_ms_gpu: gpu.as_ref().map(|g| g.generate_ms),
         generate8_ms_gpu: gpu.as_ref().map(|g| g.generate8_ms),
         step_ms_gpu: gpu.as_ref().map(|g| g.generate_ms / 106.0),

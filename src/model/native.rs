@@ -346,7 +346,8 @@ fn one_sums_picked(
 #[error("cannot read the model's weights: {0}")]
 pub struct NativeCopyError(String);
 
-fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, NativeCopyError> {
+/// A tensor's values, row-major.
+pub(crate) fn read_tensor<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, NativeCopyError> {
     tensor
         .into_data()
         .try_into_vec::<f32>()
@@ -356,13 +357,13 @@ fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, NativeCopyError> 
 fn dense(layer: &burn::nn::Linear) -> Result<Dense, NativeCopyError> {
     let [d_input, d_output] = layer.weight.dims();
     let bias = match &layer.bias {
-        Some(bias) => read(bias.val())?,
+        Some(bias) => read_tensor(bias.val())?,
         None => vec![0.0; d_output],
     };
     Ok(Dense::new(
         d_input,
         d_output,
-        read(layer.weight.val())?,
+        read_tensor(layer.weight.val())?,
         bias,
     ))
 }
@@ -406,15 +407,15 @@ impl NativeArticleNet {
             Ok(Dense::new(
                 d_input,
                 d_output,
-                read(lstm.kernel.val())?,
-                read(lstm.bias.val())?,
+                read_tensor(lstm.kernel.val())?,
+                read_tensor(lstm.bias.val())?,
             ))
         };
         let norm = &model.norm10;
-        let gamma = read(norm.gamma.val())?;
-        let beta = read(norm.beta.val())?;
-        let mean = read(norm.running_mean.value())?;
-        let var = read(norm.running_var.value())?;
+        let gamma = read_tensor(norm.gamma.val())?;
+        let beta = read_tensor(norm.beta.val())?;
+        let mean = read_tensor(norm.running_mean.value())?;
+        let var = read_tensor(norm.running_var.value())?;
         let epsilon = norm.epsilon as f32;
         let norm_scale: Vec<f32> = gamma
             .iter()
@@ -576,12 +577,12 @@ impl NativeLstm {
         Ok(Self {
             units: lstm.units,
             sparse_rows,
-            kernel: read(lstm.kernel.val())?,
+            kernel: read_tensor(lstm.kernel.val())?,
             recurrent: Dense::new(
                 lstm.units,
                 gates,
-                read(lstm.recurrent_kernel.val())?,
-                read(lstm.bias.val())?,
+                read_tensor(lstm.recurrent_kernel.val())?,
+                read_tensor(lstm.bias.val())?,
             ),
         })
     }
@@ -793,8 +794,8 @@ impl NativeComposer {
             future: NativeLstm::from_keras(&model.future, pitches)?,
             from_past,
             from_shared,
-            nade_in: read(model.nade_in.val())?,
-            nade_out: read(model.nade_out.val())?,
+            nade_in: read_tensor(model.nade_in.val())?,
+            nade_out: read_tensor(model.nade_out.val())?,
         })
     }
 

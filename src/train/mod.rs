@@ -5,6 +5,7 @@
 //! networks (examples, loss, feedback) is each one's [`scheme`].
 
 mod adam;
+mod native;
 mod scheme;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ use crate::model::{Architecture, Network, NetworkConfig};
 use crate::record::{EpochRecord, MusicCheck, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
-use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, scheme_for};
+use native::NativeTrainer;
+use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, replace_with_own, scheme_for};
 pub use scheme::{DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE};
 
 /// What a run of `architecture` starts from: its scheme's defaults.
@@ -116,12 +118,58 @@ pub enum TrainEnd {
     Cancelled,
 }
 
+/// What computes the gradients and steps the optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainingEngine {
+    /// The plain-Rust CPU trainer (the roll LSTM and the article's network
+    /// on the default CPU device).
+    PlainRust,
+    /// burn's autodiff and optimizer: the reference, the GPU path and the
+    /// composer's.
+    Burn,
+}
+
+impl TrainingEngine {
+    /// For one line of output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PlainRust => "plain-Rust CPU trainer",
+            Self::Burn => "burn autodiff",
+        }
+    }
+}
+
+/// The network and its optimizer state, held by one engine.
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    Burn {
+        model: Network,
+        optimizer: ModuleOptimizer,
+    },
+    Native(Box<NativeTrainer>),
+}
+
+impl Engine {
+    /// The plain-Rust trainer where it can take `model`, else burn.
+    fn for_model(model: Network, config: &NetworkConfig, device: &Device) -> Self {
+        if crate::device::is_default_cpu(device) && NativeTrainer::supports(config) {
+            // A copy that fails (it cannot on the CPU) leaves the run on burn.
+            if let Ok(Some(native)) = NativeTrainer::from_network(&model, config) {
+                return Self::Native(Box::new(native));
+            }
+        }
+        Self::Burn {
+            model,
+            optimizer: ModuleOptimizer::from(KerasAdam::default()),
+        }
+    }
+}
+
 /// A model being trained, with its optimizer and history.
 pub struct Trainer {
-    model: Network,
+    engine: Engine,
     config: NetworkConfig,
     scheme: Box<dyn TrainingScheme>,
-    optimizer: ModuleOptimizer,
     record: TrainingRecord,
     device: Device,
     batch: BatchData,
@@ -217,10 +265,9 @@ impl Trainer {
         let windows_train = run.scheme.example_count(data, &run.settings, false) * each;
         let windows_validation = run.scheme.example_count(data, &run.settings, true) * each;
         Self {
-            model,
+            engine: Engine::for_model(model, &run.config, device),
             config: run.config,
             scheme: run.scheme,
-            optimizer: ModuleOptimizer::from(KerasAdam::default()),
             record: TrainingRecord {
                 settings: run.settings,
                 data: data_name.to_owned(),
@@ -244,20 +291,69 @@ impl Trainer {
             .optimizer_state()
             .ok_or(TrainError::NothingToResume)?;
         let run = Run::checked(checkpoint.header.network.clone(), record.settings.clone())?;
-        let device = training_device(device);
-        let model = checkpoint.model(&device)?;
-        let optimizer = ModuleOptimizer::from(KerasAdam::default())
-            .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
-            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+        // The engine that wrote the optimizer state goes on with it: the
+        // plain-Rust trainer's runs on the CPU whatever `device` says.
+        let engine = if NativeTrainer::wrote(optimizer_bytes) {
+            let device = training_device(&crate::device::cpu());
+            let model = checkpoint.model(&device)?;
+            let mut native = NativeTrainer::from_network(&model, &run.config)
+                .map_err(|e| TrainError::Backend(e.to_string()))?
+                .ok_or_else(|| {
+                    TrainError::OptimizerState(
+                        "the CPU trainer's state is for another network".to_owned(),
+                    )
+                })?;
+            native
+                .restore_optimizer(optimizer_bytes)
+                .map_err(TrainError::OptimizerState)?;
+            Engine::Native(Box::new(native))
+        } else {
+            let device = training_device(device);
+            let optimizer = ModuleOptimizer::from(KerasAdam::default())
+                .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
+                .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
+            Engine::Burn {
+                model: checkpoint.model(&device)?,
+                optimizer,
+            }
+        };
+        let device = match engine {
+            Engine::Native(_) => training_device(&crate::device::cpu()),
+            Engine::Burn { .. } => training_device(device),
+        };
         Ok(Self {
-            model,
+            engine,
             config: run.config,
             scheme: run.scheme,
-            optimizer,
             record,
             device,
             batch: BatchData::default(),
         })
+    }
+
+    /// What trains this run.
+    pub fn engine(&self) -> TrainingEngine {
+        match self.engine {
+            Engine::Native(_) => TrainingEngine::PlainRust,
+            Engine::Burn { .. } => TrainingEngine::Burn,
+        }
+    }
+
+    /// Moves a run that has not taken a step yet onto burn (the reference
+    /// path), for comparisons; a run already on burn stays.
+    pub fn on_burn(mut self) -> Result<Self, TrainError> {
+        if let Engine::Native(native) = &self.engine {
+            if native.steps_taken() > 0 {
+                return Err(TrainError::OptimizerState(
+                    "a run moves to burn only before its first step".to_owned(),
+                ));
+            }
+            self.engine = Engine::Burn {
+                model: native.to_network(&self.device),
+                optimizer: ModuleOptimizer::from(KerasAdam::default()),
+            };
+        }
+        Ok(self)
     }
 
     pub fn record(&self) -> &TrainingRecord {
@@ -277,7 +373,10 @@ impl Trainer {
     /// The model for inference (no autodiff, no dropout, batch norm on
     /// moving statistics).
     pub fn model(&self) -> Network {
-        self.model.valid()
+        match &self.engine {
+            Engine::Burn { model, .. } => model.valid(),
+            Engine::Native(native) => native.to_network(&self.device.clone().without_autodiff()),
+        }
     }
 
     /// Runs `batches` optimizer steps on full batches of `data`'s first epoch
@@ -299,14 +398,12 @@ impl Trainer {
         for index in 0..batches {
             let start = index % full * batch_size;
             examples.fill(data, start..start + batch_size, &mut batch);
-            self.feed_back(
-                &mut batch,
-                BatchPosition {
-                    epoch: 1,
-                    batch: index,
-                },
-            )?;
-            self.step_on(&batch)?;
+            let position = BatchPosition {
+                epoch: 1,
+                batch: index,
+            };
+            self.feed_back(&mut batch, position)?;
+            self.step_on(&batch, position)?;
         }
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
         Ok((batches * batch_size * self.targets_each()) as f64 / seconds)
@@ -340,35 +437,51 @@ impl Trainer {
             targets: targets.to_vec(),
             ..BatchData::default()
         };
-        self.step_on(&batch)
+        let position = BatchPosition {
+            epoch: self.record.epochs_done() + 1,
+            batch: 0,
+        };
+        self.step_on(&batch, position)
     }
 
     /// One optimizer step on a batch filled by the dataset.
-    fn step_on(&mut self, batch: &BatchData) -> Result<f32, TrainError> {
-        let loss = self
-            .scheme
-            .loss(&self.model, &self.record.settings, batch, &self.device)?;
+    fn step_on(&mut self, batch: &BatchData, position: BatchPosition) -> Result<f32, TrainError> {
+        let settings = &self.record.settings;
+        let (model, optimizer) = match &mut self.engine {
+            Engine::Native(native) => return Ok(native.step(batch, settings, position)),
+            Engine::Burn { model, optimizer } => (model, optimizer),
+        };
+        let loss = self.scheme.loss(model, settings, batch, &self.device)?;
         let value: f32 = scalar(loss.clone())?;
         if !value.is_finite() {
             return Ok(value);
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optimizer.step(
-            self.record.settings.learning_rate,
-            self.model.clone(),
-            grads,
-        );
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        *model = optimizer.step(settings.learning_rate, model.clone(), grads);
         Ok(value)
     }
 
-    fn feed_back(&self, batch: &mut BatchData, position: BatchPosition) -> Result<(), TrainError> {
-        self.scheme.feed_back(
-            &self.model,
-            &self.record.settings,
-            batch,
-            position,
-            &self.device,
-        )
+    fn feed_back(
+        &mut self,
+        batch: &mut BatchData,
+        position: BatchPosition,
+    ) -> Result<(), TrainError> {
+        let settings = &self.record.settings;
+        match &mut self.engine {
+            Engine::Burn { model, .. } => {
+                self.scheme
+                    .feed_back(model, settings, batch, position, &self.device)
+            }
+            Engine::Native(native) => {
+                // Of the networks it trains, only the roll LSTM feeds back.
+                if settings.feedback > 0.0
+                    && let Some(logits) = native.own_logits(&batch.inputs, settings.sequence_steps)
+                {
+                    replace_with_own(&mut batch.inputs, &logits, settings, position);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The mean loss over the dataset's validation part, in inference mode.
@@ -376,8 +489,13 @@ impl Trainer {
         if data.songs(true).next().is_none() {
             return Ok(None);
         }
-        let model = self.model.valid();
-        if let Some(loss) = self.scheme.own_validation_loss(&model, data) {
+        let model = match &self.engine {
+            Engine::Burn { model, .. } => Some(model.valid()),
+            Engine::Native(_) => None,
+        };
+        if let Some(model) = &model
+            && let Some(loss) = self.scheme.own_validation_loss(model, data)
+        {
             return loss.map(Some);
         }
         let examples = self.scheme.validation_examples(data, &self.record.settings);
@@ -393,10 +511,15 @@ impl Trainer {
         while start < examples.len() {
             let end = (start + chunk).min(examples.len());
             examples.fill(data, start..end, &mut batch);
-            let loss = self
-                .scheme
-                .loss(&model, &self.record.settings, &batch, &device)
-                .and_then(scalar);
+            let settings = &self.record.settings;
+            let loss = match (&mut self.engine, &model) {
+                (Engine::Native(native), _) => Ok(native.loss(&batch, settings)),
+                (Engine::Burn { .. }, Some(model)) => self
+                    .scheme
+                    .loss(model, settings, &batch, &device)
+                    .and_then(scalar),
+                (Engine::Burn { .. }, None) => unreachable!("burn runs keep their model"),
+            };
             match loss {
                 Ok(loss) => total += f64::from(loss) * (end - start) as f64,
                 Err(error) => {
@@ -422,7 +545,7 @@ impl Trainer {
         data: &Dataset,
     ) -> Result<(FrameScores, Option<MusicCheck>), TrainError> {
         let backend = |e: GenerateError| TrainError::Backend(e.to_string());
-        let model = self.model.valid();
+        let model = self.model();
         let runner = Runner::new(&model, &crate::device::cpu_selected(None)).map_err(backend)?;
         let mut predictor = runner.predictor();
         let scores = teacher_forced(predictor.as_mut(), data).map_err(backend)?;
@@ -458,11 +581,14 @@ impl Trainer {
     pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
         let mut header = CheckpointHeader::new(self.config.clone(), origin);
         header.training = Some(self.record.clone());
-        let optimizer = self
-            .optimizer
-            .into_bytes()
-            .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
-        Ok(Checkpoint::new(header, &self.model.valid())?.with_optimizer(optimizer.to_vec()))
+        let optimizer = match &self.engine {
+            Engine::Burn { optimizer, .. } => optimizer
+                .into_bytes()
+                .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?
+                .to_vec(),
+            Engine::Native(native) => native.optimizer_bytes(),
+        };
+        Ok(Checkpoint::new(header, &self.model())?.with_optimizer(optimizer))
     }
 
     /// Trains until `epochs` epochs are done in total (counting those of a
@@ -503,14 +629,12 @@ impl Trainer {
                 let size = range.len();
                 let mut batch = std::mem::take(&mut self.batch);
                 examples.fill(data, range, &mut batch);
-                let fed_back = self.feed_back(
-                    &mut batch,
-                    BatchPosition {
-                        epoch,
-                        batch: index,
-                    },
-                );
-                let loss = fed_back.and_then(|()| self.step_on(&batch));
+                let position = BatchPosition {
+                    epoch,
+                    batch: index,
+                };
+                let fed_back = self.feed_back(&mut batch, position);
+                let loss = fed_back.and_then(|()| self.step_on(&batch, position));
                 self.batch = batch;
                 let loss = loss?;
                 if !loss.is_finite() {

@@ -324,10 +324,8 @@ impl TrainingScheme for StretchScheme {
         ))
     }
 
-    /// Replaces a random share (`settings.feedback`) of a stretch batch's
-    /// input steps with what the network, fed the real steps, predicts for
-    /// them (thresholded at 0.5). Seeded by the run's seed, the epoch and the
-    /// batch, so a resumed run replaces the same steps.
+    /// Feeds back the network's own predictions ([`replace_with_own`]),
+    /// computed by burn.
     fn feed_back(
         &self,
         model: &Network,
@@ -337,8 +335,7 @@ impl TrainingScheme for StretchScheme {
         device: &Device,
     ) -> Result<(), TrainError> {
         let inputs = &mut batch.inputs;
-        let share = settings.feedback;
-        if share <= 0.0 {
+        if settings.feedback <= 0.0 {
             return Ok(());
         }
         let inference = model.valid();
@@ -357,26 +354,40 @@ impl TrainingScheme for StretchScheme {
             .into_data()
             .try_into_vec()
             .map_err(|e| TrainError::Backend(format!("{e:?}")))?;
-        let mut rng = seeded_for(
-            settings.rng_seed,
-            &[position.epoch as u64, position.batch as u64],
-        );
-        for (sequence, predicted) in inputs
-            .chunks_exact_mut(length * PITCH_COUNT)
-            .zip(logits.chunks_exact(length * PITCH_COUNT))
-        {
-            for t in 1..length {
-                if rng.random::<f64>() < share {
-                    let own = &predicted[(t - 1) * PITCH_COUNT..t * PITCH_COUNT];
-                    let step = &mut sequence[t * PITCH_COUNT..(t + 1) * PITCH_COUNT];
-                    for (x, &z) in step.iter_mut().zip(own) {
-                        // p >= 0.5 exactly when the logit is >= 0.
-                        *x = if z >= 0.0 { 1.0 } else { 0.0 };
-                    }
+        replace_with_own(inputs, &logits, settings, position);
+        Ok(())
+    }
+}
+
+/// Replaces a random share (`settings.feedback`) of a stretch batch's input
+/// steps (`[n][length][pitches]`) with the network's prediction for them
+/// (its logits at the step before, thresholded at 0.5). Seeded by the run's
+/// seed, the epoch and the batch, so a resumed run replaces the same steps.
+pub(super) fn replace_with_own(
+    inputs: &mut [f32],
+    logits: &[f32],
+    settings: &TrainSettings,
+    position: BatchPosition,
+) {
+    let length = settings.sequence_steps;
+    let mut rng = seeded_for(
+        settings.rng_seed,
+        &[position.epoch as u64, position.batch as u64],
+    );
+    for (sequence, predicted) in inputs
+        .chunks_exact_mut(length * PITCH_COUNT)
+        .zip(logits.chunks_exact(length * PITCH_COUNT))
+    {
+        for t in 1..length {
+            if rng.random::<f64>() < settings.feedback {
+                let own = &predicted[(t - 1) * PITCH_COUNT..t * PITCH_COUNT];
+                let step = &mut sequence[t * PITCH_COUNT..(t + 1) * PITCH_COUNT];
+                for (x, &z) in step.iter_mut().zip(own) {
+                    // p >= 0.5 exactly when the logit is >= 0.
+                    *x = if z >= 0.0 { 1.0 } else { 0.0 };
                 }
             }
         }
-        Ok(())
     }
 }
 

@@ -1,0 +1,236 @@
+//! The plain-Rust trainer against burn's autodiff (the reference): the same
+//! loss and the same gradients on random inputs, chunking that never
+//! depends on the number of cores, and an optimizer state that round-trips.
+
+use burn::module::Param;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use rand::Rng as _;
+
+use super::NativeTrainer;
+use crate::model::{ArticleNetConfig, Network, NetworkConfig, RollLstmConfig};
+use crate::record::{LossKind, TrainSettings};
+use crate::rng::seeded;
+use crate::train::scheme::{BatchData, BatchPosition, scheme_for};
+use crate::train::training_device;
+
+fn random_batch(n: usize, input_len: usize, target_len: usize, binary: bool) -> BatchData {
+    let mut rng = seeded(7);
+    let mut draw = |len: usize, binary: bool| -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                if binary {
+                    f32::from(u8::from(rng.random::<f32>() < 0.15))
+                } else {
+                    rng.random::<f32>()
+                }
+            })
+            .collect()
+    };
+    BatchData {
+        inputs: draw(n * input_len, binary),
+        targets: draw(n * target_len, true),
+        ..BatchData::default()
+    }
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.into_data().try_into_vec::<f32>().unwrap()
+}
+
+fn grad_of<const D: usize>(grads: &GradientsParams, param: &Param<Tensor<D>>) -> Vec<f32> {
+    values(grads.get::<D>(param.id).unwrap())
+}
+
+/// burn's loss and gradients of `model` (on a training device) for `batch`,
+/// in the native trainer's tensor order.
+fn burn_gradients(
+    model: &Network,
+    config: &NetworkConfig,
+    settings: &TrainSettings,
+    batch: &BatchData,
+) -> (f32, Vec<Vec<f32>>) {
+    let device = training_device(&crate::device::cpu());
+    let loss = scheme_for(config)
+        .loss(model, settings, batch, &device)
+        .unwrap();
+    let value = values(loss.clone())[0];
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    let tensors = match model {
+        Network::RollLstm(m) => vec![
+            grad_of(&grads, &m.lstm.kernel),
+            grad_of(&grads, &m.lstm.recurrent_kernel),
+            grad_of(&grads, &m.lstm.bias),
+            grad_of(&grads, &m.output.weight),
+            grad_of(&grads, m.output.bias.as_ref().unwrap()),
+        ],
+        Network::Article(m) => {
+            let mut out = Vec::new();
+            for conv in [&m.conv0, &m.conv2, &m.conv4, &m.conv6] {
+                out.push(grad_of(&grads, &conv.weight));
+                out.push(grad_of(&grads, conv.bias.as_ref().unwrap()));
+            }
+            for lstm in [&m.lstm8, &m.lstm9] {
+                // From a zero state the recurrent kernel takes no part.
+                out.push(grad_of(&grads, &lstm.kernel));
+                out.push(grads.get::<2>(lstm.recurrent_kernel.id).map_or_else(
+                    || vec![0.0; lstm.recurrent_kernel.val().dims().iter().product()],
+                    values,
+                ));
+                out.push(grad_of(&grads, &lstm.bias));
+            }
+            out.push(grad_of(&grads, &m.norm10.gamma));
+            out.push(grad_of(&grads, &m.norm10.beta));
+            out.push(grad_of(&grads, &m.dense11.weight));
+            out.push(grad_of(&grads, m.dense11.bias.as_ref().unwrap()));
+            out
+        }
+        Network::Composer(_) => unreachable!("not trained natively"),
+    };
+    (value, tensors)
+}
+
+/// Native and burn gradients of a fresh `config` network on `batch` agree
+/// to 1e-5 (relative to each tensor's largest gradient when that is above
+/// 1); returns the largest difference seen.
+fn compare(config: &NetworkConfig, settings: &TrainSettings, batch: &BatchData) -> f32 {
+    let device = training_device(&crate::device::cpu());
+    device.seed(11);
+    let model = config.init(&device);
+    let mut native = NativeTrainer::from_network(&model, config)
+        .unwrap()
+        .unwrap();
+    let position = BatchPosition { epoch: 1, batch: 0 };
+    let ours = native.gradients(batch, settings, Some(position));
+    assert!(native.chunks_used >= 2, "the batch spans several chunks");
+    let our_grads = native.summed_gradients();
+    let (theirs, their_grads) = burn_gradients(&model, config, settings, batch);
+    assert!(
+        (ours - theirs).abs() <= 1e-5 * theirs.abs().max(1.0),
+        "loss {ours} vs burn's {theirs}"
+    );
+    assert_eq!(our_grads.len(), their_grads.len());
+    let mut worst = 0.0f32;
+    for (index, (a, b)) in our_grads.iter().zip(&their_grads).enumerate() {
+        assert_eq!(a.len(), b.len(), "tensor {index}");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale;
+        assert!(diff <= 1e-5, "tensor {index} differs from burn's by {diff}");
+        worst = worst.max(diff);
+    }
+    worst
+}
+
+fn roll_settings(loss: LossKind) -> TrainSettings {
+    TrainSettings {
+        loss,
+        sequence_steps: 6,
+        feedback: 0.0,
+        max_transpose: 0,
+        ..TrainSettings::default()
+    }
+}
+
+#[test]
+fn roll_lstm_gradients_match_burn() {
+    // burn's side of the schemes reads the roll's 106 pitches.
+    let config = RollLstmConfig::new().with_units(12).with_dropout(0.0);
+    for (loss, binary) in [(LossKind::Bce, true), (LossKind::Mse, false)] {
+        let settings = roll_settings(loss);
+        let batch = random_batch(19, 6 * 106, 6 * 106, binary);
+        let worst = compare(&config.clone().into(), &settings, &batch);
+        eprintln!("roll LSTM, {loss:?}, binary inputs {binary}: worst {worst:e}");
+    }
+}
+
+#[test]
+fn article_gradients_match_burn() {
+    let config = ArticleNetConfig::article()
+        .with_filters(16)
+        .with_lstm_units(12)
+        .with_lstm2_units(8);
+    for (loss, binary) in [(LossKind::Mse, true), (LossKind::Bce, false)] {
+        let settings = TrainSettings {
+            loss,
+            ..TrainSettings::default()
+        };
+        let batch = random_batch(21, 9 * 106, 106, binary);
+        let worst = compare(&config.clone().into(), &settings, &batch);
+        eprintln!("article, {loss:?}, binary inputs {binary}: worst {worst:e}");
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_cores() {
+    let config: NetworkConfig = RollLstmConfig::new().with_pitches(20).with_units(12).into();
+    let settings = roll_settings(LossKind::Bce);
+    let batch = random_batch(40, 6 * 20, 6 * 20, true);
+    let device = crate::device::cpu();
+    device.seed(3);
+    let model = config.init(&device);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut native = NativeTrainer::from_network(&model, &config)
+                .unwrap()
+                .unwrap();
+            for index in 0..3 {
+                let position = BatchPosition {
+                    epoch: 1,
+                    batch: index,
+                };
+                native.step(&batch, &settings, position);
+            }
+            (native.params().to_vec(), native.optimizer_bytes())
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(3));
+    assert_ne!(
+        one.0,
+        NativeTrainer::from_network(&model, &config)
+            .unwrap()
+            .unwrap()
+            .params()
+    );
+}
+
+#[test]
+fn the_optimizer_state_round_trips_and_refuses_damage() {
+    let config: NetworkConfig = RollLstmConfig::new().with_pitches(10).with_units(4).into();
+    let model = config.init(&crate::device::cpu());
+    let mut native = NativeTrainer::from_network(&model, &config)
+        .unwrap()
+        .unwrap();
+    let settings = TrainSettings {
+        sequence_steps: 3,
+        ..roll_settings(LossKind::Bce)
+    };
+    let batch = random_batch(2, 30, 30, true);
+    native.step(&batch, &settings, BatchPosition { epoch: 1, batch: 0 });
+    let bytes = native.optimizer_bytes();
+    assert!(NativeTrainer::wrote(&bytes));
+    let mut other = NativeTrainer::from_network(&model, &config)
+        .unwrap()
+        .unwrap();
+    other.restore_optimizer(&bytes).unwrap();
+    assert_eq!(other.optimizer_bytes(), bytes);
+    assert_eq!(other.steps_taken(), 1);
+    for cut in [bytes.len() - 1, bytes.len() / 2, 30] {
+        assert!(
+            other.restore_optimizer(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(other.restore_optimizer(&longer).is_err());
+    assert!(other.restore_optimizer(b"burnpack").is_err());
+}
