@@ -283,8 +283,7 @@ fn training_figures(
         if architecture == Architecture::RollLstm {
             runs.push((false, false));
         }
-        let native = !selected.is_gpu() && architecture != Architecture::Composer;
-        if native {
+        if !selected.is_gpu() {
             runs.push((true, true));
         }
         for (peer_settings, on_burn) in runs {

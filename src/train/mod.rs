@@ -27,7 +27,7 @@ use crate::record::{EpochRecord, MusicCheck, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
 use native::NativeTrainer;
-use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, replace_with_own, scheme_for};
+use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, burn_roll_logits, scheme_for};
 pub use scheme::{DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE};
 
 /// What a run of `architecture` starts from: its scheme's defaults.
@@ -467,19 +467,20 @@ impl Trainer {
         position: BatchPosition,
     ) -> Result<(), TrainError> {
         let settings = &self.record.settings;
+        let length = settings.sequence_steps;
         match &mut self.engine {
             Engine::Burn { model, .. } => {
-                self.scheme
-                    .feed_back(model, settings, batch, position, &self.device)
+                let device = &self.device;
+                let mut own = |inputs: &[f32]| burn_roll_logits(model, inputs, length, device);
+                self.scheme.feed_back(&mut own, settings, batch, position)
             }
             Engine::Native(native) => {
-                // Of the networks it trains, only the roll LSTM feeds back.
-                if settings.feedback > 0.0
-                    && let Some(logits) = native.own_logits(&batch.inputs, settings.sequence_steps)
-                {
-                    replace_with_own(&mut batch.inputs, &logits, settings, position);
-                }
-                Ok(())
+                let mut own = |inputs: &[f32]| {
+                    native.own_logits(inputs, length).ok_or_else(|| {
+                        TrainError::BadNetwork("only the roll LSTM feeds back".to_owned())
+                    })
+                };
+                self.scheme.feed_back(&mut own, settings, batch, position)
             }
         }
     }
@@ -489,13 +490,8 @@ impl Trainer {
         if data.songs(true).next().is_none() {
             return Ok(None);
         }
-        let model = match &self.engine {
-            Engine::Burn { model, .. } => Some(model.valid()),
-            Engine::Native(_) => None,
-        };
-        if let Some(model) = &model
-            && let Some(loss) = self.scheme.own_validation_loss(model, data)
-        {
+        let model = self.model();
+        if let Some(loss) = self.scheme.own_validation_loss(&model, data) {
             return loss.map(Some);
         }
         let examples = self.scheme.validation_examples(data, &self.record.settings);
@@ -512,13 +508,12 @@ impl Trainer {
             let end = (start + chunk).min(examples.len());
             examples.fill(data, start..end, &mut batch);
             let settings = &self.record.settings;
-            let loss = match (&mut self.engine, &model) {
-                (Engine::Native(native), _) => Ok(native.loss(&batch, settings)),
-                (Engine::Burn { .. }, Some(model)) => self
+            let loss = match &mut self.engine {
+                Engine::Native(native) => Ok(native.loss(&batch, settings)),
+                Engine::Burn { .. } => self
                     .scheme
-                    .loss(model, settings, &batch, &device)
+                    .loss(&model, settings, &batch, &device)
                     .and_then(scalar),
-                (Engine::Burn { .. }, None) => unreachable!("burn runs keep their model"),
             };
             match loss {
                 Ok(loss) => total += f64::from(loss) * (end - start) as f64,

@@ -49,15 +49,15 @@ pub(super) trait TrainingScheme: std::fmt::Debug + Send {
     ) -> Result<Tensor<1>, TrainError>;
 
     /// Changes a training batch before its step: replaces some input steps
-    /// with the network's own predictions (scheduled sampling), draws gaps;
-    /// most networks leave it.
+    /// with the network's own predictions (scheduled sampling; `own_logits`
+    /// gives them for a batch's inputs, from whichever engine trains), draws
+    /// gaps; most networks leave it.
     fn feed_back(
         &self,
-        _model: &Network,
+        _own_logits: &mut OwnLogits<'_>,
         _settings: &TrainSettings,
         _batch: &mut BatchData,
         _position: BatchPosition,
-        _device: &Device,
     ) -> Result<(), TrainError> {
         Ok(())
     }
@@ -324,39 +324,48 @@ impl TrainingScheme for StretchScheme {
         ))
     }
 
-    /// Feeds back the network's own predictions ([`replace_with_own`]),
-    /// computed by burn.
+    /// Feeds back the network's own predictions ([`replace_with_own`]).
     fn feed_back(
         &self,
-        model: &Network,
+        own_logits: &mut OwnLogits<'_>,
         settings: &TrainSettings,
         batch: &mut BatchData,
         position: BatchPosition,
-        device: &Device,
     ) -> Result<(), TrainError> {
-        let inputs = &mut batch.inputs;
         if settings.feedback <= 0.0 {
             return Ok(());
         }
-        let inference = model.valid();
-        let net = Self::network(&inference)?;
-        let device = device.clone().without_autodiff();
-        let length = settings.sequence_steps;
-        let n = inputs.len() / (PITCH_COUNT * length);
-        let x = Tensor::<3>::from_data(
-            TensorData::new(inputs.to_vec(), [n, length, PITCH_COUNT]),
-            &device,
-        );
-        // Position t predicts step t + 1.
-        let logits: Vec<f32> = net
-            .logits_from(x, None)
-            .0
-            .into_data()
-            .try_into_vec()
-            .map_err(|e| TrainError::Backend(format!("{e:?}")))?;
-        replace_with_own(inputs, &logits, settings, position);
+        let logits = own_logits(&batch.inputs)?;
+        replace_with_own(&mut batch.inputs, &logits, settings, position);
         Ok(())
     }
+}
+
+/// What a network predicts after each input step of a stretch batch
+/// (`[n][length][pitches]` in, logits of the same shape out).
+pub(super) type OwnLogits<'a> = dyn FnMut(&[f32]) -> Result<Vec<f32>, TrainError> + 'a;
+
+/// The roll LSTM's logits through burn, for [`OwnLogits`]: position t
+/// predicts step t + 1.
+pub(super) fn burn_roll_logits(
+    model: &Network,
+    inputs: &[f32],
+    length: usize,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let inference = model.valid();
+    let net = StretchScheme::network(&inference)?;
+    let device = device.clone().without_autodiff();
+    let n = inputs.len() / (PITCH_COUNT * length);
+    let x = Tensor::<3>::from_data(
+        TensorData::new(inputs.to_vec(), [n, length, PITCH_COUNT]),
+        &device,
+    );
+    net.logits_from(x, None)
+        .0
+        .into_data()
+        .try_into_vec()
+        .map_err(|e| TrainError::Backend(format!("{e:?}")))
 }
 
 /// Replaces a random share (`settings.feedback`) of a stretch batch's input
@@ -518,11 +527,10 @@ impl TrainingScheme for ComposerScheme {
     /// passes the stretch's end). Seeded like feedback, so a resumed run draws the same.
     fn feed_back(
         &self,
-        _model: &Network,
+        _own_logits: &mut OwnLogits<'_>,
         settings: &TrainSettings,
         batch: &mut BatchData,
         position: BatchPosition,
-        _device: &Device,
     ) -> Result<(), TrainError> {
         let length = settings.sequence_steps;
         let n = batch.targets.len() / (PITCH_COUNT * length);

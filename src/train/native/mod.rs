@@ -1,5 +1,5 @@
 //! The plain-Rust CPU trainer: the forward and backward passes of the roll
-//! LSTM and the article's network written out by hand (fused LSTM gates,
+//! LSTM, the article's network and the composer written out by hand (fused LSTM gates,
 //! back-propagation through time, matrix products through `gemm`) and Keras's
 //! Adam, on both cores. burn's autodiff stays the reference (the tests hold
 //! these gradients to it) and the GPU path; on the CPU this is several times
@@ -11,12 +11,14 @@
 //! its own, and the chunks' gradients are summed in order.
 
 mod article;
+mod composer;
 mod lstm;
 mod roll;
 
 use rayon::prelude::*;
 
 use self::article::{ArticleChunk, ArticleTrainer};
+use self::composer::{ComposerBatch, ComposerChunk, ComposerTrainer};
 use self::roll::{RollChunk, RollTrainer};
 use super::scheme::{BatchData, BatchPosition};
 use crate::model::native::NativeCopyError;
@@ -88,6 +90,7 @@ pub(super) fn independent_loss(
 enum NativeNet {
     Roll(RollTrainer, Vec<RollChunk>),
     Article(ArticleTrainer, Vec<ArticleChunk>),
+    Composer(ComposerTrainer, Vec<ComposerChunk>),
 }
 
 /// Keras's Adam on plain vectors (the formulas of `KerasAdam`).
@@ -116,7 +119,7 @@ impl NativeTrainer {
     pub fn supports(config: &NetworkConfig) -> bool {
         matches!(
             config,
-            NetworkConfig::RollLstm(_) | NetworkConfig::Article(_)
+            NetworkConfig::RollLstm(_) | NetworkConfig::Article(_) | NetworkConfig::Composer(_)
         )
     }
 
@@ -131,6 +134,9 @@ impl NativeTrainer {
             }
             (Network::Article(model), NetworkConfig::Article(config)) => {
                 NativeNet::Article(ArticleTrainer::from_model(model, config)?, Vec::new())
+            }
+            (Network::Composer(model), NetworkConfig::Composer(config)) => {
+                NativeNet::Composer(ComposerTrainer::from_model(model, config)?, Vec::new())
             }
             _ => return Ok(None),
         };
@@ -158,6 +164,7 @@ impl NativeTrainer {
         match &self.net {
             NativeNet::Roll(net, _) => &net.params,
             NativeNet::Article(net, _) => &net.params,
+            NativeNet::Composer(net, _) => &net.params,
         }
     }
 
@@ -167,6 +174,7 @@ impl NativeTrainer {
         match &self.net {
             NativeNet::Roll(net, _) => Network::RollLstm(net.to_model(device)),
             NativeNet::Article(net, _) => Network::Article(net.to_model(device)),
+            NativeNet::Composer(net, _) => Network::Composer(net.to_model(device)),
         }
     }
 
@@ -201,7 +209,7 @@ impl NativeTrainer {
                 }
                 Some(net.logits(inputs, length, &mut chunks[0]))
             }
-            NativeNet::Article(..) => None,
+            NativeNet::Article(..) | NativeNet::Composer(..) => None,
         }
     }
 
@@ -260,6 +268,50 @@ impl NativeTrainer {
                 self.chunks_used = count;
                 (sum, cells)
             }
+            NativeNet::Composer(net, chunks) => {
+                let length = settings.sequence_steps;
+                let pitches = net.config.pitches;
+                let each = length * pitches;
+                let n = batch.targets.len() / each;
+                let count = n.div_ceil(CHUNK);
+                chunks.resize_with(count.max(chunks.len()), ComposerChunk::default);
+                self.grads
+                    .resize_with(count.max(self.grads.len()), Grads::default);
+                let steps = n * length;
+                let meter = crate::meter::METER_FEATURES;
+                let net = &*net;
+                let sum: f64 = chunks[..count]
+                    .par_iter_mut()
+                    .zip(&mut self.grads[..count])
+                    .enumerate()
+                    .map(|(c, (work, grads))| {
+                        let sequences = c * CHUNK..((c + 1) * CHUNK).min(n);
+                        let cells = sequences.start * each..sequences.end * each;
+                        let gaps = if batch.gaps.is_empty() {
+                            &[][..]
+                        } else {
+                            &batch.gaps[sequences.start * length..sequences.end * length]
+                        };
+                        let chunk = ComposerBatch {
+                            previous: &batch.inputs[cells.clone()],
+                            targets: &batch.targets[cells],
+                            meter: &batch.meter
+                                [sequences.start * length * meter..sequences.end * length * meter],
+                            gaps,
+                            length,
+                        };
+                        let mut rng = seed_of(c);
+                        if train {
+                            grads.reset(&net.params);
+                        }
+                        net.run_chunk(chunk, rng.as_mut(), steps, work, train.then_some(grads))
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .sum();
+                self.chunks_used = count;
+                (sum, steps)
+            }
             NativeNet::Article(net, chunks) => {
                 let (sum, cells, count) =
                     net.run_batch(batch, settings.loss, train, chunks, &mut self.grads);
@@ -279,6 +331,7 @@ impl NativeTrainer {
         let params = match net {
             NativeNet::Roll(net, _) => &mut net.params,
             NativeNet::Article(net, _) => &mut net.params,
+            NativeNet::Composer(net, _) => &mut net.params,
         };
         adam.time += 1;
         let (beta_1, beta_2, epsilon) = (0.9f32, 0.999f32, 1e-7f32);

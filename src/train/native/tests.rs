@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use rand::Rng as _;
 
 use super::NativeTrainer;
-use crate::model::{ArticleNetConfig, Network, NetworkConfig, RollLstmConfig};
+use crate::model::{ArticleNetConfig, ComposerConfig, Network, NetworkConfig, RollLstmConfig};
 use crate::record::{LossKind, TrainSettings};
 use crate::rng::seeded;
 use crate::train::scheme::{BatchData, BatchPosition, scheme_for};
@@ -85,7 +85,21 @@ fn burn_gradients(
             out.push(grad_of(&grads, m.dense11.bias.as_ref().unwrap()));
             out
         }
-        Network::Composer(_) => unreachable!("not trained natively"),
+        Network::Composer(m) => {
+            let mut out = Vec::new();
+            for lstm in [&m.past, &m.future] {
+                out.push(grad_of(&grads, &lstm.kernel));
+                out.push(grad_of(&grads, &lstm.recurrent_kernel));
+                out.push(grad_of(&grads, &lstm.bias));
+            }
+            for layer in [&m.visible_bias, &m.hidden_bias] {
+                out.push(grad_of(&grads, &layer.weight));
+                out.push(grad_of(&grads, layer.bias.as_ref().unwrap()));
+            }
+            out.push(grad_of(&grads, &m.nade_in));
+            out.push(grad_of(&grads, &m.nade_out));
+            out
+        }
     };
     (value, tensors)
 }
@@ -162,6 +176,51 @@ fn article_gradients_match_burn() {
         let worst = compare(&config.clone().into(), &settings, &batch);
         eprintln!("article, {loss:?}, binary inputs {binary}: worst {worst:e}");
     }
+}
+
+#[test]
+fn composer_gradients_match_burn() {
+    let length = 7;
+    let n = 19;
+    let mut batch = random_batch(n, length * 106, length * 106, true);
+    let mut rng = seeded(9);
+    let meter = crate::meter::METER_FEATURES;
+    batch.meter = (0..n * length * meter)
+        .map(|_| f32::from(u8::from(rng.random::<f32>() < 0.2)))
+        .collect();
+    // Gaps as training draws them: none for some targets, else ending
+    // within the stretch.
+    batch.gaps = (0..n * length)
+        .map(|i| {
+            let t = i % length;
+            let d = rng.random_range(0..length as u32);
+            if t + (d as usize) < length { d } else { 0 }
+        })
+        .collect();
+    assert!(batch.gaps.iter().any(|&d| d > 1) && batch.gaps.contains(&0));
+    let settings = TrainSettings {
+        loss: LossKind::Nll,
+        sequence_steps: length,
+        ..TrainSettings::default()
+    };
+    for near_after in [Some(true), None] {
+        let config = ComposerConfig::new()
+            .with_units(12)
+            .with_future_units(8)
+            .with_nade_units(10)
+            .with_dropout(0.0)
+            .with_near_after(near_after);
+        let worst = compare(&config.into(), &settings, &batch);
+        eprintln!("composer, near_after {near_after:?}: worst {worst:e}");
+    }
+    // Without gaps (continuing only) too.
+    batch.gaps.clear();
+    let config = ComposerConfig::new()
+        .with_units(12)
+        .with_future_units(8)
+        .with_nade_units(10)
+        .with_dropout(0.0);
+    compare(&config.into(), &settings, &batch);
 }
 
 #[test]
