@@ -233,6 +233,17 @@ pub fn select(choice: BackendChoice) -> Result<SelectedDevice, DeviceError> {
     }
 }
 
+/// The device to train on for `choice`: as [`select`], except that `auto`
+/// trains on the CPU, where the plain-Rust trainer outpaces burn on every
+/// GPU measured so far (README, "Performance": 1.3-3.4x an H200 through
+/// Vulkan). `gpu` still trains on burn's GPU path.
+pub fn select_for_training(choice: BackendChoice) -> Result<SelectedDevice, DeviceError> {
+    match choice {
+        BackendChoice::Auto => Ok(cpu_selected(None)),
+        _ => select(choice),
+    }
+}
+
 /// [`select`] over a given adapter list (tests pass made-up ones).
 pub fn select_from(
     choice: BackendChoice,

@@ -109,7 +109,7 @@ fn train(
     cancel: &AtomicBool,
     outbox: &Outbox<Update>,
 ) -> Result<TrainEnd, String> {
-    let selected = device::select(job.backend).map_err(|e| e.to_string())?;
+    let selected = device::select_for_training(job.backend).map_err(|e| e.to_string())?;
     let form = &job.form;
     let settings = TrainSettings {
         preset: form.preset,
@@ -125,10 +125,6 @@ fn train(
     )
     .map_err(|e| e.to_string())?;
     let report = data.report();
-    outbox.send(Update::Message(format!(
-        "{} files, {} training and {} validation windows, on {}",
-        report.files_used, report.windows_train, report.windows_validation, selected.label
-    )));
     let mut trainer = Trainer::new(
         form.arch.default_config(),
         settings,
@@ -137,6 +133,14 @@ fn train(
         &selected.device,
     )
     .map_err(|e| e.to_string())?;
+    outbox.send(Update::Message(format!(
+        "{} files, {} training and {} validation windows, on {} with the {}",
+        report.files_used,
+        report.windows_train,
+        report.windows_validation,
+        selected.label,
+        trainer.engine().label()
+    )));
     // Batch events arrive thousands of times a second: pass on a few per
     // second, and every epoch.
     let mut last = Instant::now();
