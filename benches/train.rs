@@ -1,6 +1,8 @@
-//! One training step (forward, backward, Adam) of each network the
-//! plain-Rust CPU trainer takes, at batch 32 on random rolls; `cadenza bench
-//! model` prints the same figures per second beside burn's and the peer's.
+//! One training step (forward, backward, Adam) at batch 32 on random rolls,
+//! for the networks whose batches are inputs and targets alone: on the
+//! plain-Rust CPU trainer, and on burn (`_burn`) for comparison. `cadenza
+//! bench model` prints every network's figures per second, the composer's
+//! too, beside the peer's.
 
 #![allow(clippy::unwrap_used)]
 
@@ -46,18 +48,26 @@ fn training_step(c: &mut Criterion) {
             roll_values(targets, &mut rng),
         );
         let device = cadenza::device::cpu();
-        let mut trainer = Trainer::new(
-            architecture.default_config(),
-            settings,
-            &data,
-            "bench",
-            &device,
-        )
-        .unwrap();
-        group.throughput(Throughput::Elements(predicted as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| black_box(trainer.step(black_box(&x), black_box(&y)).unwrap()));
-        });
+        for on_burn in [false, true] {
+            let mut trainer = Trainer::new(
+                architecture.default_config(),
+                settings.clone(),
+                &data,
+                "bench",
+                &device,
+            )
+            .unwrap();
+            let id = if on_burn {
+                trainer = trainer.on_burn().unwrap();
+                format!("{name}_burn")
+            } else {
+                name.to_owned()
+            };
+            group.throughput(Throughput::Elements(predicted as u64));
+            group.bench_function(id, |b| {
+                b.iter(|| black_box(trainer.step(black_box(&x), black_box(&y)).unwrap()));
+            });
+        }
     }
     group.finish();
 }

@@ -9,7 +9,8 @@
 //! parts, velocities and drums riding along with it), [`midi`] and [`image`] (file formats),
 //! [`files`] (pick the format by extension), [`model`] (the networks),
 //! [`keras`] (Keras weight import), [`checkpoint`] (model files),
-//! [`dataset`] and [`train`] (training on a folder of rolls), [`eval`]
+//! [`dataset`] and [`train`] (training on a folder of rolls; on the CPU in
+//! plain Rust over [`linalg`]), [`eval`]
 //! (held-out figures), [`music`] (scales, keys, musical measures), [`device`] (the
 //! one place naming burn backends), [`generate`] (continuation rules),
 //! [`audio`] (SoundFonts, rendering, WAV, live playback), [`atomic`] (safe
