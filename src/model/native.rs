@@ -264,7 +264,56 @@ impl<'a> OneInputs<'a> {
 // The kernels: `bias + Σ x * w` over the input rows in order, on sums held in
 // fixed-size arrays whose loops unroll into SSE multiplies and adds on
 // registers. Each is a function of its own, not inlined, so that its sums
-// stay in registers for the whole loop.
+// stay in registers for the whole loop; where the processor runs AVX, a copy
+// compiled for it does the same multiplies and adds in the same order eight
+// lanes at a time (Rust never fuses a multiply and an add, so the sums are
+// the SSE build's bit for bit, which the determinism pin holds).
+
+/// Defines `$name`, running `$body` (an `#[inline(always)]` kernel) as
+/// `$wide`, compiled for AVX, when the processor has it.
+macro_rules! wide_kernel {
+    ($name:ident, $wide:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[inline(never)]
+        fn $name($($arg: $ty),*) -> [[f32; PANEL]; 2] {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the processor was just found to run AVX, the only
+                // feature `$wide` is compiled for.
+                #[allow(unsafe_code)]
+                return unsafe { $wide($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx")]
+        fn $wide($($arg: $ty),*) -> [[f32; PANEL]; 2] {
+            $body($($arg),*)
+        }
+    };
+}
+
+wide_kernel!(pair_sums, pair_sums_avx, pair_sums_body, (
+    bias: &[f32; PANEL],
+    x: &[PairRow],
+    panel: &[[f32; PANEL]]
+));
+wide_kernel!(pair_sums_picked, pair_sums_picked_avx, pair_sums_picked_body, (
+    bias: &[f32; PANEL],
+    x: &[PairRow],
+    rows: &[usize],
+    panel: &[[f32; PANEL]]
+));
+wide_kernel!(one_sums, one_sums_avx, one_sums_body, (
+    bias: &[[f32; PANEL]; 2],
+    x: &[f32],
+    panels: [&[[f32; PANEL]]; 2]
+));
+wide_kernel!(one_sums_picked, one_sums_picked_avx, one_sums_picked_body, (
+    bias: &[[f32; PANEL]; 2],
+    picked: &[(f32, usize)],
+    panels: [&[[f32; PANEL]]; 2]
+));
 
 /// Adds one input row of a pair: `x[s] * w` to the sums of sequence `s`.
 #[inline(always)]
@@ -277,8 +326,8 @@ fn pair_add(sums: &mut [[f32; PANEL]; 2], x: &PairRow, w: &[f32; PANEL]) {
 }
 
 /// A pair's sums of one panel over every input row.
-#[inline(never)]
-fn pair_sums(bias: &[f32; PANEL], x: &[PairRow], panel: &[[f32; PANEL]]) -> [[f32; PANEL]; 2] {
+#[inline(always)]
+fn pair_sums_body(bias: &[f32; PANEL], x: &[PairRow], panel: &[[f32; PANEL]]) -> [[f32; PANEL]; 2] {
     let mut sums = [*bias; 2];
     for (x, w) in x.iter().zip(panel) {
         pair_add(&mut sums, x, w);
@@ -287,8 +336,8 @@ fn pair_sums(bias: &[f32; PANEL], x: &[PairRow], panel: &[[f32; PANEL]]) -> [[f3
 }
 
 /// A pair's sums of one panel over the input rows `rows` (`x[k]` is row `rows[k]`).
-#[inline(never)]
-fn pair_sums_picked(
+#[inline(always)]
+fn pair_sums_picked_body(
     bias: &[f32; PANEL],
     x: &[PairRow],
     rows: &[usize],
@@ -312,8 +361,8 @@ fn one_add(sums: &mut [[f32; PANEL]; 2], x: f32, w: [&[f32; PANEL]; 2]) {
 }
 
 /// A sequence's sums of two panels over every input row.
-#[inline(never)]
-fn one_sums(
+#[inline(always)]
+fn one_sums_body(
     bias: &[[f32; PANEL]; 2],
     x: &[f32],
     [a, b]: [&[[f32; PANEL]]; 2],
@@ -326,8 +375,8 @@ fn one_sums(
 }
 
 /// A sequence's sums of two panels over the picked inputs `(x, row)`.
-#[inline(never)]
-fn one_sums_picked(
+#[inline(always)]
+fn one_sums_picked_body(
     bias: &[[f32; PANEL]; 2],
     picked: &[(f32, usize)],
     [a, b]: [&[[f32; PANEL]]; 2],
