@@ -173,6 +173,10 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("broken.mid"), "{stderr}");
     assert!(
+        stderr.contains("training on the CPU with the plain-Rust CPU trainer"),
+        "{stderr}"
+    );
+    assert!(
         text(&out.stdout).contains("val loss"),
         "{}",
         text(&out.stdout)
@@ -197,6 +201,8 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("resuming after epoch 1"), "{stderr}");
+    // It goes on with the engine that wrote its optimizer state.
+    assert!(stderr.contains("plain-Rust CPU trainer"), "{stderr}");
     assert!(
         stderr.contains("continuing at learning rate 0.0005 (was 0.001)"),
         "{stderr}"

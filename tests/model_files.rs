@@ -12,7 +12,7 @@ use cadenza::keras::{KerasImportError, read_keras_npz};
 use cadenza::model::{ArticleNet, ArticleNetConfig, Network};
 use cadenza::record::TrainSettings;
 use cadenza::roll::{PianoRoll, RollMeta};
-use cadenza::train::{TrainEnd, TrainError, Trainer, csv_path};
+use cadenza::train::{TrainEnd, TrainError, Trainer, TrainingEngine, csv_path};
 
 use crate::helpers::{data_dir, with_header};
 
@@ -406,6 +406,47 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
         Trainer::resume(&imported, &cpu),
         Err(TrainError::NoTrainingRecord | TrainError::NothingToResume)
     ));
+}
+
+#[test]
+fn each_run_resumes_on_the_engine_that_wrote_its_optimizer_state() {
+    let data = little_dataset();
+    let settings = TrainSettings {
+        batch_size: 16,
+        ..TrainSettings::default()
+    };
+    let cpu = device::cpu();
+    let dir = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+    for on_burn in [false, true] {
+        let out = dir.path().join(format!("run-{on_burn}.cadenza"));
+        let mut trainer = Trainer::new(
+            ArticleNetConfig::article(),
+            settings.clone(),
+            &data,
+            "little",
+            &cpu,
+        )
+        .unwrap();
+        assert_eq!(trainer.engine(), TrainingEngine::PlainRust);
+        if on_burn {
+            trainer = trainer.on_burn().unwrap();
+        }
+        let engine = trainer.engine();
+        trainer
+            .fit(&data, 1, None, &out, &never, &mut |_| {})
+            .unwrap();
+        // Once a step is taken, the run stays where it is.
+        if !on_burn {
+            assert!(trainer.on_burn().is_err());
+        }
+        let mut resumed = Trainer::resume(&Checkpoint::load(&out).unwrap(), &cpu).unwrap();
+        assert_eq!(resumed.engine(), engine);
+        resumed
+            .fit(&data, 2, None, &out, &never, &mut |_| {})
+            .unwrap();
+        assert_eq!(resumed.record().epochs_done(), 2);
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::device::{self, BackendChoice};
 use crate::limits;
 use crate::model::{Architecture, NetworkConfig};
 use crate::record::{LossKind, MusicCheck, TrainSettings};
-use crate::train::{self, TrainEnd, TrainEvent, Trainer, best_path, csv_path};
+use crate::train::{self, TrainEnd, TrainEvent, Trainer, TrainingEngine, best_path, csv_path};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -166,8 +166,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         )?,
     };
 
-    let engine = trainer.engine().label();
-    eprintln!("training on {} with the {engine}", selected.label);
+    announce(&selected, &trainer);
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     // Ctrl-C stops between batches; the last complete epoch stays saved.
@@ -195,6 +194,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let end = end?;
     print_outcome(args, &trainer, end);
     Ok(Outcome::Success)
+}
+
+/// Says where the run trains and with what: a run resumed from the CPU
+/// trainer's state goes on there whatever the device.
+fn announce(selected: &device::SelectedDevice, trainer: &Trainer) {
+    let place = match trainer.engine() {
+        TrainingEngine::PlainRust => "the CPU",
+        TrainingEngine::Burn => selected.label.as_str(),
+    };
+    eprintln!("training on {place} with the {}", trainer.engine().label());
 }
 
 /// Reads the training folder and says what it found.

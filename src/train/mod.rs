@@ -448,7 +448,11 @@ impl Trainer {
     fn step_on(&mut self, batch: &BatchData, position: BatchPosition) -> Result<f32, TrainError> {
         let settings = &self.record.settings;
         let (model, optimizer) = match &mut self.engine {
-            Engine::Native(native) => return Ok(native.step(batch, settings, position)),
+            Engine::Native(native) => {
+                return native
+                    .step(batch, settings, position)
+                    .map_err(|e| TrainError::Backend(e.to_string()));
+            }
             Engine::Burn { model, optimizer } => (model, optimizer),
         };
         let loss = self.scheme.loss(model, settings, batch, &self.device)?;
@@ -509,7 +513,9 @@ impl Trainer {
             examples.fill(data, start..end, &mut batch);
             let settings = &self.record.settings;
             let loss = match &mut self.engine {
-                Engine::Native(native) => Ok(native.loss(&batch, settings)),
+                Engine::Native(native) => native
+                    .loss(&batch, settings)
+                    .map_err(|e| TrainError::Backend(e.to_string())),
                 Engine::Burn { .. } => self
                     .scheme
                     .loss(&model, settings, &batch, &device)

@@ -33,6 +33,18 @@ const CHUNK: usize = 16;
 /// Elements per piece of the optimizer's update on a core.
 const ADAM_PIECE: usize = 16_384;
 
+/// A batch whose sizes do not fit the network.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a batch of {inputs} input, {targets} target and {meter} meter values does not fit the \
+     network (whole examples, inputs matching targets, meter features of every step)"
+)]
+pub(super) struct BatchShapeError {
+    inputs: usize,
+    targets: usize,
+    meter: usize,
+}
+
 /// The loss summed over a chunk's values.
 pub(super) type ChunkLoss = f64;
 
@@ -185,18 +197,66 @@ impl NativeTrainer {
         batch: &BatchData,
         settings: &TrainSettings,
         position: BatchPosition,
-    ) -> f32 {
+    ) -> Result<f32, BatchShapeError> {
+        self.check(batch, settings)?;
         let loss = self.gradients(batch, settings, Some(position));
         if loss.is_finite() {
             self.apply(settings.learning_rate);
         }
-        loss
+        Ok(loss)
     }
 
     /// The mean loss of `batch` in inference mode (no dropout; batch norm
     /// on its moving statistics).
-    pub fn loss(&mut self, batch: &BatchData, settings: &TrainSettings) -> f32 {
-        self.gradients(batch, settings, None)
+    pub fn loss(
+        &mut self,
+        batch: &BatchData,
+        settings: &TrainSettings,
+    ) -> Result<f32, BatchShapeError> {
+        self.check(batch, settings)?;
+        Ok(self.gradients(batch, settings, None))
+    }
+
+    /// Why `batch` does not fit this network, if it does not: whole
+    /// examples, inputs matching targets, and the composer's meter and gaps
+    /// for every step.
+    fn check(&self, batch: &BatchData, settings: &TrainSettings) -> Result<(), BatchShapeError> {
+        let length = settings.sequence_steps;
+        let (pitches, inputs_each, targets_each, meter_each) = match &self.net {
+            NativeNet::Roll(net, _) => {
+                let p = net.config.pitches;
+                (p, length * p, length * p, 0)
+            }
+            NativeNet::Article(net, _) => {
+                let p = net.config.pitches;
+                (p, net.config.window * p, p, 0)
+            }
+            NativeNet::Composer(net, _) => {
+                let p = net.config.pitches;
+                (
+                    p,
+                    length * p,
+                    length * p,
+                    length * crate::meter::METER_FEATURES,
+                )
+            }
+        };
+        let n = batch.targets.len() / targets_each.max(1);
+        let fits = n > 0
+            && pitches > 0
+            && batch.targets.len() == n * targets_each
+            && batch.inputs.len() == n * inputs_each
+            && batch.meter.len() == n * meter_each
+            && (batch.gaps.is_empty() || (meter_each > 0 && batch.gaps.len() == n * length));
+        if fits {
+            Ok(())
+        } else {
+            Err(BatchShapeError {
+                inputs: batch.inputs.len(),
+                targets: batch.targets.len(),
+                meter: batch.meter.len(),
+            })
+        }
     }
 
     /// The roll LSTM's logits of the step after each input step

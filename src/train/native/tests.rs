@@ -245,7 +245,7 @@ fn results_do_not_depend_on_the_number_of_cores() {
                     epoch: 1,
                     batch: index,
                 };
-                native.step(&batch, &settings, position);
+                native.step(&batch, &settings, position).unwrap();
             }
             (native.params().to_vec(), native.optimizer_bytes())
         })
@@ -273,7 +273,9 @@ fn the_optimizer_state_round_trips_and_refuses_damage() {
         ..roll_settings(LossKind::Bce)
     };
     let batch = random_batch(2, 30, 30, true);
-    native.step(&batch, &settings, BatchPosition { epoch: 1, batch: 0 });
+    native
+        .step(&batch, &settings, BatchPosition { epoch: 1, batch: 0 })
+        .unwrap();
     let bytes = native.optimizer_bytes();
     assert!(NativeTrainer::wrote(&bytes));
     let mut other = NativeTrainer::from_network(&model, &config)
@@ -288,6 +290,15 @@ fn the_optimizer_state_round_trips_and_refuses_damage() {
             "cut at {cut}"
         );
     }
+    // A batch that does not fit is an error, not a panic.
+    let mut short = random_batch(2, 30, 30, true);
+    short.inputs.pop();
+    assert!(
+        other
+            .step(&short, &settings, BatchPosition { epoch: 1, batch: 1 })
+            .is_err()
+    );
+    assert!(other.loss(&BatchData::default(), &settings).is_err());
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(other.restore_optimizer(&longer).is_err());
