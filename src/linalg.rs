@@ -62,12 +62,24 @@ impl<'a> MatRef<'a> {
 }
 
 /// `out = a · b`, or `out += a · b` when `accumulate`; `out` is row-major,
-/// `a`'s rows by `b`'s columns. Single-threaded: callers split the work
-/// themselves so that results never depend on the number of cores.
+/// `a`'s rows by `b`'s columns. Large products are shared among the cores
+/// (gemm decides from their size); each output value is summed in the same
+/// order however many cores take part (a test holds the bits equal), so
+/// results never depend on the number of cores.
 ///
 /// # Panics
 /// When the shapes do not fit together (a caller's mistake).
 pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+    matmul_on(out, a, b, accumulate, gemm::Parallelism::Rayon(0));
+}
+
+fn matmul_on(
+    out: &mut [f32],
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, k) = a.shape();
     let (k_b, n) = b.shape();
     assert_eq!(k, k_b, "inner dimensions differ");
@@ -110,7 +122,7 @@ pub fn matmul(out: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }
@@ -183,6 +195,7 @@ pub fn add_assign(out: &mut [f32], x: &[f32]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -200,6 +213,52 @@ mod tests {
         assert!(worst.1 < 2e-7, "sigmoid error {}", worst.1);
         assert!(worst.2 < 4e-7, "tanh error {}", worst.2);
         assert!(exp(200.0).is_finite() && sigmoid(-200.0) >= 0.0 && tanh(200.0) == 1.0);
+    }
+
+    #[test]
+    fn products_shared_among_cores_are_bit_for_bit_those_of_one() {
+        let values = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len as u32)
+                .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+                .collect()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        // The trainer's shapes: the recurrent product of a chunk, its
+        // transpose, and a weight gradient over every step of a chunk.
+        for (m, k, n, a_t, b_t) in [
+            (16, 256, 1024, false, false),
+            (16, 1024, 256, false, true),
+            (256, 1008, 1024, true, false),
+            (1024, 256, 106, false, false),
+        ] {
+            let a = values(m * k, 7);
+            let b = values(k * n, 11);
+            let a_ref = if a_t {
+                MatRef::new(&a, k, m).t()
+            } else {
+                MatRef::new(&a, m, k)
+            };
+            let b_ref = if b_t {
+                MatRef::new(&b, n, k).t()
+            } else {
+                MatRef::new(&b, k, n)
+            };
+            for accumulate in [false, true] {
+                let mut one = values(m * n, 3);
+                let mut many = one.clone();
+                matmul_on(&mut one, a_ref, b_ref, accumulate, gemm::Parallelism::None);
+                pool.install(|| matmul(&mut many, a_ref, b_ref, accumulate));
+                assert!(
+                    one.iter()
+                        .zip(&many)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{k}x{n}, accumulate {accumulate}"
+                );
+            }
+        }
     }
 
     #[test]
