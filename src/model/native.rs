@@ -30,6 +30,9 @@ const PANEL: usize = 16;
 /// register's four lanes so that the pair kernel multiplies without shuffling.
 type PairRow = [[f32; 4]; 2];
 
+/// One input row of four sequences, laid out as [`PairRow`].
+type QuadRow = [[f32; 4]; 4];
+
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
 #[derive(Clone, Debug)]
 struct Dense {
@@ -116,11 +119,31 @@ impl Dense {
         for row in out.chunks_exact_mut(d_output).skip(sequences) {
             row.copy_from_slice(&self.bias);
         }
-        let (pair_xs, last) = xs.split_at(sequences / 2 * 2 * d_input);
-        let pairs: Vec<PairInputs> = pair_xs
-            .chunks_exact(2 * d_input)
-            .map(|xs| PairInputs::new(xs.split_at(d_input)))
-            .collect();
+        // Where the processor runs AVX, four sequences at a time (twice the
+        // independent sums per input row: the pair kernel waits on its adds),
+        // unless leaving out zero rows pays, which only the pairs do.
+        let mut quads = Vec::new();
+        let mut pairs = Vec::new();
+        let mut next = 0;
+        if wide_kernels() {
+            for group in xs.chunks_exact(4 * d_input) {
+                match QuadInputs::new(group, d_input) {
+                    Some(quad) => quads.push((next, quad)),
+                    None => {
+                        let (a, b) = group.split_at(2 * d_input);
+                        pairs.push((next, PairInputs::new(a.split_at(d_input))));
+                        pairs.push((next + 2, PairInputs::new(b.split_at(d_input))));
+                    }
+                }
+                next += 4;
+            }
+        }
+        let rest = &xs[next * d_input..];
+        let (pair_xs, last) = rest.split_at(rest.len() / (2 * d_input) * 2 * d_input);
+        for pair in pair_xs.chunks_exact(2 * d_input) {
+            pairs.push((next, PairInputs::new(pair.split_at(d_input))));
+            next += 2;
+        }
         let last = (!last.is_empty()).then(|| OneInputs::new(last));
         let mut put = |sequence: usize, first: usize, sums: &[f32; PANEL]| {
             if first < d_output {
@@ -140,10 +163,16 @@ impl Dense {
             for (half, (panel, bias)) in panels.iter().zip(bias).enumerate() {
                 let first = first + half * PANEL;
                 if first < d_output {
-                    for (pair, inputs) in pairs.iter().enumerate() {
+                    for (sequence, inputs) in &quads {
+                        let sums = quad_sums(bias, &inputs.values, panel);
+                        for (k, sums) in sums.iter().enumerate() {
+                            put(sequence + k, first, sums);
+                        }
+                    }
+                    for (sequence, inputs) in &pairs {
                         let [x, y] = inputs.sums(panel, bias);
-                        put(2 * pair, first, &x);
-                        put(2 * pair + 1, first, &y);
+                        put(*sequence, first, &x);
+                        put(sequence + 1, first, &y);
                     }
                 }
             }
@@ -229,6 +258,40 @@ impl PairInputs {
     }
 }
 
+/// The inputs of four sequences as [`quad_sums`] reads them: every input row
+/// in order.
+struct QuadInputs {
+    values: Vec<QuadRow>,
+}
+
+impl QuadInputs {
+    /// Four sequences' inputs (`group` holds them one after another), or
+    /// none when leaving out the rows that are zero in all of them pays.
+    fn new(group: &[f32], d_input: usize) -> Option<Self> {
+        let [a, b, c, d] = [0, 1, 2, 3].map(|k| &group[k * d_input..(k + 1) * d_input]);
+        let rows = (0..d_input).map(|i| [a[i], b[i], c[i], d[i]]);
+        let zero_rows = rows
+            .clone()
+            .filter(|row| row.iter().all(|&v| v == 0.0))
+            .count();
+        (!worth_picking(zero_rows, d_input)).then(|| Self {
+            values: rows.map(|row| row.map(|v| [v; 4])).collect(),
+        })
+    }
+}
+
+/// Whether this processor gets the AVX copies of the kernels.
+fn wide_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The inputs of one sequence as [`one_sums`] reads them: every input, or
 /// only the nonzero ones with their indices.
 enum OneInputs<'a> {
@@ -273,8 +336,11 @@ impl<'a> OneInputs<'a> {
 /// `$wide`, compiled for AVX, when the processor has it.
 macro_rules! wide_kernel {
     ($name:ident, $wide:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        wide_kernel!($name, $wide, $body, ($($arg: $ty),*) -> [[f32; PANEL]; 2]);
+    };
+    ($name:ident, $wide:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[inline(never)]
-        fn $name($($arg: $ty),*) -> [[f32; PANEL]; 2] {
+        fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx") {
                 // SAFETY: the processor was just found to run AVX, the only
@@ -287,11 +353,17 @@ macro_rules! wide_kernel {
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx")]
-        fn $wide($($arg: $ty),*) -> [[f32; PANEL]; 2] {
+        fn $wide($($arg: $ty),*) -> $ret {
             $body($($arg),*)
         }
     };
 }
+
+wide_kernel!(quad_sums, quad_sums_avx, quad_sums_body, (
+    bias: &[f32; PANEL],
+    x: &[QuadRow],
+    panel: &[[f32; PANEL]]
+) -> [[f32; PANEL]; 4]);
 
 wide_kernel!(pair_sums, pair_sums_avx, pair_sums_body, (
     bias: &[f32; PANEL],
@@ -323,6 +395,26 @@ fn pair_add(sums: &mut [[f32; PANEL]; 2], x: &PairRow, w: &[f32; PANEL]) {
             sums[c] += x[c % 4] * w[c];
         }
     }
+}
+
+/// Adds one input row of four sequences: `x[s] * w` to the sums of sequence `s`.
+#[inline(always)]
+fn quad_add(sums: &mut [[f32; PANEL]; 4], x: &QuadRow, w: &[f32; PANEL]) {
+    for (sums, x) in sums.iter_mut().zip(x) {
+        for c in 0..PANEL {
+            sums[c] += x[c % 4] * w[c];
+        }
+    }
+}
+
+/// Four sequences' sums of one panel over every input row.
+#[inline(always)]
+fn quad_sums_body(bias: &[f32; PANEL], x: &[QuadRow], panel: &[[f32; PANEL]]) -> [[f32; PANEL]; 4] {
+    let mut sums = [*bias; 4];
+    for (x, w) in x.iter().zip(panel) {
+        quad_add(&mut sums, x, w);
+    }
+    sums
 }
 
 /// A pair's sums of one panel over every input row.
