@@ -15,6 +15,8 @@ mod composer;
 mod lstm;
 mod roll;
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use self::article::{ArticleChunk, ArticleTrainer};
@@ -24,7 +26,7 @@ use super::scheme::{BatchData, BatchPosition};
 use crate::model::native::NativeCopyError;
 use crate::model::{Network, NetworkConfig};
 use crate::record::{LossKind, TrainSettings};
-use crate::rng::seeded_for;
+use crate::rng::{SeededRng, seeded_for};
 
 pub(super) use crate::model::native::read_tensor as read;
 
@@ -95,6 +97,44 @@ pub(super) fn independent_loss(
         }
     }
     sum
+}
+
+/// A chunk's run: its sequences, its dropout draws (none: inference), its
+/// work space and, when training, the gradients it adds to.
+type ChunkRun<'a, W> = dyn Fn(Range<usize>, Option<&mut SeededRng>, &mut W, Option<&mut Grads>) -> ChunkLoss
+    + Sync
+    + 'a;
+
+/// Runs `run` on each chunk of [`CHUNK`] of a batch's `n` sequences, the
+/// chunks shared among the cores, each with its own work space, gradients
+/// (zeroed first when training) and dropout draws (`seed_of` its index);
+/// returns the chunks' losses summed in order and how many chunks there were.
+fn run_chunks<W: Default + Send>(
+    n: usize,
+    work: &mut Vec<W>,
+    grads: &mut Vec<Grads>,
+    params: &[Vec<f32>],
+    train: bool,
+    seed_of: &(dyn Fn(usize) -> Option<SeededRng> + Sync),
+    run: &ChunkRun<'_, W>,
+) -> (ChunkLoss, usize) {
+    let count = n.div_ceil(CHUNK);
+    work.resize_with(count.max(work.len()), W::default);
+    grads.resize_with(count.max(grads.len()), Grads::default);
+    let losses: Vec<ChunkLoss> = work[..count]
+        .par_iter_mut()
+        .zip(&mut grads[..count])
+        .enumerate()
+        .map(|(c, (work, grads))| {
+            let mut rng = seed_of(c);
+            if train {
+                grads.reset(params);
+            }
+            let sequences = c * CHUNK..((c + 1) * CHUNK).min(n);
+            run(sequences, rng.as_mut(), work, train.then_some(grads))
+        })
+        .collect();
+    (losses.into_iter().sum(), count)
 }
 
 /// A network the plain-Rust trainer knows, with its chunks' work space.
@@ -295,80 +335,74 @@ impl NativeTrainer {
                 let length = settings.sequence_steps;
                 let each = length * net.config.pitches;
                 let n = batch.targets.len() / each;
-                let count = n.div_ceil(CHUNK);
-                chunks.resize_with(count.max(chunks.len()), RollChunk::default);
-                self.grads
-                    .resize_with(count.max(self.grads.len()), Grads::default);
                 let cells = n * each;
                 let net = &*net;
-                let sum: f64 = chunks[..count]
-                    .par_iter_mut()
-                    .zip(&mut self.grads[..count])
-                    .enumerate()
-                    .map(|(c, (work, grads))| {
-                        let range = c * CHUNK * each..((c + 1) * CHUNK).min(n) * each;
-                        let mut rng = seed_of(c);
-                        if train {
-                            grads.reset(&net.params);
-                        }
-                        net.run_chunk(
-                            &batch.inputs[range.clone()],
-                            &batch.targets[range],
-                            length,
-                            settings.loss,
-                            rng.as_mut(),
-                            cells,
-                            work,
-                            train.then_some(grads),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .sum();
+                let run = |sequences: Range<usize>,
+                           rng: Option<&mut SeededRng>,
+                           work: &mut RollChunk,
+                           grads: Option<&mut Grads>| {
+                    let values = sequences.start * each..sequences.end * each;
+                    let (inputs, targets) = (&batch.inputs[values.clone()], &batch.targets[values]);
+                    net.run_chunk(
+                        inputs,
+                        targets,
+                        length,
+                        settings.loss,
+                        rng,
+                        cells,
+                        work,
+                        grads,
+                    )
+                };
+                let (sum, count) = run_chunks(
+                    n,
+                    chunks,
+                    &mut self.grads,
+                    &net.params,
+                    train,
+                    &seed_of,
+                    &run,
+                );
                 self.chunks_used = count;
                 (sum, cells)
             }
             NativeNet::Composer(net, chunks) => {
                 let length = settings.sequence_steps;
-                let pitches = net.config.pitches;
-                let each = length * pitches;
+                let each = length * net.config.pitches;
                 let n = batch.targets.len() / each;
-                let count = n.div_ceil(CHUNK);
-                chunks.resize_with(count.max(chunks.len()), ComposerChunk::default);
-                self.grads
-                    .resize_with(count.max(self.grads.len()), Grads::default);
                 let steps = n * length;
                 let meter = crate::meter::METER_FEATURES;
                 let net = &*net;
-                let sum: f64 = chunks[..count]
-                    .par_iter_mut()
-                    .zip(&mut self.grads[..count])
-                    .enumerate()
-                    .map(|(c, (work, grads))| {
-                        let sequences = c * CHUNK..((c + 1) * CHUNK).min(n);
-                        let cells = sequences.start * each..sequences.end * each;
-                        let gaps = if batch.gaps.is_empty() {
-                            &[][..]
+                let run = |sequences: Range<usize>,
+                           rng: Option<&mut SeededRng>,
+                           work: &mut ComposerChunk,
+                           grads: Option<&mut Grads>| {
+                    let cells = sequences.start * each..sequences.end * each;
+                    let steps_of = |width: usize| {
+                        sequences.start * length * width..sequences.end * length * width
+                    };
+                    let chunk = ComposerBatch {
+                        previous: &batch.inputs[cells.clone()],
+                        targets: &batch.targets[cells],
+                        meter: &batch.meter[steps_of(meter)],
+                        gaps: if batch.gaps.is_empty() {
+                            &[]
                         } else {
-                            &batch.gaps[sequences.start * length..sequences.end * length]
-                        };
-                        let chunk = ComposerBatch {
-                            previous: &batch.inputs[cells.clone()],
-                            targets: &batch.targets[cells],
-                            meter: &batch.meter
-                                [sequences.start * length * meter..sequences.end * length * meter],
-                            gaps,
-                            length,
-                        };
-                        let mut rng = seed_of(c);
-                        if train {
-                            grads.reset(&net.params);
-                        }
-                        net.run_chunk(chunk, rng.as_mut(), steps, work, train.then_some(grads))
-                    })
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .sum();
+                            &batch.gaps[steps_of(1)]
+                        },
+                        length,
+                    };
+                    net.run_chunk(chunk, rng, steps, work, grads)
+                };
+                let (sum, count) = run_chunks(
+                    n,
+                    chunks,
+                    &mut self.grads,
+                    &net.params,
+                    train,
+                    &seed_of,
+                    &run,
+                );
                 self.chunks_used = count;
                 (sum, steps)
             }
