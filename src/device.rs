@@ -30,7 +30,8 @@ use burn::tensor::{Device, DeviceKind};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// A real GPU when there is one, else the CPU.
+    /// A real GPU when there is one, else the CPU (training: the CPU's
+    /// plain-Rust trainer, faster than burn on the GPUs measured).
     #[default]
     Auto,
     /// burn's `flex` CPU backend.
