@@ -121,11 +121,10 @@ pub enum TrainEnd {
 /// What computes the gradients and steps the optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrainingEngine {
-    /// The plain-Rust CPU trainer (the roll LSTM and the article's network
-    /// on the default CPU device).
+    /// The plain-Rust CPU trainer (every network, on the default CPU
+    /// device).
     PlainRust,
-    /// burn's autodiff and optimizer: the reference, the GPU path and the
-    /// composer's.
+    /// burn's autodiff and optimizer: the reference and the GPU path.
     Burn,
 }
 
@@ -173,6 +172,8 @@ pub struct Trainer {
     record: TrainingRecord,
     device: Device,
     batch: BatchData,
+    /// Steps taken through [`step`](Trainer::step).
+    manual_steps: usize,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -277,6 +278,7 @@ impl Trainer {
             },
             device: device.clone(),
             batch: BatchData::default(),
+            manual_steps: 0,
         }
     }
 
@@ -328,6 +330,7 @@ impl Trainer {
             record,
             device,
             batch: BatchData::default(),
+            manual_steps: 0,
         })
     }
 
@@ -437,10 +440,12 @@ impl Trainer {
             targets: targets.to_vec(),
             ..BatchData::default()
         };
+        // Each call draws its own dropout: numbered after the last one.
         let position = BatchPosition {
             epoch: self.record.epochs_done() + 1,
-            batch: 0,
+            batch: self.manual_steps,
         };
+        self.manual_steps += 1;
         self.step_on(&batch, position)
     }
 

@@ -69,9 +69,10 @@ pub(super) struct ComposerChunk {
     past_tape: LstmTape,
     future_tape: LstmTape,
     targets: Vec<f32>,
-    /// Per row: the time of its gap's end, and whether there is one.
+    /// Per row: the time of its gap's end (within the stretch), and the
+    /// distance to it (0: no gap).
     gap_end: Vec<usize>,
-    has_after: Vec<bool>,
+    gap_distance: Vec<usize>,
     past_mask: Vec<f32>,
     future_mask: Vec<f32>,
     context: Vec<f32>,
@@ -232,7 +233,7 @@ impl ComposerTrainer {
         resize(&mut work.future_in, rows * width);
         resize(&mut work.targets, rows * pitches);
         work.gap_end.clear();
-        work.has_after.clear();
+        work.gap_distance.clear();
         for t in 0..length {
             for r in 0..b {
                 let at = r * length + t;
@@ -250,7 +251,7 @@ impl ComposerTrainer {
                 work.targets[row * pitches..(row + 1) * pitches].copy_from_slice(step);
                 let distance = batch.gaps.get(at).copied().unwrap_or(0) as usize;
                 work.gap_end.push((t + distance).min(length - 1));
-                work.has_after.push(distance > 0);
+                work.gap_distance.push(distance);
             }
         }
         work.past_is_binary = BinaryRows::from_dense(&work.past_in, width, &mut work.past_binary);
@@ -307,7 +308,8 @@ impl ComposerTrainer {
                 }
             }
             let end = work.gap_end[row];
-            if work.has_after[row] {
+            let distance = work.gap_distance[row];
+            if distance > 0 {
                 let reversed = (length - 1 - end) * b + r;
                 let state = &work.future_tape.hidden[reversed * future_units..][..future_units];
                 future.copy_from_slice(state);
@@ -320,7 +322,7 @@ impl ComposerTrainer {
                     }
                 }
                 first_after.copy_from_slice(&work.targets[(end * b + r) * pitches..][..pitches]);
-                gap_features(Some(end - t), &mut gap);
+                gap_features(Some(distance), &mut gap);
             } else {
                 future.fill(0.0);
                 first_after.fill(0.0);
@@ -429,7 +431,7 @@ impl ComposerTrainer {
                     *d *= m;
                 }
             }
-            if work.has_after[row] {
+            if work.gap_distance[row] > 0 {
                 let r = row % b;
                 let reversed = (length - 1 - work.gap_end[row]) * b + r;
                 let into = &mut work.future_grads[reversed * future_units..][..future_units];
