@@ -1346,6 +1346,39 @@ pub fn fill(
     )
 }
 
+/// Plays `steps` to `predictor` in order from a silent lead-in, as it heard
+/// its training music, and hands `each` every step's index and each row's
+/// probability of sounding there given all the steps before it (and, for a
+/// network that decides a step's rows jointly, the rows below it as they
+/// are): how expected each note is, for a lens over the music.
+pub fn hear(
+    predictor: &mut dyn Predictor,
+    steps: &[u128],
+    meter: Meter,
+    stop: &(dyn Fn() -> bool + Sync),
+    mut each: impl FnMut(usize, &[f32]),
+) -> Result<(), GenerateError> {
+    if predictor.pitches() != PITCH_COUNT {
+        return Err(GenerateError::ModelPitches(predictor.pitches()));
+    }
+    predictor.place(&Placement {
+        meter,
+        first_step: 0,
+        after: None,
+    })?;
+    predictor.start(&[&[0u128]])?;
+    let mut probabilities = Vec::with_capacity(PITCH_COUNT);
+    for (index, &step) in steps.iter().enumerate() {
+        if stop() {
+            return Err(GenerateError::Stopped);
+        }
+        predictor.conditionals(&[step], &mut probabilities)?;
+        each(index, &probabilities[..PITCH_COUNT]);
+        predictor.advance(&[step])?;
+    }
+    Ok(())
+}
+
 /// Writes steps given as bitmasks as 0/1 floats, `[steps, 106]` row-major.
 fn fill_steps(steps: &[u128], out: &mut [f32]) {
     for (&mask, row) in steps.iter().zip(out.chunks_exact_mut(PITCH_COUNT)) {

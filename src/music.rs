@@ -104,8 +104,14 @@ pub enum MusicError {
     ReversedRange { low: Pitch, high: Pitch },
 }
 
+/// The name of pitch class `class` (0 = C, taken modulo 12), with sharps.
+pub fn pitch_class_name(class: u8) -> &'static str {
+    PITCH_CLASS_NAMES[usize::from(class % 12)]
+}
+
 /// A scale's pattern of steps above its tonic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Major,
     /// Natural minor (aeolian).
@@ -243,7 +249,7 @@ fn split_note_name(text: &str) -> Option<(i64, &str)> {
 }
 
 /// A tonic and a mode: the pitch classes a melody may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Scale {
     /// Pitch class 0..12, 0 = C (taken modulo 12).
     pub tonic: u8,

@@ -145,7 +145,7 @@ fn drawing_a_note_and_undoing_it() {
 #[test]
 fn keeping_a_continuation_writes_it_into_the_roll_and_moves_on() {
     let mut harness = harness();
-    harness.get_by_label("Keep").click();
+    harness.get_by_label("Keep (K)").click();
     settle(&mut harness);
     let app = harness.state();
     // The seed window now ends where the kept continuation ends.
@@ -663,7 +663,7 @@ fn a_band_file_shows_its_parts_which_mute_solo_and_hide() {
         .query_all_by_label("M")
         .nth(usize::from(drums))
         .unwrap()
-        .click();
+        .click_accesskit();
     harness.run();
     assert!(!sounding_channels(harness.state()).contains(&9));
     // Solo the bass: only it plays.
@@ -671,14 +671,14 @@ fn a_band_file_shows_its_parts_which_mute_solo_and_hide() {
         .query_all_by_label("S")
         .nth(usize::from(bass))
         .unwrap()
-        .click();
+        .click_accesskit();
     harness.run();
     assert_eq!(sounding_channels(harness.state()), vec![1]);
     harness
         .query_all_by_label("H")
         .nth(usize::from(bass))
         .unwrap()
-        .click();
+        .click_accesskit();
     harness.run();
     assert!(!harness.state().parts_view().visible(bass));
 }

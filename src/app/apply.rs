@@ -24,6 +24,9 @@ impl CadenzaApp {
         let Some(command) = self.apply_to_document(command) else {
             return;
         };
+        let Some(command) = self.apply_to_composing(command) else {
+            return;
+        };
         let Some(command) = self.apply_to_generation(command) else {
             return;
         };
@@ -31,6 +34,9 @@ impl CadenzaApp {
             return;
         };
         let Some(command) = self.apply_to_files(command) else {
+            return;
+        };
+        let Some(command) = self.apply_to_view(command) else {
             return;
         };
         self.apply_to_the_rest(command);
@@ -41,15 +47,24 @@ impl CadenzaApp {
         let (changed, what) = match command {
             Command::SetSeed(start) => {
                 self.document.set_seed_start(start);
+                // Back to continuing from the seed window.
+                if self.composing.focus.take().is_some() {
+                    self.generation.clear_result();
+                    self.rebuild_shown();
+                }
                 if self.generation.params.live {
                     self.request_generation();
                 }
                 return None;
             }
             Command::DrawNote { row, start, end } => {
+                self.composing.ghost_at = Some(end);
                 (self.document.draw_note(row, start, end), "edited")
             }
-            Command::EraseAt { row, step } => (self.document.erase_at(row, step), "edited"),
+            Command::EraseAt { row, step } => {
+                self.composing.ghost_at = Some(step);
+                (self.document.erase_at(row, step), "edited")
+            }
             Command::Undo => (self.document.undo(), "undone"),
             Command::Redo => (self.document.redo(), "redone"),
             Command::DeleteSelection => (self.document.delete_selection(), "deleted"),
@@ -168,7 +183,10 @@ impl CadenzaApp {
             Command::Loaded(loaded) => self.take_loaded(*loaded),
             Command::SaveRoll(path) => {
                 self.status = match save_roll(&self.shown, &path, &SaveOptions::default()) {
-                    Ok(_) => format!("saved {}", path.display()),
+                    Ok(_) => {
+                        self.document.mark_written(file_name(&path));
+                        format!("saved {}", path.display())
+                    }
                     Err(error) => format!("cannot save: {error}"),
                 };
             }
@@ -198,7 +216,58 @@ impl CadenzaApp {
         None
     }
 
-    /// Training, measuring, the session and the view.
+    /// The view: zoom, parts shown, snap, tool, the pitch range, ghost notes
+    /// and the lens; other commands are handed back.
+    fn apply_to_view(&mut self, command: Command) -> Option<Command> {
+        match command {
+            Command::Hover(cell) => {
+                self.view.hovered_row = cell.map(|(row, _)| row);
+                self.view.hovered_step = cell.map(|(_, step)| step);
+            }
+            Command::SetRange(range) => {
+                let mut params = self.generation.params;
+                params.compose.range = range;
+                self.apply(Command::ParamsChanged(params));
+            }
+            Command::ShowGhosts(on) => {
+                self.composing.ghost_notes = on;
+                if on {
+                    if self.composing.ghost_at.is_none() {
+                        // Until an edit says where, after the seed window.
+                        self.composing.ghost_at =
+                            Some(self.document.seed_start() + crate::model::WINDOW_STEPS);
+                    }
+                    self.suggest_ghosts();
+                } else {
+                    self.generation.take_ghost();
+                }
+            }
+            Command::ShowLens(on) => {
+                self.composing.lens = on;
+                if on {
+                    self.hear_again();
+                } else {
+                    self.generation.clear_heard();
+                }
+            }
+            Command::SetSnap(snap) => self.view.snap = snap,
+            Command::SetTool(tool) => self.view.tool = tool,
+            Command::FitPitches => self.view.fit_pitches(self.document.roll()),
+            Command::TogglePart { part, toggle } => {
+                self.parts_view.flip(part, toggle);
+                self.rebuild_shown();
+            }
+            Command::ShowVelocityLane(shown) => self.parts_view.velocity_lane = shown,
+            Command::Zoom { steps, pitches } => {
+                self.view.zoom = limits::ZOOM.clamp(steps);
+                self.view.pitch_zoom = limits::PITCH_ZOOM.clamp(pitches);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Training, measuring, the session and MIDI.
     fn apply_to_the_rest(&mut self, command: Command) {
         match command {
             Command::TrainFormChanged(form) => self.training.form = form,
@@ -230,7 +299,6 @@ impl CadenzaApp {
             Command::RestoreAutosave => self.restore_autosave(),
             Command::DiscardAutosave => self.session.discard_autosave(),
             Command::DismissNotices => self.session.notices.clear(),
-            Command::Hover(step) => self.view.hovered_step = step,
             Command::MidiInput(name) => self.choose_midi_input(name),
             Command::MidiOutput(choice) => self.choose_midi_output(choice),
             Command::InternalSynth(on) => self.set_internal_synth(on),
@@ -238,24 +306,38 @@ impl CadenzaApp {
             Command::Record(on) => self.record(on),
             Command::Answer(on) => self.answer_mode(on),
             Command::MidiIn(at, message) => self.take_midi(at, message),
-            Command::TogglePart { part, toggle } => {
-                self.parts_view.flip(part, toggle);
-                self.rebuild_shown();
-            }
-            Command::ShowVelocityLane(shown) => self.parts_view.velocity_lane = shown,
-            Command::Zoom { steps, pitches } => {
-                self.view.zoom = limits::ZOOM.clamp(steps);
-                self.view.pitch_zoom = limits::PITCH_ZOOM.clamp(pitches);
-            }
             // Taken by the groups above.
-            Command::SetSeed(_)
+            Command::Hover(_)
+            | Command::SetRange(_)
+            | Command::ShowGhosts(_)
+            | Command::ShowLens(_)
+            | Command::SetSnap(_)
+            | Command::SetTool(_)
+            | Command::FitPitches
+            | Command::TogglePart { .. }
+            | Command::ShowVelocityLane(_)
+            | Command::Zoom { .. }
+            | Command::SetSeed(_)
             | Command::DrawNote { .. }
             | Command::EraseAt { .. }
             | Command::Undo
             | Command::Redo
             | Command::Keep
+            | Command::DiscardFill
             | Command::Select(_)
+            | Command::SelectAll
             | Command::DeleteSelection
+            | Command::MoveNotes { .. }
+            | Command::ResizeNote { .. }
+            | Command::NudgeSelection { .. }
+            | Command::Copy { .. }
+            | Command::Paste
+            | Command::Duplicate
+            | Command::LockAt { .. }
+            | Command::ToggleLockSelection
+            | Command::Fill
+            | Command::Harmonise
+            | Command::AcceptGhost
             | Command::SetTargetPart(_)
             | Command::SetVelocity { .. }
             | Command::ParamsChanged(_)
@@ -290,6 +372,9 @@ impl CadenzaApp {
     /// Writes the chosen continuation into the roll and moves the seed
     /// window to its end.
     fn keep(&mut self) {
+        if self.keep_fill() {
+            return;
+        }
         let Some(generated) = self.generation.take_result() else {
             return;
         };
@@ -321,17 +406,7 @@ impl CadenzaApp {
     fn take_loaded(&mut self, loaded: Loaded) {
         match loaded {
             Loaded::Roll { path, result } => match result {
-                Ok(roll) => {
-                    // Undo brings the previous roll back.
-                    self.document.replace(roll, file_name(&path));
-                    self.parts_view.reset();
-                    self.document.set_seed_start(0);
-                    self.generation.clear_result();
-                    self.session.remember(&path);
-                    self.rebuild_shown();
-                    self.status = format!("opened {}", path.display());
-                    self.request_generation();
-                }
+                Ok(roll) => self.take_opened(roll, &path),
                 Err(error) => self.status = format!("cannot open {}: {error}", path.display()),
             },
             Loaded::Model { path, result } => match result {
@@ -356,6 +431,25 @@ impl CadenzaApp {
                 Err(error) => self.status = error,
             },
         }
+    }
+
+    /// Makes `roll`, read from `path`, the document (undo brings the
+    /// previous one back): the view fits its pitches, the key is estimated
+    /// again, fills and locks of the previous roll are gone.
+    pub(super) fn take_opened(&mut self, roll: crate::roll::PianoRoll, path: &std::path::Path) {
+        self.document.replace(roll, file_name(path));
+        self.document.mark_written(file_name(path));
+        self.parts_view.reset();
+        self.document.set_seed_start(0);
+        self.generation.clear_result();
+        self.composing.opened();
+        self.generation.params.compose.scale = None;
+        self.view.fit_pitches(self.document.roll());
+        self.session.remember(path);
+        self.rebuild_shown();
+        self.status = format!("opened {}", path.display());
+        self.request_generation();
+        self.hear_again();
     }
 
     /// Renders the shown roll to a WAV file in the background, streaming it

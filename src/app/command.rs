@@ -13,6 +13,7 @@ use super::training::TrainForm;
 use super::transport::TransportSettings;
 use crate::device::BackendChoice;
 use crate::live_midi::LiveMessage;
+use crate::roll::RollNote;
 
 /// Something the user asked for, or a background task finished.
 #[derive(Debug)]
@@ -33,12 +34,57 @@ pub enum Command {
     },
     Undo,
     Redo,
-    /// Write the shown continuation into the roll.
+    /// Write the shown continuation or fill into the roll.
     Keep,
+    /// Drop the fill being auditioned and go back to continuing.
+    DiscardFill,
     /// Select a rectangle of notes, or nothing.
     Select(Option<Selection>),
+    /// Select every note.
+    SelectAll,
     /// Delete the notes that start inside the selection.
     DeleteSelection,
+    /// Move these notes by `steps` and `rows` (as far as the roll allows).
+    MoveNotes {
+        notes: Vec<RollNote>,
+        steps: isize,
+        rows: isize,
+    },
+    /// Give the note at this cell a new length.
+    ResizeNote {
+        row: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Move the selection's notes by `steps` (whole snap lengths) and
+    /// `rows` (semitones): the arrow keys.
+    NudgeSelection {
+        steps: isize,
+        rows: isize,
+    },
+    /// Copy the selection's notes (and cut them, when true).
+    Copy {
+        cut: bool,
+    },
+    /// Paste what was copied at the step under the mouse, else after the
+    /// selection, else at the playhead or the roll's start.
+    Paste,
+    /// Paste a copy of the selection right after it.
+    Duplicate,
+    /// Lock (or unlock) the note at this cell.
+    LockAt {
+        row: usize,
+        step: usize,
+        lock: bool,
+    },
+    /// Lock the selection's notes, or unlock them when all are locked.
+    ToggleLockSelection,
+    /// Regenerate the selection from the music on both sides.
+    Fill,
+    /// Lock the selection's notes and fill the rest of its span around them.
+    Harmonise,
+    /// Accept the ghost notes into the roll.
+    AcceptGhost,
     /// The part new notes go to (`None`: the one with the most notes).
     SetTargetPart(Option<u16>),
     /// Set the velocity of the notes that start at `step` on rows
@@ -57,6 +103,18 @@ pub enum Command {
     },
     /// Show or hide the velocity lane under the roll.
     ShowVelocityLane(bool),
+    /// The pitch range generated notes may use (rows, both included).
+    SetRange((usize, usize)),
+    /// Ghost notes on or off.
+    ShowGhosts(bool),
+    /// The surprise lens on or off.
+    ShowLens(bool),
+    /// Snap for drawn, moved and resized notes.
+    SetSnap(super::Snap),
+    /// Draw or the lock brush.
+    SetTool(super::Tool),
+    /// Zoom the pitches to the music.
+    FitPitches,
 
     // Generation.
     /// The controls changed (regenerates when live).
@@ -130,8 +188,9 @@ pub enum Command {
     DismissNotices,
 
     // The view.
-    /// The step under the mouse, for the probability plot.
-    Hover(Option<usize>),
+    /// The cell (row, step) under the mouse: the step for the probability
+    /// plot, both for pasting.
+    Hover(Option<(usize, usize)>),
     /// Pixels per step and the vertical zoom.
     Zoom {
         steps: f32,

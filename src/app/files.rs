@@ -80,7 +80,7 @@ fn import_keras(path: &Path) -> Result<Checkpoint, String> {
 }
 
 /// A roll long enough for a seed window.
-fn read_roll(path: &Path) -> Result<PianoRoll, String> {
+pub fn read_roll(path: &Path) -> Result<PianoRoll, String> {
     let loaded = load_roll(path, &LoadOptions::default()).map_err(|e| format!("{e}"))?;
     if loaded.roll.steps() < WINDOW_STEPS {
         return Err(format!(

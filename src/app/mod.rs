@@ -12,6 +12,7 @@
 
 mod apply;
 mod command;
+mod compose;
 mod dialogs;
 mod document;
 mod files;
@@ -28,13 +29,17 @@ mod training;
 mod transport;
 
 pub use command::{Command, FileQuestion};
-pub use document::{Document, UndoHistory};
-pub use generation::{Generation, LoadedModel, Params};
+pub use compose::Composing;
+pub use document::{Clip, Document, Locks, UndoHistory};
+pub use generation::{
+    ComposeSettings, GenerateRequest, Generated, Generation, Ghost, Heard, LoadedModel, Params,
+    Passage,
+};
 pub use keyboard::Keyboard;
 pub use measure::{Measurement, Measuring};
 pub use midi::{MidiIo, OutputChoice};
 pub use parts::{PartToggle, PartToggles, PartsView};
-pub use roll_view::{Selection, View};
+pub use roll_view::{Selection, Snap, Tool, View};
 pub use session::{Autosave, AutosaveState, Session, SessionStore, Settings};
 pub use training::{TrainForm, TrainProgress, Training};
 pub use transport::{Transport, TransportSettings};
@@ -49,8 +54,8 @@ use crate::arrangement::Performance;
 use crate::assets::{default_demo, open_model};
 use crate::audio::player::{PlayerCommand, Song};
 use crate::device::{self, BackendChoice};
-use crate::generate::seed_context;
 use crate::midi::{ImportOptions, import};
+use crate::music::estimate_key;
 use crate::roll::PianoRoll;
 
 use dialogs::DialogSupport;
@@ -100,6 +105,10 @@ pub struct CadenzaApp {
     /// Wakes the UI from other threads.
     wake: Waker,
     first_frame_shown: bool,
+    /// Fills, locks, the key, ghost notes and the lens.
+    composing: Composing,
+    /// The window title last sent.
+    title: String,
 }
 
 impl std::fmt::Debug for CadenzaApp {
@@ -120,9 +129,10 @@ const DEFAULT_VELOCITY: u8 = 100;
 /// When `run` was called, for the start-up figure.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
-/// Opens the window; returns when it closes. With `CADENZA_REPORT_STARTUP`
-/// set, says on stderr how long the first frame took to arrive.
-pub fn run() -> anyhow::Result<()> {
+/// Opens the window, on `file` when given (else the demo); returns when it
+/// closes. With `CADENZA_REPORT_STARTUP` set, says on stderr how long the
+/// first frame took to arrive.
+pub fn run(file: Option<PathBuf>) -> anyhow::Result<()> {
     STARTED.get_or_init(std::time::Instant::now);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -134,7 +144,12 @@ pub fn run() -> anyhow::Result<()> {
     eframe::run_native(
         "Cadenza",
         options,
-        Box::new(|cc| Ok(Box::new(CadenzaApp::new(&cc.egui_ctx, StartMode::Desktop)))),
+        Box::new(|cc| {
+            Ok(Box::new(match file {
+                Some(file) => CadenzaApp::open_on(&cc.egui_ctx, StartMode::Desktop, &file),
+                None => CadenzaApp::new(&cc.egui_ctx, StartMode::Desktop),
+            }))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
@@ -249,8 +264,13 @@ impl CadenzaApp {
             status: String::new(),
             wake,
             first_frame_shown: false,
+            composing: Composing::default(),
+            title: String::new(),
         };
         app.parts_view.velocity_lane = settings.velocity_lane.unwrap_or(false);
+        app.view.snap = settings.snap.unwrap_or_default();
+        app.composing.ghost_notes = settings.ghost_notes.unwrap_or(false);
+        app.composing.lens = settings.surprise_lens.unwrap_or(false);
         app.keyboard.internal_synth = settings.internal_synth.unwrap_or(true);
         if mode == StartMode::Desktop {
             app.reopen_midi(settings.midi_input, settings.midi_output, &mut notes);
@@ -267,9 +287,33 @@ impl CadenzaApp {
                 offer.roll.note_count()
             );
         }
+        app.composing.estimated_key = estimate_key(app.document.roll().sounding_masks());
+        app.view.fit_pitches(app.document.roll());
         // Open the sound output now, so a missing device shows at once.
         app.transport.open(app.song(), app.loop_region());
         app.request_generation();
+        app.hear_again();
+        app
+    }
+
+    /// The app opened on `path` (a MIDI file or roll PNG) instead of the
+    /// demo; a file that cannot be read leaves the demo and says why.
+    pub fn open_on(ctx: &egui::Context, mode: StartMode, path: &std::path::Path) -> Self {
+        let mut app = Self::new(ctx, mode);
+        match files::read_roll(path) {
+            Ok(roll) => {
+                app.take_opened(roll, path);
+                // Opening is not an edit: nothing to save yet.
+                app.document.mark_written(files::file_name(path));
+                app.document.mark_saved();
+            }
+            Err(error) => {
+                let message = format!("cannot open {}: {error}", path.display());
+                eprintln!("cadenza: {message}");
+                app.session.notices.push(message.clone());
+                app.status = message;
+            }
+        }
         app
     }
 
@@ -306,10 +350,10 @@ impl CadenzaApp {
         &self.session.notices
     }
 
-    /// Whether nothing the user waits for is running: no generation pending
-    /// and no file, dialog or export task.
+    /// Whether nothing the user waits for is running: no generation, ghost
+    /// notes or lens pending, and no file, dialog or export task.
     pub fn is_idle(&self) -> bool {
-        !self.generation.is_pending() && self.tasks.is_empty()
+        !self.generation.is_busy() && self.tasks.is_empty()
     }
 
     /// The name of the model generating now.
@@ -356,6 +400,23 @@ impl CadenzaApp {
     /// The song the player gets now.
     pub fn current_song(&self) -> Song {
         self.song()
+    }
+
+    /// Fills, locks, the key, ghost notes and the lens.
+    pub fn composing(&self) -> &Composing {
+        &self.composing
+    }
+
+    /// How the roll is looked at (zoom, snap, tool).
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The window title: the file's name, a star while it has unsaved
+    /// edits.
+    pub fn window_title(&self) -> String {
+        let star = if self.document.is_modified() { "*" } else { "" };
+        format!("{}{star} — Cadenza", self.document.name())
     }
 
     pub fn hovered_step(&self) -> Option<usize> {
@@ -409,13 +470,19 @@ impl CadenzaApp {
         })
     }
 
-    /// The loop region when looping is on: the selected steps, else the
+    /// The loop region when looping is on: a fill being auditioned (looped
+    /// whether looping is on or not), the selected steps, else the
     /// generated part, else the whole roll.
     fn loop_region(&self) -> Option<(f64, f64)> {
-        if !self.transport.settings.looping {
+        let auditioning = self.generation.result().is_some_and(Generated::is_fill);
+        if !self.transport.settings.looping && !auditioning {
             return None;
         }
         let (start, end) = match (self.document.selection(), self.generation.result()) {
+            (_, Some(generated)) if generated.is_fill() => (
+                generated.first_step(),
+                generated.first_step() + generated.shown().steps.len(),
+            ),
             (Some(selection), _) => selection.steps,
             (None, Some(generated)) => (generated.first_step(), self.shown.steps()),
             (None, None) => (0, self.shown.steps()),
@@ -429,11 +496,38 @@ impl CadenzaApp {
         self.shown_key += 1;
         self.performance = self.document.roll().performance(DEFAULT_VELOCITY);
         self.parts_view.fit(self.performance.parts.len());
+        self.composing.estimated_key = estimate_key(self.document.roll().sounding_masks());
         let Some(generated) = self.generation.result() else {
             self.shown = self.document.roll().clone();
             self.play_shown();
             return;
         };
+        if generated.is_fill() {
+            let first = generated.first_step();
+            match generated.shown().written_into(self.document.roll(), first) {
+                Ok(roll) => self.shown = roll,
+                Err(error) => self.status = format!("cannot show the fill: {error}"),
+            }
+            let variations = generated.continuations.len();
+            let by = generated
+                .filled_by
+                .map(|model| {
+                    format!(" with the {model} (the model in use hears only what comes before)")
+                })
+                .unwrap_or_default();
+            self.status = format!(
+                "filled steps {first}..{}{by} in {:.1} ms{}",
+                first + generated.shown().steps.len(),
+                generated.millis,
+                if variations > 1 {
+                    format!(": {variations} variations to audition, Keep (K) writes one in")
+                } else {
+                    String::new()
+                }
+            );
+            self.play_shown();
+            return;
+        }
         let head = self.document.roll().slice(0, generated.first_step());
         let continuation = generated.shown();
         let mut sounding = head.sounding_masks().to_vec();
@@ -448,7 +542,7 @@ impl CadenzaApp {
         self.status = format!(
             "generated {} steps ({cells} sounding cells) from step {} in {:.1} ms",
             continuation.steps.len(),
-            generated.seed_start,
+            generated.first_step() - crate::model::WINDOW_STEPS,
             generated.millis
         );
         self.play_shown();
@@ -466,30 +560,25 @@ impl CadenzaApp {
         }
     }
 
+    /// Asks for the passage in focus again: the continuation after the
+    /// seed window, or the fill being auditioned.
     fn request_generation(&mut self) {
-        let seed = match seed_context(self.document.roll(), self.document.seed_start()) {
-            Ok(seed) => seed.to_vec(),
-            Err(error) => {
-                self.status = error.to_string();
-                return;
-            }
-        };
-        let meter = self.document.roll().meta().meter();
-        if let Err(error) = self
-            .generation
-            .request(self.document.seed_start(), seed, meter)
-        {
-            self.status = error;
-        }
+        let passage = self.composing.focus.clone().unwrap_or(Passage::Continue {
+            seed_start: self.document.seed_start(),
+        });
+        self.request_passage(passage);
     }
 
-    /// After the document changed: redraw, and regenerate when live.
+    /// After the document changed: redraw, regenerate when live, and
+    /// refresh the ghost notes and the lens.
     fn document_changed(&mut self, what: &str) {
         self.rebuild_shown();
         self.status = format!("{what} ({} notes)", self.document.roll().note_count());
         if self.generation.params.live {
             self.request_generation();
         }
+        self.suggest_ghosts();
+        self.hear_again();
     }
 
     /// The settings as the parts hold them now.
@@ -506,6 +595,9 @@ impl CadenzaApp {
             midi_output: self.midi.output_choice().cloned(),
             internal_synth: Some(self.keyboard.internal_synth),
             velocity_lane: Some(self.parts_view.velocity_lane),
+            snap: Some(self.view.snap),
+            ghost_notes: Some(self.composing.ghost_notes),
+            surprise_lens: Some(self.composing.lens),
         }
     }
 
@@ -546,6 +638,8 @@ impl CadenzaApp {
                     self.rebuild_shown();
                     self.play_answer();
                 }
+                // Drawn from the generation's state each frame.
+                GenerationNews::Ghost | GenerationNews::Heard => {}
                 GenerationNews::Failed(error) => self.status = error,
             }
         }
@@ -577,7 +671,7 @@ impl CadenzaApp {
     /// Whether something runs that the screen should follow every frame.
     fn animating(&self) -> bool {
         self.transport.playhead().is_some()
-            || self.generation.is_pending()
+            || self.generation.is_busy()
             || self.transport.has_unsent()
     }
 }
@@ -585,6 +679,12 @@ impl CadenzaApp {
 impl eframe::App for CadenzaApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_work();
+        self.follow_playback();
+        let title = self.window_title();
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files

@@ -50,6 +50,12 @@ pub struct Settings {
     pub midi_output: Option<super::midi::OutputChoice>,
     pub internal_synth: Option<bool>,
     pub velocity_lane: Option<bool>,
+    /// What notes snap to when drawn, moved or resized.
+    pub snap: Option<super::Snap>,
+    /// Whether faint suggested notes follow each edit.
+    pub ghost_notes: Option<bool>,
+    /// Whether notes are shaded by how unlikely the model finds them.
+    pub surprise_lens: Option<bool>,
 }
 
 impl Settings {

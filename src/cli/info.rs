@@ -352,6 +352,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// `cadenza FILE` in a build without the app: what `info` says of FILE.
+#[cfg(not(feature = "gui"))]
+pub fn run_file(file: &std::path::Path) -> anyhow::Result<Outcome> {
+    let loaded = load_roll(file, &crate::files::LoadOptions::default())?;
+    print(&FileInfo::new(file.display().to_string(), loaded), false)?;
+    Ok(Outcome::Success)
+}
+
 /// `cadenza info` without a file (and `cadenza` without the `gui` feature):
 /// describe the bundled demo piece and point at the subcommands.
 pub fn run_default() -> anyhow::Result<Outcome> {

@@ -26,10 +26,19 @@ use crate::roll::{DEFAULT_STEPS_PER_QUARTER, PianoRoll, RollMeta, Tempo};
 
 /// Cadenza: piano rolls, a neural continuation model and a SoundFont synth.
 #[derive(Debug, Parser)]
-#[command(name = "cadenza", version, about, long_about = None)]
+#[command(
+    name = "cadenza",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// A MIDI file or roll PNG to open the composer on (default: the demo).
+    #[arg(value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Soundfonts) => audio::soundfonts(),
         Some(Command::Devices) => model::devices(),
         Some(Command::Bench(command)) => bench::run(&command),
-        None => open_app(),
+        None => open_app(cli.file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -134,14 +143,23 @@ pub fn refuse(error: &clap::Error) -> ExitCode {
 /// No subcommand: the desktop app, or a description of the demo piece in a
 /// build without it.
 #[cfg(feature = "gui")]
-fn open_app() -> anyhow::Result<Outcome> {
-    crate::app::run()?;
+fn open_app(file: Option<std::path::PathBuf>) -> anyhow::Result<Outcome> {
+    if let Some(file) = &file
+        && !file.is_file()
+    {
+        anyhow::bail!("cannot open {}: no such file", file.display());
+    }
+    crate::app::run(file)?;
     Ok(Outcome::Success)
 }
 
+/// Without the app: what `cadenza info` says of FILE, or of the demo.
 #[cfg(not(feature = "gui"))]
-fn open_app() -> anyhow::Result<Outcome> {
-    info::run_default()
+fn open_app(file: Option<std::path::PathBuf>) -> anyhow::Result<Outcome> {
+    match file {
+        Some(file) => info::run_file(&file),
+        None => info::run_default(),
+    }
 }
 
 /// Options for reading rolls, shared by the subcommands that read files.

@@ -47,6 +47,11 @@ impl Architecture {
         }
     }
 
+    /// Whether it hears the music after a gap, and so can fill one.
+    pub fn fills(self) -> bool {
+        self == Self::Composer
+    }
+
     /// This architecture with its default shape.
     pub fn default_config(self) -> NetworkConfig {
         match self {

@@ -1,9 +1,11 @@
 //! The generation controls: rule, boost sliders, length, variations, the
-//! buttons that generate and keep, undo and redo, and the device.
+//! key, range and density, the buttons that generate, fill and keep, undo
+//! and redo, and the device.
 
 use eframe::egui;
 
 use super::super::{CadenzaApp, Command, Params};
+use super::compose;
 use crate::device::BackendChoice;
 use crate::generate::RuleKind;
 use crate::limits;
@@ -26,16 +28,20 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     ui.add(
         egui::Slider::new(&mut params.variations, limits::VARIATIONS.range()).text("variations"),
     );
-    ui.checkbox(&mut params.live, "Live (regenerate on every change)");
+    ui.checkbox(&mut params.live, "Live (regenerate on every change)")
+        .on_hover_text("Every change of a control regenerates the continuation or the fill");
+    compose::settings(ui, app, &mut params);
     if params != app.generation.params {
         commands.push(Command::ParamsChanged(params));
     }
     buttons(ui, app, commands);
+    compose::actions(ui, app, commands);
     ui.label(
         egui::RichText::new(
-            "Ruler: click or drag for the seed window, right-click to seek. \
-             Roll: drag to draw a note, right-click to erase one, Shift+drag to \
-             select, Delete to delete the selection.",
+            "Ruler: click for the seed window, drag to select a span, right-click \
+             to seek. Roll: drag to draw a note, drag a note to move it or its end to \
+             resize it, click a note to select it, right-click to erase one, \
+             Shift+drag to select. Keyboard strip: drag the two handles for the range.",
         )
         .weak(),
     );
@@ -90,8 +96,14 @@ fn buttons(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             commands.push(Command::Generate);
         }
         if ui
-            .add_enabled(app.generation.result().is_some(), egui::Button::new("Keep"))
-            .on_hover_text("Write this continuation into the roll and continue from its end")
+            .add_enabled(
+                app.generation.result().is_some(),
+                egui::Button::new("Keep (K)"),
+            )
+            .on_hover_text(
+                "Write this continuation into the roll and continue from its end, or write \
+                 the fill being auditioned into its span",
+            )
             .clicked()
         {
             commands.push(Command::Keep);

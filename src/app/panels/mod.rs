@@ -3,6 +3,7 @@
 //! the roll with its plot, and a status bar. Each draws from the app's
 //! parts and returns [`Command`]s; none changes state.
 
+mod compose;
 mod controls;
 mod measure;
 mod midi;
@@ -13,8 +14,9 @@ mod training;
 
 use eframe::egui;
 
-use super::roll_view::{self, RollViewInput};
-use super::{CadenzaApp, Command, FileQuestion};
+use super::generation::range_rows;
+use super::roll_view::{self, GeneratedView, RollViewInput};
+use super::{CadenzaApp, Command, FileQuestion, Generation, Heard, Passage, Tool};
 
 /// Draws the whole window for one frame.
 pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
@@ -61,14 +63,21 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
         let plot_height = 150.0;
         let roll_height = (ui.available_height() - plot_height - 12.0).max(120.0);
         ui.allocate_ui(egui::Vec2::new(ui.available_width(), roll_height), |ui| {
-            let generated = app
-                .generation
-                .result()
-                .map(|g| (g.first_step(), g.shown().steps.as_slice()));
+            let generated = generated_view(&app.generation);
+            let compose = &app.generation.params.compose;
+            let scale_rows = compose
+                .scale_or(app.composing.estimated_key())
+                .map_or(0, |scale| scale.row_mask());
+            let heard = if app.composing.lens() {
+                app.generation.heard()
+            } else {
+                None
+            };
+            let key = texture_key(app.shown_key, scale_rows, compose.range, heard);
             let input = RollViewInput {
                 source: app.document.roll(),
                 generated,
-                key: app.shown_key,
+                key,
                 seed_start: app.document.seed_start(),
                 playhead: app.transport.playhead(),
                 zoom: app.view.zoom,
@@ -76,14 +85,57 @@ pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
                 selection: app.document.selection(),
                 performance: &app.performance,
                 parts: &app.parts_view,
+                locked: app.document.locked(),
+                scale_rows,
+                range: compose.range,
+                ghost: if app.composing.ghost_notes() {
+                    app.generation.ghost()
+                } else {
+                    None
+                },
+                heard,
+                tool: app.view.tool,
+                snap: app.view.snap,
             };
-            commands.extend(roll_view::show(ui, &mut app.view.textures, &input));
+            commands.extend(roll_view::show(ui, &mut app.view, &input));
         });
         plot::show(ui, app);
     });
     path_prompt(ui, app, &mut commands);
     commands.extend(shortcuts(ui, app));
     commands
+}
+
+/// The continuation or fill shown, as the roll view draws it.
+fn generated_view(generation: &Generation) -> Option<GeneratedView<'_>> {
+    generation.result().map(|g| {
+        let (replaces_to, rows) = match &g.passage {
+            Passage::Fill { range, rows } => {
+                (range.end, range_rows((rows.0, rows.1.saturating_sub(1))))
+            }
+            Passage::Continue { .. } => (usize::MAX, u128::MAX),
+        };
+        GeneratedView {
+            from: g.first_step(),
+            steps: g.shown().steps.as_slice(),
+            replaces_to,
+            rows,
+        }
+    })
+}
+
+/// What identifies the textures' content: whatever they show changes it.
+fn texture_key(shown: u64, scale_rows: u128, range: (usize, usize), heard: Option<&Heard>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        shown,
+        scale_rows,
+        range,
+        heard.map(|h| (h.sounding.as_ptr() as usize, h.sounding.len())),
+    )
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The restore offer after an unclean exit, and notes about settings or an
@@ -162,74 +214,168 @@ fn path_prompt(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>)
 fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
     let mut commands = Vec::new();
     // Ctrl+O opens, Ctrl+S saves MIDI, Ctrl+E exports audio, Ctrl+Z undoes,
-    // Ctrl+Shift+Z redoes.
-    let (open, save, export, redo, undo) = ui.input_mut(|i| {
+    // Ctrl+Shift+Z redoes; Ctrl+C, X, V copy, cut and paste, Ctrl+D
+    // duplicates, Ctrl+A selects all.
+    let command_keys = [
         (
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::O),
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::S),
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::E),
-            i.consume_key(
-                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
-                egui::Key::Z,
-            ),
-            i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z),
-        )
-    });
-    for (pressed, command) in [
-        (undo, Command::Undo),
-        (redo, Command::Redo),
-        (open, Command::Ask(FileQuestion::Open)),
-        (save, Command::Ask(FileQuestion::SaveRoll)),
-        (export, Command::Ask(FileQuestion::ExportWav)),
-    ] {
-        if pressed {
+            egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+            egui::Key::Z,
+            Command::Redo,
+        ),
+        (egui::Modifiers::COMMAND, egui::Key::Z, Command::Undo),
+        (
+            egui::Modifiers::COMMAND,
+            egui::Key::O,
+            Command::Ask(FileQuestion::Open),
+        ),
+        (
+            egui::Modifiers::COMMAND,
+            egui::Key::S,
+            Command::Ask(FileQuestion::SaveRoll),
+        ),
+        (
+            egui::Modifiers::COMMAND,
+            egui::Key::E,
+            Command::Ask(FileQuestion::ExportWav),
+        ),
+        (egui::Modifiers::COMMAND, egui::Key::D, Command::Duplicate),
+        (egui::Modifiers::COMMAND, egui::Key::A, Command::SelectAll),
+    ];
+    let text_focused = ui.ctx().egui_wants_keyboard_input();
+    for (modifiers, key, command) in command_keys {
+        // A text field keeps Ctrl+A for its own text.
+        if text_focused && matches!(command, Command::SelectAll) {
+            continue;
+        }
+        if ui.input_mut(|i| i.consume_key(modifiers, key)) {
             commands.push(command);
         }
     }
-    if ui.ctx().egui_wants_keyboard_input() {
+    if !text_focused {
+        // egui turns Ctrl+C, X and V into clipboard events.
+        let (copy, cut, paste) = ui.input(|i| {
+            let mut found = (false, false, false);
+            for event in &i.events {
+                match event {
+                    egui::Event::Copy => found.0 = true,
+                    egui::Event::Cut => found.1 = true,
+                    egui::Event::Paste(_) => found.2 = true,
+                    _ => {}
+                }
+            }
+            found
+        });
+        for (pressed, command) in [
+            (copy, Command::Copy { cut: false }),
+            (cut, Command::Copy { cut: true }),
+            (paste, Command::Paste),
+        ] {
+            if pressed {
+                commands.push(command);
+            }
+        }
+    }
+    if text_focused {
         return commands;
     }
-    // Space plays, G generates, arrows move the seed window, Delete deletes
-    // the selection, Escape drops it, V shows the velocity lane, R records
-    // the keyboard, A answers it.
-    let (space, g, v, r, a, left, right, delete, escape) = ui.input(|i| {
-        (
-            i.key_pressed(egui::Key::Space),
-            i.key_pressed(egui::Key::G),
-            i.key_pressed(egui::Key::V),
-            i.key_pressed(egui::Key::R),
-            i.key_pressed(egui::Key::A),
-            i.key_pressed(egui::Key::ArrowLeft),
-            i.key_pressed(egui::Key::ArrowRight),
-            i.key_pressed(egui::Key::Delete) || i.key_pressed(egui::Key::Backspace),
-            i.key_pressed(egui::Key::Escape),
-        )
-    });
+    commands.extend(plain_keys(ui, app));
+    commands
+}
+
+/// Keys without a modifier (Shift aside). Space plays, G generates, F fills
+/// the selection, H harmonises it, L locks it, K keeps, B switches to the
+/// lock brush, N shows ghost notes and Tab accepts them, U turns the
+/// surprise lens on; the arrows move the selection (Up/Down a semitone,
+/// Shift an octave; Left/Right a snap length) or, with nothing selected,
+/// the seed window; Delete deletes the selection, Escape drops a fill or
+/// the selection; V shows the velocity lane, R records the keyboard, A
+/// answers it.
+fn plain_keys(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let pressed = |key: egui::Key| ui.input(|i| i.key_pressed(key) && !i.modifiers.command);
+    let shift = ui.input(|i| i.modifiers.shift);
     let seed = app.document.seed_start();
-    for (pressed, command) in [
+    let selected = app.document.selection().is_some();
+    let octave = if shift { 12 } else { 1 };
+    let filling = app.composing.focus().is_some();
+    let brush = app.view.tool == Tool::Lock;
+    let keys = [
         (
-            space,
+            egui::Key::Space,
             if app.transport.playhead().is_some() {
                 Command::Pause
             } else {
                 Command::Play
             },
         ),
-        (g, Command::Generate),
-        (v, Command::ShowVelocityLane(!app.parts_view.velocity_lane)),
-        (r, Command::Record(!app.keyboard.is_recording())),
-        (a, Command::Answer(!app.keyboard.is_answering())),
-        (left, Command::SetSeed(seed.saturating_sub(1))),
-        (right, Command::SetSeed(seed + 1)),
+        (egui::Key::G, Command::Generate),
+        (egui::Key::F, Command::Fill),
+        (egui::Key::H, Command::Harmonise),
+        (egui::Key::L, Command::ToggleLockSelection),
+        (egui::Key::K, Command::Keep),
         (
-            delete && app.document.selection().is_some(),
-            Command::DeleteSelection,
+            egui::Key::B,
+            Command::SetTool(if brush { Tool::Draw } else { Tool::Lock }),
         ),
-        (escape, Command::Select(None)),
-    ] {
-        if pressed {
+        (
+            egui::Key::N,
+            Command::ShowGhosts(!app.composing.ghost_notes()),
+        ),
+        (egui::Key::U, Command::ShowLens(!app.composing.lens())),
+        (
+            egui::Key::V,
+            Command::ShowVelocityLane(!app.parts_view.velocity_lane),
+        ),
+        (egui::Key::R, Command::Record(!app.keyboard.is_recording())),
+        (egui::Key::A, Command::Answer(!app.keyboard.is_answering())),
+        (
+            egui::Key::ArrowLeft,
+            if selected {
+                Command::NudgeSelection { steps: -1, rows: 0 }
+            } else {
+                Command::SetSeed(seed.saturating_sub(1))
+            },
+        ),
+        (
+            egui::Key::ArrowRight,
+            if selected {
+                Command::NudgeSelection { steps: 1, rows: 0 }
+            } else {
+                Command::SetSeed(seed + 1)
+            },
+        ),
+        (
+            egui::Key::Escape,
+            if filling {
+                Command::DiscardFill
+            } else {
+                Command::Select(None)
+            },
+        ),
+    ];
+    for (key, command) in keys {
+        if pressed(key) {
             commands.push(command);
         }
+    }
+    if selected {
+        for (key, rows) in [
+            (egui::Key::ArrowUp, octave),
+            (egui::Key::ArrowDown, -octave),
+        ] {
+            if pressed(key) {
+                commands.push(Command::NudgeSelection { steps: 0, rows });
+            }
+        }
+        if pressed(egui::Key::Delete) || pressed(egui::Key::Backspace) {
+            commands.push(Command::DeleteSelection);
+        }
+    }
+    if app.composing.ghost_notes()
+        && app.generation.ghost().is_some()
+        && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Tab))
+    {
+        commands.push(Command::AcceptGhost);
     }
     commands
 }

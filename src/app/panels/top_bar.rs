@@ -2,7 +2,7 @@
 
 use eframe::egui;
 
-use super::super::{CadenzaApp, Command, FileQuestion};
+use super::super::{CadenzaApp, Command, FileQuestion, Snap};
 use crate::assets::{DEFAULT_MODEL, SHIPPED_MODELS};
 use crate::gm::program_name;
 use crate::limits;
@@ -123,7 +123,7 @@ fn transport(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
         });
     ui.add(egui::Slider::new(&mut settings.volume, limits::VOLUME.range()).text("volume"));
     ui.checkbox(&mut settings.looping, "loop")
-        .on_hover_text("Loop the selection, else the generated part");
+        .on_hover_text("Loop the selection, else the generated part (a fill always loops)");
     if settings != app.transport.settings {
         commands.push(Command::TransportChanged(settings));
     }
@@ -143,5 +143,25 @@ fn zoom(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
     );
     if (steps, pitches) != (app.view.zoom, app.view.pitch_zoom) {
         commands.push(Command::Zoom { steps, pitches });
+    }
+    if ui
+        .button("Fit")
+        .on_hover_text("Zoom the pitches to the music's range")
+        .clicked()
+    {
+        commands.push(Command::FitPitches);
+    }
+    let mut snap = app.view.snap;
+    egui::ComboBox::from_label("snap")
+        .selected_text(snap.label())
+        .show_ui(ui, |ui| {
+            for choice in Snap::ALL {
+                ui.selectable_value(&mut snap, choice, choice.label());
+            }
+        })
+        .response
+        .on_hover_text("What drawn, moved and resized notes snap to");
+    if snap != app.view.snap {
+        commands.push(Command::SetSnap(snap));
     }
 }
