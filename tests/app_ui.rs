@@ -9,7 +9,7 @@ use cadenza::live_midi::LiveMessage;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
-fn harness() -> Harness<'static, CadenzaApp> {
+pub(crate) fn harness() -> Harness<'static, CadenzaApp> {
     let mut harness = Harness::builder()
         .with_size(eframe::egui::vec2(1280.0, 800.0))
         .build_eframe(|cc| CadenzaApp::new(&cc.egui_ctx, StartMode::Headless));
@@ -18,7 +18,7 @@ fn harness() -> Harness<'static, CadenzaApp> {
 }
 
 /// Runs frames until the generation worker has answered.
-fn settle(harness: &mut Harness<'static, CadenzaApp>) {
+pub(crate) fn settle(harness: &mut Harness<'static, CadenzaApp>) {
     let started = Instant::now();
     loop {
         harness.step();

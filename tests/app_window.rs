@@ -125,6 +125,28 @@ impl Screen {
     }
 }
 
+/// Pixels of `png` within 12 of `colour` on every channel (the renderer
+/// dithers).
+fn pixels_like(png: &Path, colour: [u8; 3]) -> usize {
+    let Ok(image) = image::open(png) else {
+        return 0;
+    };
+    image
+        .to_rgb8()
+        .pixels()
+        .filter(|p| p.0.iter().zip(colour).all(|(&a, b)| a.abs_diff(b) <= 12))
+        .count()
+}
+
+/// Runs xdotool on the screen; false when it failed.
+fn xdotool(xdotool: &Path, screen: &Screen, args: &[&str]) -> bool {
+    Command::new(xdotool)
+        .env("DISPLAY", &screen.display)
+        .args(args)
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 #[test]
 fn the_app_window_opens_under_xvfb_and_is_captured() {
     let Some(screen) = Screen::start("the window test") else {
@@ -138,6 +160,82 @@ fn the_app_window_opens_under_xvfb_and_is_captured() {
     let seen = screen.wait_drawn(&mut app, home.path(), &shot);
     eprintln!("window screenshot: {} ({seen} colours)", shot.display());
     assert!(seen > 50, "the screen stayed blank ({seen} colours)");
+    // The scale's rows are shaded from the start (the prelude is heard in C).
+    assert!(
+        pixels_like(&shot, [34, 39, 49]) > 1000,
+        "no shaded scale rows"
+    );
+
+    // Compose as a user does: Shift+drag over notes and lock them (L), drag
+    // a span on the ruler and fill it (F).
+    let Some(xdo) = on_path("xdotool") else {
+        eprintln!("SKIPPED the fill screenshot: xdotool is not installed");
+        return;
+    };
+    let x: Vec<String> = [20, 32, 44, 12, 30, 51]
+        .iter()
+        .map(|step| (260 + 34 + step * 6 + 3).to_string())
+        .collect();
+    // Without a window manager nothing gives the window the keyboard.
+    assert!(
+        xdotool(
+            &xdo,
+            &screen,
+            &["search", "--name", "Cadenza", "windowfocus"]
+        ),
+        "xdotool found no Cadenza window"
+    );
+    let steps = [
+        vec!["mousemove", "--sync", "600", "300"],
+        vec!["keydown", "shift"],
+        vec!["mousemove", "--sync", &x[0], "120"],
+        vec!["mousedown", "1"],
+        vec!["mousemove", "--sync", &x[1], "300"],
+        vec!["mousemove", "--sync", &x[2], "520"],
+        vec!["mouseup", "1"],
+        vec!["keyup", "shift"],
+        vec!["key", "l"],
+        vec!["mousemove", "--sync", &x[3], "39"],
+        vec!["mousedown", "1"],
+        vec!["mousemove", "--sync", &x[4], "39"],
+        vec!["mousemove", "--sync", &x[5], "39"],
+        vec!["mouseup", "1"],
+        vec!["key", "f"],
+        vec!["mousemove", "--sync", "1200", "790"],
+    ];
+    for args in &steps {
+        assert!(xdotool(&xdo, &screen, args), "xdotool {args:?}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let filled = artifacts.join("cadenza-fill.png");
+    let started = Instant::now();
+    let (mut locked, mut generated) = (0, 0);
+    while started.elapsed() < Duration::from_secs(30) && (locked < 50 || generated < 50) {
+        std::thread::sleep(Duration::from_secs(1));
+        let captured = Command::new(&screen.import)
+            .args(["-display", screen.display.as_str(), "-window", "root"])
+            .arg(&filled)
+            .status()
+            .unwrap();
+        if captured.success() {
+            locked = pixels_like(&filled, [190, 240, 255]);
+            generated = pixels_like(&filled, [255, 168, 64]);
+        }
+    }
+    eprintln!("fill screenshot: {}", filled.display());
+    let said = std::fs::read_to_string(home.path().join("app.err")).unwrap_or_default();
+    assert!(
+        locked >= 50,
+        "no locked notes on screen ({locked} pixels): {said}"
+    );
+    assert!(
+        generated >= 50,
+        "no filled notes on screen ({generated} pixels): {said}"
+    );
+    assert!(
+        pixels_like(&filled, [34, 39, 49]) > 1000,
+        "no shaded scale rows"
+    );
 }
 
 #[test]
@@ -162,7 +260,8 @@ fn work_survives_kill_9_and_is_offered_back() {
     .0
     .note_count();
 
-    // Click an empty cell high on the roll (step 30, around C8): one note.
+    // Click an empty cell just under the ruler (step 30): the view fits the
+    // music with a few empty rows above it, so one new note.
     let xdo = |args: &[&str]| {
         let ok = Command::new(&xdotool)
             .env("DISPLAY", &screen.display)
@@ -172,7 +271,7 @@ fn work_survives_kill_9_and_is_offered_back() {
             .success();
         assert!(ok, "xdotool {args:?}");
     };
-    xdo(&["mousemove", "--sync", "477", "130"]);
+    xdo(&["mousemove", "--sync", "477", "52"]);
     std::thread::sleep(Duration::from_millis(300));
     xdo(&["click", "1"]);
     let store = cadenza::app::SessionStore::at(data.clone());

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 #[cfg(feature = "gui")]
+mod app_compose;
+#[cfg(feature = "gui")]
 mod app_ui;
 #[cfg(all(feature = "gui", target_os = "linux"))]
 mod app_window;

@@ -473,7 +473,7 @@ impl CadenzaApp {
     /// The loop region when looping is on: a fill being auditioned (looped
     /// whether looping is on or not), the selected steps, else the
     /// generated part, else the whole roll.
-    fn loop_region(&self) -> Option<(f64, f64)> {
+    pub fn loop_region(&self) -> Option<(f64, f64)> {
         let auditioning = self.generation.result().is_some_and(Generated::is_fill);
         if !self.transport.settings.looping && !auditioning {
             return None;

@@ -163,6 +163,8 @@ pub struct View {
     /// Rows to scroll into view on the next frame (low, high).
     pub fit: Option<(usize, usize)>,
     pub textures: RollTextures,
+    /// Where the last frame drew the grid, for pointing at cells.
+    pub(super) screen: Option<Geometry>,
 }
 
 impl Default for View {
@@ -176,11 +178,41 @@ impl Default for View {
             tool: Tool::Draw,
             fit: None,
             textures: RollTextures::default(),
+            screen: None,
         }
     }
 }
 
 impl View {
+    /// Where the last frame drew the middle of the cell at `row`, `step`.
+    pub fn cell_on_screen(&self, row: usize, step: usize) -> Option<Pos2> {
+        let g = self.screen?;
+        Some(Pos2::new(
+            g.grid.left() + (step as f32 + 0.5) * g.zoom,
+            g.grid.top() + (PITCH_COUNT as f32 - 0.5 - row as f32) * g.row_height,
+        ))
+    }
+
+    /// Where the last frame drew the ruler above `step`.
+    pub fn ruler_on_screen(&self, step: usize) -> Option<Pos2> {
+        let g = self.screen?;
+        Some(Pos2::new(
+            g.grid.left() + (step as f32 + 0.5) * g.zoom,
+            g.ruler_bottom - RULER_HEIGHT / 2.0,
+        ))
+    }
+
+    /// Where the last frame drew the pitch range's high (or low) handle.
+    pub fn range_handle_on_screen(&self, range: (usize, usize), high: bool) -> Option<Pos2> {
+        let g = self.screen?;
+        let y = if high {
+            g.grid.top() + (PITCH_COUNT - 1 - range.1) as f32 * g.row_height
+        } else {
+            g.grid.top() + (PITCH_COUNT - range.0) as f32 * g.row_height
+        };
+        Some(Pos2::new(g.strip_right - KEYBOARD_WIDTH / 2.0, y))
+    }
+
     /// Zooms the pitches so that the music's range (and a little around it)
     /// fills the view, scrolled to it on the next frame.
     pub fn fit_pitches(&mut self, roll: &PianoRoll) {
@@ -461,7 +493,10 @@ pub fn show(ui: &mut egui::Ui, view: &mut View, input: &RollViewInput<'_>) -> Ve
         // is scrolled.
         let visible = ui.clip_rect();
         let sticky = Rect::from_min_max(
-            Pos2::new(rect.left().max(visible.left()), rect.top().max(visible.top())),
+            Pos2::new(
+                rect.left().max(visible.left()),
+                rect.top().max(visible.top()),
+            ),
             rect.max,
         );
         paint_ghost(&painter, grid, input, row_height);
@@ -484,6 +519,7 @@ pub fn show(ui: &mut egui::Ui, view: &mut View, input: &RollViewInput<'_>) -> Ve
             ruler_bottom: sticky.top() + RULER_HEIGHT,
             strip_right: sticky.left() + KEYBOARD_WIDTH,
         };
+        view.screen = Some(geometry);
         commands.extend(pointer(
             &response,
             geometry,
@@ -820,7 +856,7 @@ fn velocity_pointer(
 
 /// Where the grid lies on screen.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
+pub(super) struct Geometry {
     grid: Rect,
     row_height: f32,
     zoom: f32,
@@ -915,7 +951,15 @@ fn pointer(
         return commands;
     }
     if press.y < geometry.ruler_bottom && press.x >= geometry.strip_right {
-        ruler(response, geometry, input, drag, pos, painter, &mut commands);
+        ruler(
+            response,
+            geometry,
+            input,
+            drag,
+            (press, pos),
+            painter,
+            &mut commands,
+        );
     } else if press.x < geometry.strip_right {
         keyboard_strip(response, geometry, input, drag, pos, press, &mut commands);
     } else if input.tool == Tool::Lock {
@@ -933,7 +977,7 @@ fn ruler(
     geometry: Geometry,
     input: &RollViewInput<'_>,
     drag: &mut Option<Drag>,
-    pos: Pos2,
+    (press, pos): (Pos2, Pos2),
     painter: &egui::Painter,
     commands: &mut Vec<Command>,
 ) {
@@ -950,8 +994,11 @@ fn ruler(
             commands.push(Command::SetSeed(start));
         }
     } else if response.drag_started() {
-        *drag = Some(Drag::Span { step });
-    } else if let Some(Drag::Span { step: first }) = *drag {
+        *drag = Some(Drag::Span {
+            step: geometry.cell(press).1,
+        });
+    }
+    if let Some(Drag::Span { step: first }) = *drag {
         let end_limit = input.source.steps();
         let steps = (
             first.min(step).min(end_limit.saturating_sub(1)),
@@ -969,7 +1016,7 @@ fn ruler(
     }
 }
 
-/// The keyboard strip: dragging a handle moves that end of the pitch range.
+/// The keyboard strip: a drag moves the nearer end of the pitch range.
 fn keyboard_strip(
     response: &egui::Response,
     geometry: Geometry,
@@ -983,17 +1030,13 @@ fn keyboard_strip(
         |row: usize| geometry.grid.top() + (PITCH_COUNT - 1 - row) as f32 * geometry.row_height;
     let (low, high) = input.range;
     if response.drag_started() {
+        // The nearer handle follows the pointer, so neither has to be hit
+        // exactly (the low one can sit under the scroll bar).
         let to_high = (press.y - y_of_row(high)).abs();
         let to_low = (press.y - (y_of_row(low) + geometry.row_height)).abs();
-        let reach = geometry.row_height.max(6.0);
-        *drag = match (to_high <= reach, to_low <= reach) {
-            (true, true) => Some(Drag::Range {
-                high: to_high <= to_low,
-            }),
-            (true, false) => Some(Drag::Range { high: true }),
-            (false, true) => Some(Drag::Range { high: false }),
-            (false, false) => None,
-        };
+        *drag = Some(Drag::Range {
+            high: to_high <= to_low,
+        });
     }
     if let Some(Drag::Range { high: moving_high }) = *drag {
         let (row, _) = geometry.cell(pos);

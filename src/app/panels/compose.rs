@@ -22,13 +22,18 @@ pub fn settings(ui: &mut egui::Ui, app: &CadenzaApp, params: &mut Params) {
     ui.checkbox(&mut compose.in_key, "In key only")
         .on_hover_text("Generated notes use only the scale's pitches (locked notes stay)");
     ui.horizontal(|ui| {
-        let name = |row: usize| Pitch::from_row(row).map_or_else(String::new, |p| p.name());
-        ui.label(format!(
-            "Range {}..{}",
-            name(compose.range.0),
-            name(compose.range.1)
-        ))
-        .on_hover_text("Drag the two handles on the keyboard strip to change it");
+        // Two fields the keyboard reaches (arrows step a semitone), besides
+        // the handles on the keyboard strip.
+        let (mut low, mut high) = compose.range;
+        ui.label("Range").on_hover_text(
+            "The pitches generated notes may use; drag the handles on the keyboard strip, \
+             or these fields",
+        );
+        ui.add(pitch_field(&mut low, 0..=high))
+            .on_hover_text("Lowest pitch");
+        ui.add(pitch_field(&mut high, low..=PITCH_COUNT - 1))
+            .on_hover_text("Highest pitch");
+        compose.range = (low, high);
         if ui
             .add_enabled(
                 compose.range != (0, PITCH_COUNT - 1),
@@ -45,14 +50,32 @@ pub fn settings(ui: &mut egui::Ui, app: &CadenzaApp, params: &mut Params) {
         ui.checkbox(&mut on, "Density")
             .on_hover_text("Steer generation towards this many sounding notes per step");
         let mut density = compose.density.unwrap_or(3.0);
+        // Narrow enough for the panel: the checkbox names it.
+        ui.spacing_mut().slider_width = 100.0;
         ui.add_enabled(
             on,
             egui::Slider::new(&mut density, 0.0..=limits::DENSITY.max.min(12.0))
                 .step_by(0.25)
-                .text("notes/step"),
-        );
+                .suffix(" /step"),
+        )
+        .on_hover_text("Sounding notes per step");
         compose.density = on.then_some(density);
     });
+}
+
+/// A roll row shown and typed as a pitch name (C4, F#5) or MIDI number.
+fn pitch_field(row: &mut usize, range: std::ops::RangeInclusive<usize>) -> egui::DragValue<'_> {
+    egui::DragValue::new(row)
+        .range(range)
+        .speed(0.2)
+        .custom_formatter(|row, _| {
+            Pitch::from_row(row.round().max(0.0) as usize).map_or_else(String::new, |p| p.name())
+        })
+        .custom_parser(|text| {
+            crate::music::parse_pitch(text)
+                .ok()
+                .map(|pitch| pitch.row() as f64)
+        })
 }
 
 /// The tonic and the mode: as heard, or chosen.

@@ -20,7 +20,7 @@ use super::{CadenzaApp, Command, FileQuestion, Generation, Heard, Passage, Tool}
 
 /// Draws the whole window for one frame.
 pub fn show(ui: &mut egui::Ui, app: &mut CadenzaApp) -> Vec<Command> {
-    let mut commands = Vec::new();
+    let mut commands: Vec<Command> = accept_ghost_key(ui, app).into_iter().collect();
     notices(ui, app, &mut commands);
     egui::Panel::top("top-bar").show(ui, |ui| top_bar::show(ui, app, &mut commands));
     egui::Panel::bottom("status-bar").show(ui, |ui| {
@@ -252,9 +252,14 @@ fn shortcuts(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
         }
     }
     if !text_focused {
-        // egui turns Ctrl+C, X and V into clipboard events.
-        let (copy, cut, paste) = ui.input(|i| {
-            let mut found = (false, false, false);
+        // A desktop turns Ctrl+C, X and V into clipboard events; the keys
+        // count too, once.
+        let (copy, cut, paste) = ui.input_mut(|i| {
+            let mut found = (
+                i.consume_key(egui::Modifiers::COMMAND, egui::Key::C),
+                i.consume_key(egui::Modifiers::COMMAND, egui::Key::X),
+                i.consume_key(egui::Modifiers::COMMAND, egui::Key::V),
+            );
             for event in &i.events {
                 match event {
                     egui::Event::Copy => found.0 = true,
@@ -371,11 +376,20 @@ fn plain_keys(ui: &mut egui::Ui, app: &CadenzaApp) -> Vec<Command> {
             commands.push(Command::DeleteSelection);
         }
     }
-    if app.composing.ghost_notes()
-        && app.generation.ghost().is_some()
-        && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Tab))
-    {
-        commands.push(Command::AcceptGhost);
-    }
     commands
+}
+
+/// Tab accepts the ghost notes while they show and no widget has the
+/// keyboard: taken before the widgets are drawn, so focus does not move.
+fn accept_ghost_key(ui: &mut egui::Ui, app: &CadenzaApp) -> Option<Command> {
+    let shown = app.composing.ghost_notes() && app.generation.ghost().is_some();
+    if !shown
+        || ui.ctx().egui_wants_keyboard_input()
+        || !ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Tab))
+    {
+        return None;
+    }
+    ui.ctx()
+        .memory_mut(|m| m.move_focus(egui::FocusDirection::None));
+    Some(Command::AcceptGhost)
 }

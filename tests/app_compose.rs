@@ -1,0 +1,515 @@
+//! Composing in the app, driven as a user does with egui_kittest: fill a
+//! selection, lock notes, harmonise, key and range, ghost notes, the lens,
+//! editing notes, and opening the app on a file.
+
+use cadenza::app::{CadenzaApp, Command, Selection, StartMode};
+use cadenza::music::{Mode, Scale};
+use cadenza::roll::{PITCH_COUNT, Pitch, RollNote};
+use eframe::egui::{Event, Key, Modifiers, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+use crate::app_ui::{harness, settle};
+
+type App = Harness<'static, CadenzaApp>;
+
+/// Where the last frame drew the middle of a cell.
+fn cell(harness: &App, row: usize, step: usize) -> Pos2 {
+    harness.state().view().cell_on_screen(row, step).unwrap()
+}
+
+/// A press at `from`, a move to `to` and a release there, frame by frame.
+fn drag(harness: &mut App, from: Pos2, to: Pos2) {
+    harness.hover_at(from);
+    harness.step();
+    harness.drag_at(from);
+    harness.step();
+    let middle = Pos2::new((from.x + to.x) / 2.0, (from.y + to.y) / 2.0);
+    harness.hover_at(middle);
+    harness.step();
+    harness.hover_at(to);
+    harness.step();
+    harness.drop_at(to);
+    harness.step();
+    settle(harness);
+}
+
+/// [`drag`] with Shift held.
+fn shift_drag(harness: &mut App, from: Pos2, to: Pos2) {
+    harness.event(Event::ModifiersChanged(Modifiers::SHIFT));
+    drag(harness, from, to);
+    harness.event(Event::ModifiersChanged(Modifiers::NONE));
+    harness.step();
+}
+
+fn press(harness: &mut App, key: Key) {
+    harness.key_press(key);
+    settle(harness);
+}
+
+fn with_variations(harness: &mut App, variations: usize) {
+    let mut params = *harness.state().params();
+    params.variations = variations;
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(harness);
+}
+
+fn row_of(midi: u8) -> usize {
+    Pitch::from_midi(midi).unwrap().row()
+}
+
+#[test]
+fn a_span_dragged_on_the_ruler_fills_in_variations_that_keep_and_undo() {
+    let mut harness = harness();
+    with_variations(&mut harness, 3);
+    let before = harness.state().document().roll().clone();
+    let (from, to) = (
+        harness.state().view().ruler_on_screen(32).unwrap(),
+        harness.state().view().ruler_on_screen(47).unwrap(),
+    );
+    drag(&mut harness, from, to);
+    assert_eq!(
+        harness.state().document().selection(),
+        Some(Selection {
+            rows: (0, PITCH_COUNT),
+            steps: (32, 48)
+        })
+    );
+    press(&mut harness, Key::F);
+    let app = harness.state();
+    let generated = app.generation().result().expect("a fill");
+    assert!(generated.is_fill(), "{}", app.status());
+    assert_eq!(generated.continuations.len(), 3);
+    // The shipped roll LSTM only continues: the composer fills.
+    assert_eq!(generated.filled_by, Some("composer"));
+    // Auditioning loops the span.
+    assert_eq!(app.loop_region(), Some((32.0, 48.0)));
+    // The shown roll changes inside the span only.
+    for step in (0..before.steps()).filter(|s| !(32..48).contains(s)) {
+        assert_eq!(
+            app.display().sounding_mask(step),
+            before.sounding_mask(step)
+        );
+    }
+
+    // The second tab, then Keep.
+    harness.query_all_by_label("2").next().unwrap().click();
+    settle(&mut harness);
+    let chosen = harness.state().generation().result().unwrap();
+    assert_eq!(chosen.chosen, 1);
+    let steps = chosen.shown().steps.clone();
+    press(&mut harness, Key::K);
+    let roll = harness.state().document().roll();
+    assert_eq!(&roll.sounding_masks()[32..48], &steps[..]);
+    assert_eq!(&roll.sounding_masks()[..32], &before.sounding_masks()[..32]);
+    assert_eq!(&roll.sounding_masks()[48..], &before.sounding_masks()[48..]);
+    assert!(
+        harness
+            .state()
+            .generation()
+            .result()
+            .is_none_or(|g| !g.is_fill())
+    );
+
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().document().roll().sounding_masks(),
+        before.sounding_masks()
+    );
+}
+
+#[test]
+fn a_locked_note_survives_a_fill_and_keeps_its_lock() {
+    let mut harness = harness();
+    with_variations(&mut harness, 4);
+    let note = harness
+        .state()
+        .document()
+        .roll()
+        .notes()
+        .into_iter()
+        .find(|n| (36..44).contains(&n.start))
+        .unwrap();
+    let row = note.pitch.row();
+    // Click the note to select it, L locks it.
+    let at = cell(&harness, row, note.start);
+    harness.hover_at(at);
+    harness.step();
+    harness.drag_at(at);
+    harness.step();
+    harness.drop_at(at);
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().document().selection().map(|s| s.rows),
+        Some((row, row + 1))
+    );
+    press(&mut harness, Key::L);
+    assert!(harness.state().document().is_locked(note.start, row));
+
+    harness.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, PITCH_COUNT),
+        steps: (32, 48),
+    })));
+    press(&mut harness, Key::F);
+    let generated = harness.state().generation().result().unwrap();
+    assert!(generated.is_fill());
+    for continuation in &generated.continuations {
+        for step in note.start..note.end().min(48) {
+            assert_ne!(continuation.steps[step - 32] >> row & 1, 0, "step {step}");
+        }
+    }
+    press(&mut harness, Key::K);
+    let document = harness.state().document();
+    assert!(document.roll().is_sounding(note.start, note.pitch));
+    assert!(document.is_locked(note.start, row));
+}
+
+#[test]
+fn harmonise_keeps_the_melody_and_fills_around_it() {
+    let mut harness = harness();
+    // Clear two bars, then draw a melody there.
+    harness.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, PITCH_COUNT),
+        steps: (64, 96),
+    })));
+    press(&mut harness, Key::Delete);
+    let melody = [(72u8, 64usize), (76, 72), (79, 80), (84, 88)];
+    for (midi, start) in melody {
+        harness.state_mut().apply(Command::DrawNote {
+            row: row_of(midi),
+            start,
+            end: start + 8,
+        });
+    }
+    settle(&mut harness);
+    // Shift+drag around the melody selects it.
+    let (from, to) = (
+        cell(&harness, row_of(84), 64),
+        cell(&harness, row_of(72), 95),
+    );
+    shift_drag(&mut harness, from, to);
+    let selection = harness.state().document().selection().unwrap();
+    assert_eq!(selection.steps, (64, 96));
+    assert_eq!(selection.rows, (row_of(72), row_of(84) + 1));
+    press(&mut harness, Key::H);
+    let app = harness.state();
+    let generated = app.generation().result().expect("a fill");
+    let melody_cells: u32 = 4 * 8;
+    let mut added = 0;
+    for (k, &mask) in generated.shown().steps.iter().enumerate() {
+        let step = 64 + k;
+        let (midi, _) = melody[k / 8];
+        assert_ne!(mask >> row_of(midi) & 1, 0, "the melody at step {step}");
+        added += mask.count_ones();
+    }
+    assert!(
+        added > melody_cells,
+        "nothing around the melody: {}",
+        app.status()
+    );
+    press(&mut harness, Key::K);
+    let document = harness.state().document();
+    for (midi, start) in melody {
+        assert!(document.is_locked(start, row_of(midi)));
+        assert!(
+            document
+                .roll()
+                .is_onset(start, Pitch::from_midi(midi).unwrap())
+        );
+    }
+}
+
+#[test]
+fn in_key_keeps_generated_notes_in_the_scale_and_its_rows_are_shaded() {
+    let mut harness = harness();
+    // The prelude is in C major: the estimate says so.
+    let key = harness.state().composing().estimated_key().unwrap();
+    assert_eq!(key.to_string(), "C major");
+    // Choose E harmonic minor, a scale the music is not in, and "in key".
+    let scale = Scale {
+        tonic: 4,
+        mode: Mode::HarmonicMinor,
+    };
+    let mut params = *harness.state().params();
+    params.compose.scale = Some(scale);
+    params.variations = 4;
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    harness.get_by_label("In key only").click();
+    settle(&mut harness);
+    let app = harness.state();
+    assert!(app.params().compose.in_key);
+    let allowed = scale.row_mask();
+    let generated = app.generation().result().unwrap();
+    for continuation in &generated.continuations {
+        for mask in &continuation.steps {
+            assert_eq!(mask & !allowed, 0, "a note outside {scale}");
+        }
+    }
+    // And a fill obeys it too.
+    harness.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, PITCH_COUNT),
+        steps: (20, 36),
+    })));
+    press(&mut harness, Key::F);
+    for continuation in &harness.state().generation().result().unwrap().continuations {
+        for mask in &continuation.steps {
+            assert_eq!(mask & !allowed, 0);
+        }
+    }
+}
+
+#[test]
+fn the_range_handles_bound_generated_notes() {
+    let mut harness = harness();
+    // Every pitch in view, the handles at the top and bottom.
+    harness.state_mut().apply(Command::Zoom {
+        steps: 6.0,
+        pitches: 1.0,
+    });
+    harness.step();
+    harness.step();
+    let high = harness.state().params().compose.range.1;
+    assert_eq!(high, PITCH_COUNT - 1);
+    // Drag the high handle down to C5 and the low one up to C4.
+    let (c4, c5) = (row_of(60), row_of(72));
+    let view = harness.state().view();
+    let (from, to) = (
+        view.range_handle_on_screen((0, high), true).unwrap(),
+        cell(&harness, c5, 0),
+    );
+    drag(
+        &mut harness,
+        Pos2::new(from.x, from.y + 1.0),
+        Pos2::new(from.x, to.y),
+    );
+    let range = harness.state().params().compose.range;
+    assert_eq!(range.1, c5, "{range:?}");
+    // A drag anywhere on the strip moves the nearer end: from the lowest
+    // octave up to C4.
+    let strip_x = from.x;
+    let (from, to) = (cell(&harness, 6, 0), cell(&harness, c4, 0));
+    drag(
+        &mut harness,
+        Pos2::new(strip_x, from.y),
+        Pos2::new(strip_x, to.y),
+    );
+    let range = harness.state().params().compose.range;
+    assert_eq!(range, (c4, c5));
+    let allowed = (c4..=c5).fold(0u128, |mask, row| mask | 1 << row);
+    let generated = harness.state().generation().result().unwrap();
+    assert!(generated.continuations[0].steps.iter().any(|m| *m != 0));
+    for mask in &generated.continuations[0].steps {
+        assert_eq!(mask & !allowed, 0);
+    }
+}
+
+#[test]
+fn ghost_notes_follow_an_edit_and_tab_accepts_them() {
+    let mut harness = harness();
+    // A quiet stretch to suggest into: the roll after step 64 is cleared.
+    let steps = harness.state().document().roll().steps();
+    harness.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, PITCH_COUNT),
+        steps: (64, steps),
+    })));
+    press(&mut harness, Key::Delete);
+    press(&mut harness, Key::N);
+    assert!(harness.state().composing().ghost_notes());
+    harness.state_mut().apply(Command::DrawNote {
+        row: row_of(67),
+        start: 60,
+        end: 64,
+    });
+    settle(&mut harness);
+    let app = harness.state();
+    let ghost = app.generation().ghost().expect("ghost notes");
+    assert_eq!(ghost.first_step, 64);
+    let suggested: u32 = ghost.cells.iter().map(|m| m.count_ones()).sum();
+    assert!(suggested > 0, "{}", app.status());
+    let cells = ghost.cells.clone();
+    let notes = app.source_note_count();
+    harness.key_press(Key::Tab);
+    settle(&mut harness);
+    let app = harness.state();
+    for (k, mask) in cells.iter().enumerate() {
+        assert_eq!(app.document().roll().sounding_mask(64 + k) & mask, *mask);
+    }
+    assert!(app.source_note_count() > notes);
+    // The next suggestion follows on from the accepted ones.
+    let next = app.generation().ghost().expect("the next ghost notes");
+    assert_eq!(next.first_step, 64 + cells.len());
+}
+
+#[test]
+fn the_surprise_lens_reads_every_note_and_a_wrong_note_stands_out() {
+    let mut harness = harness();
+    // C# in a C major prelude, where nothing else sounds.
+    harness.state_mut().apply(Command::DrawNote {
+        row: row_of(85),
+        start: 40,
+        end: 42,
+    });
+    press(&mut harness, Key::U);
+    let app = harness.state();
+    let heard = app.generation().heard().expect("the lens's reading");
+    assert_eq!(heard.steps, app.document().roll().sounding_masks());
+    let cells = app.document().roll().sounding_cells();
+    assert_eq!(heard.sounding.len(), cells);
+    let mut surprise: Vec<f32> = heard.surprise().collect();
+    // The wrong note's first cell: its place among the sounding cells.
+    let index = app.document().roll().sounding_masks()[..40]
+        .iter()
+        .map(|m| m.count_ones() as usize)
+        .sum::<usize>()
+        + (app.document().roll().sounding_mask(40) & ((1u128 << row_of(85)) - 1)).count_ones()
+            as usize;
+    let wrong = surprise[index];
+    surprise.sort_by(f32::total_cmp);
+    let median = surprise[surprise.len() / 2];
+    assert!(
+        wrong > median + 2.0,
+        "wrong note {wrong} nats, median {median}"
+    );
+    press(&mut harness, Key::U);
+    assert!(harness.state().generation().heard().is_none());
+}
+
+#[test]
+fn notes_move_resize_copy_paste_duplicate_and_transpose() {
+    let mut harness = harness();
+    // Just above the music, where the view shows no note.
+    let (_, highest) = harness.state().document().roll().pitch_range().unwrap();
+    let row = highest.row() + 1;
+    let midi = highest.midi() + 1;
+    // Draw a note high above the music, then drag it two steps on and up a
+    // tone.
+    let (from, to) = (cell(&harness, row, 10), cell(&harness, row, 13));
+    drag(&mut harness, from, to);
+    let note = RollNote {
+        start: 10,
+        pitch: Pitch::from_midi(midi).unwrap(),
+        len: 4,
+    };
+    assert_eq!(harness.state().document().note_at(row, 12), Some(note));
+    let (from, to) = (cell(&harness, row, 11), cell(&harness, row + 2, 13));
+    drag(&mut harness, from, to);
+    let moved = RollNote {
+        start: 12,
+        pitch: Pitch::from_midi(midi + 2).unwrap(),
+        ..note
+    };
+    let document = harness.state().document();
+    assert_eq!(document.note_at(row + 2, 12), Some(moved));
+    assert_eq!(document.note_at(row, 11), None);
+
+    // Drag its end two steps out.
+    let end = harness
+        .state()
+        .view()
+        .cell_on_screen(row + 2, 15)
+        .map(|p| Pos2::new(p.x + 2.0, p.y))
+        .unwrap();
+    let to = cell(&harness, row + 2, 17);
+    drag(&mut harness, end, to);
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .note_at(row + 2, 12)
+            .map(|n| n.len),
+        Some(6)
+    );
+
+    // Click selects it; copy, paste where the mouse is, duplicate.
+    let at = cell(&harness, row + 2, 13);
+    harness.drag_at(at);
+    harness.step();
+    harness.drop_at(at);
+    settle(&mut harness);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::C);
+    settle(&mut harness);
+    harness.hover_at(cell(&harness, row + 2, 40));
+    harness.step();
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::V);
+    settle(&mut harness);
+    let document = harness.state().document();
+    assert_eq!(
+        document.note_at(row + 2, 41).map(|n| (n.start, n.len)),
+        Some((40, 6))
+    );
+    assert_eq!(document.selection().map(|s| s.steps), Some((40, 46)));
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::D);
+    settle(&mut harness);
+    assert_eq!(
+        harness
+            .state()
+            .document()
+            .note_at(row + 2, 47)
+            .map(|n| n.start),
+        Some(46)
+    );
+    // Up arrow: a semitone; Shift+Down: an octave down.
+    press(&mut harness, Key::ArrowUp);
+    harness.key_press_modifiers(Modifiers::SHIFT, Key::ArrowDown);
+    settle(&mut harness);
+    let document = harness.state().document();
+    assert_eq!(
+        document.note_at(row + 3 - 12, 46).map(|n| n.start),
+        Some(46)
+    );
+    assert_eq!(document.note_at(row + 2, 46), None);
+
+    // Ctrl+A selects everything.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    settle(&mut harness);
+    let steps = harness.state().document().roll().steps();
+    assert_eq!(
+        harness.state().document().selection(),
+        Some(Selection {
+            rows: (0, PITCH_COUNT),
+            steps: (0, steps)
+        })
+    );
+}
+
+#[test]
+fn the_app_opens_on_a_file_named_in_its_title_and_fits_its_pitches() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/chorale-bwv1.6.mid");
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::open_on(&cc.egui_ctx, StartMode::Headless, &file));
+    settle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.document().name(), "chorale-bwv1.6.mid");
+    assert_eq!(app.window_title(), "chorale-bwv1.6.mid — Cadenza");
+    // A chorale spans about three octaves: the view zooms to it.
+    assert!(app.view().pitch_zoom > 2.0, "{}", app.view().pitch_zoom);
+    let (low, high) = app.document().roll().pitch_range().unwrap();
+    let top = app.view().cell_on_screen(high.row(), 0).unwrap();
+    let bottom = app.view().cell_on_screen(low.row(), 0).unwrap();
+    assert!(top.y > 40.0 && bottom.y < 700.0, "{top:?} {bottom:?}");
+    harness.state_mut().apply(Command::DrawNote {
+        row: row_of(90),
+        start: 2,
+        end: 3,
+    });
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().window_title(),
+        "chorale-bwv1.6.mid* — Cadenza"
+    );
+
+    // A file that cannot be read leaves the demo and says why.
+    let missing = std::path::Path::new("/nonexistent/song.mid");
+    let harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::open_on(&cc.egui_ctx, StartMode::Headless, missing));
+    assert!(
+        harness.state().notices()[0].contains("cannot open /nonexistent/song.mid"),
+        "{:?}",
+        harness.state().notices()
+    );
+}
