@@ -1,12 +1,14 @@
 //! The desktop app's own costs, without a window (egui_kittest, no GPU
-//! renderer): CPU time of one frame with a 10-minute roll, idle and while a
-//! training run works in the background; from a slider change to the updated
-//! roll on screen; and from start to the first frame.
+//! renderer): CPU time of one frame with a 10-minute roll, idle, with ghost
+//! notes and the surprise lens on, and while a training run works in the
+//! background; from a slider change to the updated roll on screen; from
+//! asking for a 32-step fill in 4 variations to the roll showing it; and
+//! from start to the first frame.
 #![allow(clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use cadenza::app::{CadenzaApp, Command, StartMode, TrainForm};
+use cadenza::app::{CadenzaApp, Command, Selection, StartMode, TrainForm};
 use cadenza::midi::{ExportOptions, ImportOptions, export, import};
 use cadenza::roll::PianoRoll;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -56,6 +58,24 @@ fn app_frames(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .sample_size(30);
     group.bench_function("frame, 10-minute roll", |b| b.iter(|| harness.step()));
+
+    // Ghost notes after an edit, and the lens over all ten minutes.
+    harness.state_mut().apply(Command::ShowGhosts(true));
+    harness.state_mut().apply(Command::ShowLens(true));
+    harness.state_mut().apply(Command::DrawNote {
+        row: 80,
+        start: 200,
+        end: 204,
+    });
+    settle(&mut harness);
+    assert!(harness.state().generation().ghost().is_some());
+    assert!(harness.state().generation().heard().is_some());
+    group.bench_function("frame, 10-minute roll, ghost notes and lens", |b| {
+        b.iter(|| harness.step());
+    });
+    harness.state_mut().apply(Command::ShowGhosts(false));
+    harness.state_mut().apply(Command::ShowLens(false));
+    settle(&mut harness);
 
     let mut params = *harness.state().params();
     group.bench_function("slider change to updated roll", |b| {
@@ -132,5 +152,40 @@ fn app_frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, app_frames);
+fn fill_to_roll(c: &mut Criterion) {
+    let mut group = c.benchmark_group("app");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(30);
+    // A 32-step fill in 4 variations on the demo: each round asks again
+    // with a new random seed (Live refills the passage in focus).
+    let mut composing = new_harness();
+    settle(&mut composing);
+    let mut params = *composing.state().params();
+    params.variations = 4;
+    composing.state_mut().apply(Command::ParamsChanged(params));
+    composing.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, 106),
+        steps: (32, 64),
+    })));
+    composing.state_mut().apply(Command::Fill);
+    settle(&mut composing);
+    assert!(
+        composing
+            .state()
+            .generation()
+            .result()
+            .is_some_and(|g| g.is_fill() && g.continuations.len() == 4)
+    );
+    group.bench_function("fill 32 steps x 4 variations, to the roll", |b| {
+        b.iter(|| {
+            params.rule.rng_seed += 1;
+            composing.state_mut().apply(Command::ParamsChanged(params));
+            settle(&mut composing);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, app_frames, fill_to_roll);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! selection, lock notes, harmonise, key and range, ghost notes, the lens,
 //! editing notes, and opening the app on a file.
 
-use cadenza::app::{CadenzaApp, Command, Selection, StartMode};
+use cadenza::app::{CadenzaApp, Command, Selection, Snap, StartMode, Tool};
 use cadenza::music::{Mode, Scale};
 use cadenza::roll::{PITCH_COUNT, Pitch, RollNote};
 use eframe::egui::{Event, Key, Modifiers, Pos2};
@@ -221,7 +221,7 @@ fn harmonise_keeps_the_melody_and_fills_around_it() {
 }
 
 #[test]
-fn in_key_keeps_generated_notes_in_the_scale_and_its_rows_are_shaded() {
+fn in_key_keeps_generated_notes_in_the_scale_a_fill_too() {
     let mut harness = harness();
     // The prelude is in C major: the estimate says so.
     let key = harness.state().composing().estimated_key().unwrap();
@@ -512,4 +512,114 @@ fn the_app_opens_on_a_file_named_in_its_title_and_fits_its_pitches() {
         "{:?}",
         harness.state().notices()
     );
+}
+
+#[test]
+fn the_lock_brush_locks_what_it_passes_over_and_right_click_unlocks() {
+    let mut harness = harness();
+    press(&mut harness, Key::B);
+    assert_eq!(harness.state().view().tool, Tool::Lock);
+    // Two notes of the prelude's first bars, on one pitch.
+    let roll = harness.state().document().roll().clone();
+    let notes: Vec<RollNote> = roll.notes().into_iter().filter(|n| n.start < 40).collect();
+    let row = notes[0].pitch.row();
+    let on_row: Vec<&RollNote> = notes.iter().filter(|n| n.pitch.row() == row).collect();
+    assert!(on_row.len() >= 2);
+    let (first, last) = (on_row[0], on_row[on_row.len() - 1]);
+    let (from, to) = (
+        cell(&harness, row, first.start),
+        cell(&harness, row, last.start),
+    );
+    drag(&mut harness, from, to);
+    for note in &on_row {
+        assert!(
+            harness.state().document().is_locked(note.start, row),
+            "{note:?}"
+        );
+    }
+    let at = cell(&harness, row, first.start);
+    harness.hover_at(at);
+    harness.step();
+    harness.event(Event::PointerButton {
+        pos: at,
+        button: eframe::egui::PointerButton::Secondary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    harness.step();
+    harness.event(Event::PointerButton {
+        pos: at,
+        button: eframe::egui::PointerButton::Secondary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    settle(&mut harness);
+    assert!(!harness.state().document().is_locked(first.start, row));
+    assert!(harness.state().document().is_locked(last.start, row));
+    // Back to drawing; the locks stay.
+    press(&mut harness, Key::B);
+    assert_eq!(harness.state().view().tool, Tool::Draw);
+}
+
+#[test]
+fn with_live_on_a_control_refills_and_escape_goes_back_to_continuing() {
+    let mut harness = harness();
+    harness.state_mut().apply(Command::Select(Some(Selection {
+        rows: (0, PITCH_COUNT),
+        steps: (16, 48),
+    })));
+    press(&mut harness, Key::F);
+    let first = harness
+        .state()
+        .generation()
+        .result()
+        .unwrap()
+        .shown()
+        .clone();
+    let mut params = *harness.state().params();
+    assert!(params.live);
+    params.rule.temperature = 2.0;
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    let app = harness.state();
+    let again = app.generation().result().unwrap();
+    assert!(
+        again.is_fill() && again.first_step() == 16,
+        "{}",
+        app.status()
+    );
+    assert_eq!(again.shown().steps.len(), 32);
+    assert_ne!(again.shown().steps, first.steps);
+    press(&mut harness, Key::Escape);
+    let app = harness.state();
+    assert!(app.composing().focus().is_none());
+    let continued = app.generation().result().unwrap();
+    assert!(!continued.is_fill());
+    assert_eq!(continued.first_step(), app.seed_start() + 9);
+}
+
+#[test]
+fn composing_settings_come_back_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = crate::app_ui::harness_with_store(dir.path());
+    let mut params = *harness.state().params();
+    params.compose.in_key = true;
+    params.compose.range = (row_of(48), row_of(84));
+    params.compose.density = Some(2.5);
+    params.compose.scale = Some(Scale {
+        tonic: 2,
+        mode: Mode::Dorian,
+    });
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    harness.state_mut().apply(Command::SetSnap(Snap::Beat));
+    harness.state_mut().apply(Command::ShowGhosts(true));
+    harness.state_mut().apply(Command::ShowLens(true));
+    settle(&mut harness);
+    harness.state_mut().autosave_now();
+    drop(harness);
+    let harness = crate::app_ui::harness_with_store(dir.path());
+    let app = harness.state();
+    assert_eq!(app.params().compose, params.compose);
+    assert_eq!(app.view().snap, Snap::Beat);
+    assert!(app.composing().ghost_notes() && app.composing().lens());
 }

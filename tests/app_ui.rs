@@ -212,7 +212,7 @@ fn hovering_a_generated_step_selects_it_for_the_probability_plot() {
     assert!((40..=60).contains(&step), "{step}");
 }
 
-fn harness_with_store(dir: &std::path::Path) -> Harness<'static, CadenzaApp> {
+pub(crate) fn harness_with_store(dir: &std::path::Path) -> Harness<'static, CadenzaApp> {
     let store = cadenza::app::SessionStore::at(dir.to_owned());
     let mut harness = Harness::builder()
         .with_size(eframe::egui::vec2(1280.0, 800.0))

@@ -130,3 +130,14 @@ fn usage_and_fatal_errors_exit_2_with_one_line_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown file type"));
 }
+
+#[test]
+fn cadenza_with_a_file_that_is_not_there_says_so_and_exits_2() {
+    let out = cadenza(&["/nonexistent/song.mid"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot open /nonexistent/song.mid"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -58,8 +58,9 @@ enum Drag {
     Span { step: usize },
     /// Moving the low (false) or high (true) end of the pitch range.
     Range { high: bool },
-    /// Locking (or unlocking) the notes the brush passes over.
-    Brush { lock: bool },
+    /// Locking the notes the brush passes over; `last` is where the
+    /// pointer was in the last frame.
+    Brush { last: Pos2 },
 }
 
 /// What the view keeps between frames: the textures of the roll, rebuilt
@@ -963,7 +964,7 @@ fn pointer(
     } else if press.x < geometry.strip_right {
         keyboard_strip(response, geometry, input, drag, pos, press, &mut commands);
     } else if input.tool == Tool::Lock {
-        lock_brush(response, geometry, input, drag, pos, &mut commands);
+        lock_brush(response, geometry, input, drag, (press, pos), &mut commands);
     } else {
         notes(response, geometry, input, drag, pos, painter, &mut commands);
     }
@@ -1054,44 +1055,50 @@ fn keyboard_strip(
     }
 }
 
-/// The lock brush: the notes it passes over are locked; right-click
-/// unlocks the note under the pointer.
+/// The lock brush: the notes it passes over are locked (every cell along
+/// the pointer's path, however fast it moves); right-click unlocks the note
+/// under the pointer.
 fn lock_brush(
     response: &egui::Response,
     geometry: Geometry,
     input: &RollViewInput<'_>,
     drag: &mut Option<Drag>,
-    pos: Pos2,
+    (press, pos): (Pos2, Pos2),
     commands: &mut Vec<Command>,
 ) {
-    let (row, step) = geometry.cell(pos);
-    let on_note = Pitch::from_row(row).is_some_and(|pitch| input.source.is_sounding(step, pitch));
     if response.secondary_clicked() {
+        let (row, step) = geometry.cell(pos);
         commands.push(Command::LockAt {
             row,
             step,
             lock: false,
         });
-    } else if response.clicked() || response.drag_started() {
-        *drag = Some(Drag::Brush { lock: true });
-        if on_note && !input.is_locked(step, row) {
+        return;
+    }
+    let from = match *drag {
+        Some(Drag::Brush { last }) => last,
+        _ if response.clicked() || response.drag_started() => press,
+        _ => return,
+    };
+    // Cells a quarter of the smaller cell side apart along the path.
+    let spacing = (geometry.zoom.min(geometry.row_height) / 4.0).max(0.5);
+    let samples = ((pos - from).length() / spacing).ceil().max(1.0) as usize;
+    let mut locked = Vec::new();
+    for k in 0..=samples {
+        let (row, step) = geometry.cell(from + (pos - from) * (k as f32 / samples as f32));
+        let Some(note) = note_at(input.source, row, step) else {
+            continue;
+        };
+        if !input.is_locked(note.start, row) && !locked.contains(&(row, note.start)) {
+            locked.push((row, note.start));
             commands.push(Command::LockAt {
                 row,
-                step,
+                step: note.start,
                 lock: true,
             });
         }
-    } else if let Some(Drag::Brush { lock }) = *drag {
-        if on_note && input.is_locked(step, row) != lock {
-            commands.push(Command::LockAt { row, step, lock });
-        }
-        if response.drag_stopped() {
-            *drag = None;
-        }
     }
-    if response.clicked() {
-        *drag = None;
-    }
+    *drag = (!response.clicked() && !response.drag_stopped()).then_some(Drag::Brush { last: pos });
 }
 
 /// What a drag that begins at `press` does with the draw tool: select
@@ -1268,5 +1275,85 @@ fn notes(
         // Preview the note being drawn or resized, or the rectangle being
         // selected.
         painter.rect_filled(geometry.rect(rows, steps), 0.0, PREVIEW);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod unit_tests {
+    use super::*;
+    use crate::music::{Mode, Scale};
+    use crate::roll::RollMeta;
+
+    fn row(midi: u8) -> usize {
+        Pitch::from_midi(midi).unwrap().row()
+    }
+
+    #[test]
+    fn cells_show_scale_rows_range_locks_fills_and_surprise() {
+        let (c4, d4, cs4) = (row(60), row(62), row(61));
+        let mut roll = PianoRoll::new(8, RollMeta::default()).unwrap();
+        roll.add_note(RollNote {
+            start: 0,
+            pitch: Pitch::from_midi(60).unwrap(),
+            len: 4,
+        });
+        let performance = roll.performance(100);
+        let parts = PartsView::default();
+        let mut locked = Locks::new();
+        locked.insert(1, 1 << c4);
+        let filled = [1u128 << d4; 2];
+        let input = RollViewInput {
+            source: &roll,
+            generated: Some(GeneratedView {
+                from: 4,
+                steps: &filled,
+                replaces_to: 6,
+                rows: 1 << d4,
+            }),
+            key: 0,
+            seed_start: 0,
+            playhead: None,
+            zoom: 6.0,
+            pitch_zoom: 1.0,
+            selection: None,
+            performance: &performance,
+            parts: &parts,
+            locked: &locked,
+            scale_rows: Scale {
+                tonic: 0,
+                mode: Mode::Major,
+            }
+            .row_mask(),
+            range: (row(48), row(84)),
+            ghost: None,
+            heard: None,
+            tool: Tool::Draw,
+            snap: Snap::Step,
+        };
+        let colour = Color32::from_rgb(1, 2, 3);
+        let part = Some(colour);
+        assert_eq!(input.cell_colour(7, d4, None, None), SCALE_ROW);
+        assert_eq!(input.cell_colour(7, cs4, None, None), BLACK_KEY_ROW);
+        assert_eq!(input.cell_colour(7, row(90), None, None), OUT_OF_RANGE_ROW);
+        assert_eq!(input.cell_colour(1, c4, part, None), LOCKED_NOTE);
+        assert_eq!(input.cell_colour(2, c4, part, None), colour);
+        // The fill writes D4 over steps 4..6; C4 there is another row.
+        assert_eq!(input.cell_colour(4, d4, None, None), GENERATED_NOTE);
+        assert_eq!(input.cell_colour(6, d4, None, None), SCALE_ROW);
+        assert_eq!(input.cell_colour(2, c4, part, Some(1.0)), SURPRISING);
+        assert_eq!(input.cell_colour(2, c4, part, Some(0.0)), colour);
+    }
+
+    #[test]
+    fn snapping_follows_the_metre() {
+        let roll = PianoRoll::new(64, RollMeta::default()).unwrap();
+        // 4/4 at four steps a quarter: beats of 4 steps, bars of 16.
+        assert_eq!(Snap::Beat.floor(&roll, 7), 4);
+        assert_eq!(Snap::Bar.floor(&roll, 31), 16);
+        assert_eq!(Snap::Bar.unit(&roll, 0), 16);
+        assert_eq!(Snap::Step.floor(&roll, 7), 7);
+        assert_eq!(Snap::Beat.round_move(&roll, 0, 3), 4);
+        assert_eq!(Snap::Beat.round_move(&roll, 0, -1), 0);
     }
 }
