@@ -623,3 +623,44 @@ fn composing_settings_come_back_on_the_next_start() {
     assert_eq!(app.view().snap, Snap::Beat);
     assert!(app.composing().ghost_notes() && app.composing().lens());
 }
+
+#[test]
+fn ghost_notes_appear_where_playback_stops() {
+    // A desktop start: without a sound card the playhead runs on a silent
+    // clock.
+    let mut harness = Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| CadenzaApp::with_store(&cc.egui_ctx, StartMode::Desktop, None));
+    settle(&mut harness);
+    press(&mut harness, Key::N);
+    harness.state_mut().apply(Command::Seek(40.0));
+    harness.state_mut().apply(Command::Play);
+    harness.step();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    harness.step();
+    let Some(playing) = harness.state().playing_position() else {
+        eprintln!(
+            "SKIPPED: no playhead without a sound output here ({})",
+            harness.state().status()
+        );
+        return;
+    };
+    assert!(playing >= 40.0);
+    harness.state_mut().apply(Command::Stop);
+    // The audio thread takes the stop in its own time.
+    let started = std::time::Instant::now();
+    while harness.state().playing_position().is_some()
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    harness.step();
+    settle(&mut harness);
+    let ghost = harness.state().generation().ghost().expect("ghost notes");
+    assert!(
+        (40..=60).contains(&ghost.first_step),
+        "{} after playing from 40",
+        ghost.first_step
+    );
+}

@@ -234,6 +234,11 @@ fn work_left_by_a_crash_is_offered_back_and_restored() {
         start: 20,
         end: 30,
     });
+    harness.state_mut().apply(Command::LockAt {
+        row: 50,
+        step: 25,
+        lock: true,
+    });
     harness.state_mut().apply(Command::SetSeed(12));
     harness.state_mut().autosave_now();
     let edited = harness.state().source_note_count();
@@ -250,6 +255,8 @@ fn work_left_by_a_crash_is_offered_back_and_restored() {
     assert!(!app.offers_restore());
     assert_eq!(app.source_note_count(), edited);
     assert_eq!(app.seed_start(), 12);
+    // The lock came back with its note.
+    assert!(app.document().is_locked(20, 50) && app.document().is_locked(29, 50));
 
     // Discarding forgets it for good.
     harness.state_mut().autosave_now();

@@ -533,6 +533,8 @@ impl CadenzaApp {
         };
         let state = autosave.state;
         self.document.replace(autosave.roll, state.source_name);
+        self.document
+            .restore_locks(state.locked.iter().map(|s| (s.step, s.mask())));
         self.document.set_seed_start(state.seed_start);
         self.generation.params = state.params;
         let region = self.loop_region();

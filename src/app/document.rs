@@ -246,6 +246,13 @@ impl Document {
         self.changed();
     }
 
+    /// Takes back locks an autosave kept (those on cells that no longer
+    /// sound are dropped); part of the edit that restored the roll.
+    pub fn restore_locks(&mut self, locks: impl IntoIterator<Item = (usize, u128)>) {
+        self.content.locked = locks.into_iter().filter(|&(_, mask)| mask != 0).collect();
+        prune_locks(&mut self.content);
+    }
+
     pub fn undo(&mut self) -> bool {
         self.step_history(UndoHistory::undo)
     }

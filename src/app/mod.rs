@@ -40,7 +40,7 @@ pub use measure::{Measurement, Measuring};
 pub use midi::{MidiIo, OutputChoice};
 pub use parts::{PartToggle, PartToggles, PartsView};
 pub use roll_view::{Selection, Snap, Tool, View};
-pub use session::{Autosave, AutosaveState, Session, SessionStore, Settings};
+pub use session::{Autosave, AutosaveState, LockedStep, Session, SessionStore, Settings};
 pub use training::{TrainForm, TrainProgress, Training};
 pub use transport::{Transport, TransportSettings};
 
@@ -610,6 +610,7 @@ impl CadenzaApp {
             seed_start: self.document.seed_start(),
             params: self.generation.params,
             transport: self.transport.settings,
+            locked: session::LockedStep::all(self.document.locked()),
         };
         let settings = self.current_settings();
         match self

@@ -97,6 +97,36 @@ pub struct AutosaveState {
     pub seed_start: usize,
     pub params: Params,
     pub transport: TransportSettings,
+    /// The locked cells, which MIDI does not record either (absent in
+    /// autosaves from before locks).
+    #[serde(default)]
+    pub locked: Vec<LockedStep>,
+}
+
+/// One step's locked cells, as an autosave keeps them: rows 0..64 and
+/// 64..106 as two numbers (JSON numbers stop short of 128 bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedStep {
+    pub step: usize,
+    pub low_rows: u64,
+    pub high_rows: u64,
+}
+
+impl LockedStep {
+    pub fn all(locked: &super::Locks) -> Vec<Self> {
+        locked
+            .iter()
+            .map(|(&step, &mask)| Self {
+                step,
+                low_rows: mask as u64,
+                high_rows: (mask >> 64) as u64,
+            })
+            .collect()
+    }
+
+    pub fn mask(self) -> u128 {
+        u128::from(self.high_rows) << 64 | u128::from(self.low_rows)
+    }
 }
 
 /// A recovered autosave.

@@ -136,6 +136,7 @@ fn variations(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) 
             for index in 0..generated.continuations.len() {
                 if ui
                     .selectable_label(generated.chosen == index, format!("{}", index + 1))
+                    .on_hover_text("Show and play this variation; Keep (K) writes it in")
                     .clicked()
                 {
                     commands.push(Command::ChooseVariation(index));
