@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::generation::{GenerateRequest, Passage, range_rows};
+use super::generation::{GenerateRequest, Generated, Passage, range_rows};
 use super::{CadenzaApp, Clip, Command, Selection};
 use crate::generate::{CONTEXT_STEPS, Constraints, GenerateOptions, seed_context};
 use crate::music::Key;
@@ -419,19 +419,19 @@ impl CadenzaApp {
 
     /// Writes the fill being auditioned into the roll (its rows only).
     pub(super) fn keep_fill(&mut self) -> bool {
-        let Some(generated) = self.generation.result() else {
+        if !self.generation.result().is_some_and(Generated::is_fill) {
+            return false;
+        }
+        let Some(generated) = self.generation.take_result() else {
             return false;
         };
-        let Passage::Fill { range, rows } = generated.passage.clone() else {
+        let Passage::Fill { range, rows } = &generated.passage else {
             return false;
         };
-        let steps = generated.shown().steps.clone();
-        let Some(_) = self.generation.take_result() else {
-            return false;
-        };
+        let (range, rows, steps) = (range.clone(), *rows, &generated.shown().steps);
         self.composing.focus = None;
         let mask = range_rows((rows.0, rows.1.saturating_sub(1)));
-        match self.document.write_rows(range.start, &steps, mask) {
+        match self.document.write_rows(range.start, steps, mask) {
             Ok(()) => self.document_changed("kept the fill"),
             Err(error) => self.status = format!("cannot keep it: {error}"),
         }
