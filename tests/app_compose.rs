@@ -664,3 +664,56 @@ fn ghost_notes_appear_where_playback_stops() {
         ghost.first_step
     );
 }
+
+#[test]
+fn a_locked_note_sounds_in_every_continuation_and_density_steers_them() {
+    let mut harness = harness();
+    with_variations(&mut harness, 4);
+    // A note after the seed window, in the continuation's steps: locked, it
+    // sounds in every variation.
+    let row = row_of(77);
+    harness.state_mut().apply(Command::DrawNote {
+        row,
+        start: 20,
+        end: 24,
+    });
+    harness.state_mut().apply(Command::LockAt {
+        row,
+        step: 21,
+        lock: true,
+    });
+    harness.state_mut().apply(Command::Generate);
+    settle(&mut harness);
+    let generated = harness.state().generation().result().unwrap();
+    assert_eq!(generated.first_step(), 9);
+    for continuation in &generated.continuations {
+        for step in 20..24 {
+            assert_ne!(continuation.steps[step - 9] >> row & 1, 0);
+        }
+    }
+
+    // Density: one note per step against six.
+    let notes_per_step = |harness: &App| {
+        let generated = harness.state().generation().result().unwrap();
+        let cells: u32 = generated
+            .continuations
+            .iter()
+            .flat_map(|c| &c.steps)
+            .map(|m| m.count_ones())
+            .sum();
+        f64::from(cells) / (generated.continuations.len() * 106) as f64
+    };
+    let mut params = *harness.state().params();
+    params.compose.density = Some(1.0);
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    let sparse = notes_per_step(&harness);
+    params.compose.density = Some(6.0);
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    let dense = notes_per_step(&harness);
+    assert!(
+        sparse < 1.6 && dense > 4.5,
+        "{sparse:.2} and {dense:.2} notes per step"
+    );
+}
