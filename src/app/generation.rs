@@ -15,11 +15,12 @@ use crate::assets::open_model;
 use crate::checkpoint::{Checkpoint, CheckpointHeader};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::generate::{
-    After, Constraints, Continuation, GenerateError, GenerateOptions, Placement, RuleKind,
-    RuleSettings, Runner, compose, hear,
+    After, Constraints, Continuation, GenerateError, GenerateOptions, NativeComposerPredictor,
+    Placement, Predictor, RuleKind, RuleSettings, Runner, compose, hear,
 };
 use crate::limits;
 use crate::meter::Meter;
+use crate::model::native::NativeComposer;
 use crate::model::{Network, WINDOW_STEPS};
 use crate::music::{Key, Scale};
 use crate::roll::{PITCH_COUNT, mask_bits};
@@ -338,22 +339,27 @@ impl Drop for ModelWorker {
     }
 }
 
-/// The network that fills when `model` cannot: loaded on first use.
+/// The network that fills when the model in use cannot: the shipped
+/// composer's plain-Rust copy, made on first use and kept.
 struct FillRunner {
-    network: Option<Result<Network, String>>,
+    composer: Option<Result<Box<NativeComposer>, String>>,
 }
 
 impl FillRunner {
-    fn network(&mut self, selected: &SelectedDevice) -> Result<&Network, String> {
-        self.network
+    fn composer(&mut self) -> Result<&NativeComposer, String> {
+        self.composer
             .get_or_insert_with(|| {
                 let (checkpoint, _) = open_model(Some(FILL_MODEL))
                     .map_err(|error| format!("cannot open the {FILL_MODEL} to fill: {error}"))?;
-                checkpoint
-                    .model(&selected.device)
-                    .map_err(|error| format!("cannot load the {FILL_MODEL} to fill: {error}"))
+                match checkpoint.model(&device::cpu()) {
+                    Ok(Network::Composer(model)) => NativeComposer::from_model(&model)
+                        .map(Box::new)
+                        .map_err(|error| format!("cannot prepare the {FILL_MODEL}: {error}")),
+                    Ok(_) => Err(format!("the shipped {FILL_MODEL} is not a composer")),
+                    Err(error) => Err(format!("cannot load the {FILL_MODEL} to fill: {error}")),
+                }
             })
-            .as_ref()
+            .as_deref()
             .map_err(Clone::clone)
     }
 }
@@ -364,7 +370,6 @@ fn run_generation(
     runner: &Runner<'_>,
     fills: bool,
     fill_runner: &mut FillRunner,
-    selected: &SelectedDevice,
     request: &GenerateRequest,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<(Vec<Continuation>, Option<&'static str>), String> {
@@ -377,26 +382,22 @@ fn run_generation(
         first_step: request.passage.first_step(),
         after,
     };
-    let compose_with = |runner: &Runner<'_>| {
+    let compose_with = |predictor: &mut dyn Predictor| {
         compose(
-            runner.predictor().as_mut(),
+            predictor,
             &request.seed,
             &placement,
             &request.constraints,
             &request.options,
             stop,
         )
+        .map_err(|error| error.to_string())
     };
     if after.is_none() || fills {
-        return compose_with(runner)
-            .map(|c| (c, None))
-            .map_err(|error| error.to_string());
+        return compose_with(runner.predictor().as_mut()).map(|c| (c, None));
     }
-    let network = fill_runner.network(selected)?;
-    let runner = Runner::new(network, selected).map_err(|error| error.to_string())?;
-    compose_with(&runner)
-        .map(|c| (c, Some(FILL_MODEL)))
-        .map_err(|error| error.to_string())
+    let composer = fill_runner.composer()?;
+    compose_with(&mut NativeComposerPredictor::new(composer)).map(|c| (c, Some(FILL_MODEL)))
 }
 
 impl ModelWorker {
@@ -422,7 +423,7 @@ impl ModelWorker {
                     return;
                 }
             };
-            let mut fill_runner = FillRunner { network: None };
+            let mut fill_runner = FillRunner { composer: None };
             while let Ok(mut job) = inbox.recv() {
                 // Only the newest request matters (a slider being dragged).
                 loop {
@@ -437,14 +438,8 @@ impl ModelWorker {
                 let replaced = || latest.load(Ordering::Relaxed) != id;
                 let event = match job {
                     Job::Generate(id, request) => {
-                        match run_generation(
-                            &runner,
-                            fills,
-                            &mut fill_runner,
-                            &selected,
-                            &request,
-                            &replaced,
-                        ) {
+                        match run_generation(&runner, fills, &mut fill_runner, &request, &replaced)
+                        {
                             Ok((continuations, filled_by)) => WorkerEvent::Generated {
                                 id,
                                 request,
