@@ -220,10 +220,7 @@ impl CadenzaApp {
     /// and the lens; other commands are handed back.
     fn apply_to_view(&mut self, command: Command) -> Option<Command> {
         match command {
-            Command::Hover(cell) => {
-                self.view.hovered_row = cell.map(|(row, _)| row);
-                self.view.hovered_step = cell.map(|(_, step)| step);
-            }
+            Command::Hover(step) => self.view.hovered_step = step,
             Command::SetRange(range) => {
                 let mut params = self.generation.params;
                 params.compose.range = range;

@@ -188,9 +188,8 @@ pub enum Command {
     DismissNotices,
 
     // The view.
-    /// The cell (row, step) under the mouse: the step for the probability
-    /// plot, both for pasting.
-    Hover(Option<(usize, usize)>),
+    /// The step under the mouse, for the probability plot and pasting.
+    Hover(Option<usize>),
     /// Pixels per step and the vertical zoom.
     Zoom {
         steps: f32,

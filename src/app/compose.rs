@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::generation::{GenerateRequest, Generated, Passage, range_rows};
 use super::{CadenzaApp, Clip, Command, Selection};
 use crate::generate::{CONTEXT_STEPS, Constraints, GenerateOptions, seed_context};
-use crate::music::Key;
+use crate::music::{Key, estimate_key};
 use crate::roll::PITCH_COUNT;
 
 /// Steps of ghost notes at most and at least (one bar where it fits).
@@ -24,6 +24,8 @@ pub struct Composing {
     /// window.
     pub(super) focus: Option<Passage>,
     pub(super) estimated_key: Option<Key>,
+    /// The document revision the key was estimated from.
+    key_revision: Option<u64>,
     pub(super) ghost_notes: bool,
     pub(super) lens: bool,
     /// Where ghost notes go: after the last edit, or where playback stopped.
@@ -55,6 +57,14 @@ impl Composing {
     /// Whether notes were copied.
     pub fn has_clip(&self) -> bool {
         self.clip.is_some()
+    }
+
+    /// Estimates the key again when the document changed since.
+    pub(super) fn hear_key(&mut self, document: &super::Document) {
+        if self.key_revision != Some(document.revision()) {
+            self.key_revision = Some(document.revision());
+            self.estimated_key = estimate_key(document.roll().sounding_masks());
+        }
     }
 
     /// A new roll was opened: nothing of the last one carries over.

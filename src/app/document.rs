@@ -125,6 +125,9 @@ pub struct Document {
     dirty: bool,
     /// Edits since the file was opened or saved (the window title says so).
     modified: bool,
+    /// Grows with every change of the content, so what is derived from it
+    /// is computed again only when it changed.
+    revision: u64,
 }
 
 impl Document {
@@ -140,6 +143,7 @@ impl Document {
             history: UndoHistory::with_budget(limits::UNDO_BYTES),
             dirty: false,
             modified: false,
+            revision: 0,
         }
     }
 
@@ -182,6 +186,11 @@ impl Document {
 
     pub fn mark_saved(&mut self) {
         self.dirty = false;
+    }
+
+    /// Changes with every change of the roll or its locks.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Whether there are edits the file does not have.
@@ -251,6 +260,7 @@ impl Document {
     pub fn restore_locks(&mut self, locks: impl IntoIterator<Item = (usize, u128)>) {
         self.content.locked = locks.into_iter().filter(|&(_, mask)| mask != 0).collect();
         prune_locks(&mut self.content);
+        self.revision += 1;
     }
 
     pub fn undo(&mut self) -> bool {
@@ -282,6 +292,7 @@ impl Document {
     fn changed(&mut self) {
         self.dirty = true;
         self.modified = true;
+        self.revision += 1;
         self.seed_start = self.seed_start.min(self.latest_seed_start());
         let steps = self.content.roll.steps();
         if let Some(selection) = &mut self.selection {

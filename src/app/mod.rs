@@ -55,7 +55,6 @@ use crate::assets::{default_demo, open_model};
 use crate::audio::player::{PlayerCommand, Song};
 use crate::device::{self, BackendChoice};
 use crate::midi::{ImportOptions, import};
-use crate::music::estimate_key;
 use crate::roll::PianoRoll;
 
 use dialogs::DialogSupport;
@@ -154,6 +153,22 @@ pub fn run(file: Option<PathBuf>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
+/// The shipped demo as the document (an empty roll, with a note, should it
+/// not import).
+fn demo_document(notes: &mut Vec<String>) -> Document {
+    let demo = default_demo();
+    match import(demo.midi, &ImportOptions::default()) {
+        Ok((roll, _)) => Document::new(roll, demo.name.to_owned()),
+        Err(error) => {
+            notes.push(format!("the shipped demo is unreadable: {error}"));
+            Document::new(
+                PianoRoll::new(64, crate::roll::RollMeta::default()).unwrap_or_default(),
+                "empty roll".to_owned(),
+            )
+        }
+    }
+}
+
 /// The model of the last session, else the default one; notes say why the
 /// remembered one could not be had.
 fn start_model(remembered: Option<&str>, notes: &mut Vec<String>) -> Option<LoadedModel> {
@@ -194,22 +209,40 @@ impl CadenzaApp {
 
     /// [`new`](Self::new) with settings and autosaves in `store`.
     pub fn with_store(ctx: &egui::Context, mode: StartMode, store: Option<SessionStore>) -> Self {
+        Self::start(ctx, mode, store, None)
+    }
+
+    /// The app opened on `path` (a MIDI file or roll PNG) instead of the
+    /// demo; a file that cannot be read leaves the demo and says why.
+    pub fn open_on(ctx: &egui::Context, mode: StartMode, path: &std::path::Path) -> Self {
+        let store = match mode {
+            StartMode::Desktop => SessionStore::default_location(),
+            StartMode::Headless => None,
+        };
+        Self::start(ctx, mode, store, Some(path))
+    }
+
+    /// The app on `file`, else the shipped demo.
+    fn start(
+        ctx: &egui::Context,
+        mode: StartMode,
+        store: Option<SessionStore>,
+        file: Option<&std::path::Path>,
+    ) -> Self {
         let wake: Waker = {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
         let mut notes = Vec::new();
-        let demo = default_demo();
-        let document = match import(demo.midi, &ImportOptions::default()) {
-            Ok((roll, _)) => Document::new(roll, demo.name.to_owned()),
+        let opened = file.and_then(|path| match files::read_roll(path) {
+            Ok(roll) => Some(Document::new(roll, files::file_name(path))),
             Err(error) => {
-                notes.push(format!("the shipped demo is unreadable: {error}"));
-                Document::new(
-                    PianoRoll::new(64, crate::roll::RollMeta::default()).unwrap_or_default(),
-                    "empty roll".to_owned(),
-                )
+                notes.push(format!("cannot open {}: {error}", path.display()));
+                None
             }
-        };
+        });
+        let from_file = opened.is_some();
+        let document = opened.unwrap_or_else(|| demo_document(&mut notes));
         let (session, settings) = Session::open(store, &mut notes);
         let model = start_model(settings.model.as_deref(), &mut notes);
         let mut params = settings.params;
@@ -218,6 +251,10 @@ impl CadenzaApp {
         {
             // A first start: the rule the default model is meant for.
             params.suit(&model.checkpoint.header);
+        }
+        if from_file {
+            // Another piece: its key is heard afresh.
+            params.compose.scale = None;
         }
         let backend = match mode {
             StartMode::Desktop => settings.backend.unwrap_or(BackendChoice::Auto),
@@ -267,13 +304,13 @@ impl CadenzaApp {
             composing: Composing::default(),
             title: String::new(),
         };
-        app.parts_view.velocity_lane = settings.velocity_lane.unwrap_or(false);
-        app.view.snap = settings.snap.unwrap_or_default();
-        app.composing.ghost_notes = settings.ghost_notes.unwrap_or(false);
-        app.composing.lens = settings.surprise_lens.unwrap_or(false);
-        app.keyboard.internal_synth = settings.internal_synth.unwrap_or(true);
+        app.take_toggles(&settings);
         if mode == StartMode::Desktop {
             app.reopen_midi(settings.midi_input, settings.midi_output, &mut notes);
+        }
+        if let Some(path) = file.filter(|_| from_file) {
+            app.session.remember(path);
+            app.status = format!("opened {}", path.display());
         }
         for note in &notes {
             eprintln!("cadenza: {note}");
@@ -287,7 +324,7 @@ impl CadenzaApp {
                 offer.roll.note_count()
             );
         }
-        app.composing.estimated_key = estimate_key(app.document.roll().sounding_masks());
+        app.composing.hear_key(&app.document);
         app.view.fit_pitches(app.document.roll());
         // Open the sound output now, so a missing device shows at once.
         app.transport.open(app.song(), app.loop_region());
@@ -296,25 +333,13 @@ impl CadenzaApp {
         app
     }
 
-    /// The app opened on `path` (a MIDI file or roll PNG) instead of the
-    /// demo; a file that cannot be read leaves the demo and says why.
-    pub fn open_on(ctx: &egui::Context, mode: StartMode, path: &std::path::Path) -> Self {
-        let mut app = Self::new(ctx, mode);
-        match files::read_roll(path) {
-            Ok(roll) => {
-                app.take_opened(roll, path);
-                // Opening is not an edit: nothing to save yet.
-                app.document.mark_written(files::file_name(path));
-                app.document.mark_saved();
-            }
-            Err(error) => {
-                let message = format!("cannot open {}: {error}", path.display());
-                eprintln!("cadenza: {message}");
-                app.session.notices.push(message.clone());
-                app.status = message;
-            }
-        }
-        app
+    /// The view and keyboard toggles the settings remember.
+    fn take_toggles(&mut self, settings: &Settings) {
+        self.parts_view.velocity_lane = settings.velocity_lane.unwrap_or(false);
+        self.view.snap = settings.snap.unwrap_or_default();
+        self.composing.ghost_notes = settings.ghost_notes.unwrap_or(false);
+        self.composing.lens = settings.surprise_lens.unwrap_or(false);
+        self.keyboard.internal_synth = settings.internal_synth.unwrap_or(true);
     }
 
     // What tests and panels read.
@@ -496,7 +521,7 @@ impl CadenzaApp {
         self.shown_key += 1;
         self.performance = self.document.roll().performance(DEFAULT_VELOCITY);
         self.parts_view.fit(self.performance.parts.len());
-        self.composing.estimated_key = estimate_key(self.document.roll().sounding_masks());
+        self.composing.hear_key(&self.document);
         let Some(generated) = self.generation.result() else {
             self.shown = self.document.roll().clone();
             self.play_shown();

@@ -157,8 +157,6 @@ pub struct View {
     /// Times the height that fits all 106 pitches.
     pub pitch_zoom: f32,
     pub hovered_step: Option<usize>,
-    /// The pitch row under the mouse.
-    pub hovered_row: Option<usize>,
     pub snap: Snap,
     pub tool: Tool,
     /// Rows to scroll into view on the next frame (low, high).
@@ -174,7 +172,6 @@ impl Default for View {
             zoom: 6.0,
             pitch_zoom: 1.0,
             hovered_step: None,
-            hovered_row: None,
             snap: Snap::Step,
             tool: Tool::Draw,
             fit: None,
@@ -923,7 +920,7 @@ fn pointer(
     let hovered = response.hover_pos().filter(|pos| {
         grid.contains(*pos) && pos.y >= geometry.ruler_bottom && pos.x >= geometry.strip_right
     });
-    commands.push(Command::Hover(hovered.map(|pos| geometry.cell(pos))));
+    commands.push(Command::Hover(hovered.map(|pos| geometry.cell(pos).1)));
     if let Some(pos) = hovered {
         let (row, step) = geometry.cell(pos);
         if let Some(pitch) = Pitch::from_row(row) {
