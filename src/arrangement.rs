@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use crate::meter::{Meter, TimeSignature};
 use crate::midi::DRUM_CHANNEL;
-use crate::roll::{PianoRoll, Pitch, RollMeta, Tempo};
+use crate::roll::{PianoRoll, Pitch, RollMeta, RollNote, Tempo};
 
 /// One instrument line of an arrangement: what a file's track played on one
 /// channel.
@@ -600,6 +600,60 @@ impl PianoRoll {
         }
     }
 
+    /// Takes the played notes of roll notes along where those notes went:
+    /// each `(from, to)` moves (or, with `copy`, copies) the stored notes
+    /// that start at `from` on its pitch to `to`, with their part, velocity,
+    /// program and timing (a new length puts the end back on the grid).
+    /// Stored notes left at a destination by notes since deleted make way.
+    /// Call it with the cells already moved.
+    pub fn carry_played(&mut self, moves: &[(RollNote, RollNote)], copy: bool) {
+        let found: Vec<(usize, RollNote)> = moves
+            .iter()
+            .flat_map(|(from, to)| {
+                self.arrangement()
+                    .notes
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, n)| {
+                        n.in_roll && n.start == from.start && n.key == from.pitch.midi()
+                    })
+                    .map(move |(index, _)| (index, *to))
+            })
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        let arrangement = self.arrangement_mut();
+        let carried: Vec<PlayedNote> = found
+            .iter()
+            .map(|&(index, to)| {
+                let stored = arrangement.notes[index];
+                PlayedNote {
+                    start: to.start,
+                    key: to.pitch.midi(),
+                    len: to.len,
+                    end_offset: if to.len == stored.len {
+                        stored.end_offset
+                    } else {
+                        0
+                    },
+                    ..stored
+                }
+            })
+            .collect();
+        let moved: HashSet<usize> = found.iter().map(|&(index, _)| index).collect();
+        let destinations: HashSet<(usize, u8)> = carried.iter().map(|n| (n.start, n.key)).collect();
+        let mut index = 0;
+        arrangement.notes.retain(|n| {
+            let keep = (copy || !moved.contains(&index))
+                && !(n.in_roll && destinations.contains(&(n.start, n.key)));
+            index += 1;
+            keep
+        });
+        arrangement.notes.extend(carried);
+        arrangement.notes.sort_unstable();
+    }
+
     /// Sets the velocity of the roll's notes that start at `step` on rows
     /// `rows` (every part's); returns how many there were. A note the
     /// arrangement did not know yet is added to it, in the part it plays in.
@@ -833,5 +887,54 @@ mod unit_tests {
         assert_eq!(sliced.tempo_at(2), meta.tempo);
         assert_eq!(sliced.signature_at(6), three);
         assert_eq!(sliced.signature_at(5), TimeSignature::COMMON);
+    }
+
+    #[test]
+    fn moved_and_copied_notes_keep_their_part_velocity_and_timing() {
+        let mut roll = arranged(vec![
+            PlayedNote {
+                start_offset: 5,
+                ..played(0, 60, 4, 0, 90)
+            },
+            played(4, 36, 4, 1, 70),
+        ]);
+        let from = RollNote {
+            start: 0,
+            pitch: pitch(60),
+            len: 4,
+        };
+        let to = RollNote {
+            start: 8,
+            pitch: pitch(62),
+            len: 4,
+        };
+        roll.remove_note_at(0, pitch(60));
+        roll.add_note(to);
+        roll.carry_played(&[(from, to)], false);
+        let performance = roll.performance(100);
+        let moved = performance.notes.iter().find(|n| n.key == 62).unwrap();
+        assert_eq!(
+            (moved.start, moved.part, moved.velocity, moved.start_offset),
+            (8, 0, 90, 5)
+        );
+        assert!(!roll.arrangement().notes().iter().any(|n| n.key == 60));
+        // A copy of the bass note, longer: the original stays.
+        let bass = RollNote {
+            start: 4,
+            pitch: pitch(36),
+            len: 4,
+        };
+        let copy = RollNote {
+            start: 20,
+            len: 6,
+            ..bass
+        };
+        roll.add_note(copy);
+        roll.carry_played(&[(bass, copy)], true);
+        let performance = roll.performance(100);
+        let basses: Vec<_> = performance.notes.iter().filter(|n| n.key == 36).collect();
+        assert_eq!(basses.len(), 2);
+        assert!(basses.iter().all(|n| n.part == 1 && n.velocity == 70));
+        assert_eq!(basses[1].len, 6);
     }
 }

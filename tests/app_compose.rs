@@ -717,3 +717,55 @@ fn a_locked_note_sounds_in_every_continuation_and_density_steers_them() {
         "{sparse:.2} and {dense:.2} notes per step"
     );
 }
+
+#[test]
+fn a_moved_note_keeps_its_part_and_velocity() {
+    let mut harness = harness();
+    crate::app_ui::open(
+        &mut harness,
+        &crate::app_ui::studio_file("redfarn_be_sharp_boogie_band.mid"),
+    );
+    let app = harness.state();
+    // A bass note (channel 2) the file played, with its own velocity.
+    let bass = app
+        .performance()
+        .parts
+        .iter()
+        .position(|p| p.channel == 1)
+        .unwrap() as u16;
+    let played = *app
+        .performance()
+        .notes
+        .iter()
+        .find(|n| n.part == bass && n.in_roll && n.start >= 16)
+        .unwrap();
+    let row = Pitch::from_midi(played.key).unwrap().row();
+    let note = app.document().note_at(row, played.start).unwrap();
+    // Up by octaves to where nothing sounds over the note's steps.
+    let roll = app.document().roll();
+    let up = (1..4)
+        .map(|octaves| octaves * 12)
+        .find(|&up| {
+            (note.start..note.end() + 2).all(|step| roll.sounding_mask(step) >> (row + up) & 1 == 0)
+        })
+        .unwrap();
+    harness.state_mut().apply(Command::MoveNotes {
+        notes: vec![note],
+        steps: 2,
+        rows: up as isize,
+    });
+    settle(&mut harness);
+    let key = played.key + up as u8;
+    let moved = harness
+        .state()
+        .performance()
+        .notes
+        .iter()
+        .find(|n| n.start == played.start + 2 && n.key == key && n.part == played.part)
+        .copied()
+        .expect("the moved note, in its part");
+    assert_eq!(
+        (moved.velocity, moved.program, moved.in_roll),
+        (played.velocity, played.program, true)
+    );
+}

@@ -606,7 +606,7 @@ fn without_file_dialogs_the_open_button_asks_for_a_typed_path() {
 }
 
 /// Opens a file as a user dropping it on the window does, and waits for it.
-fn open(harness: &mut Harness<'static, CadenzaApp>, path: &std::path::Path) {
+pub(crate) fn open(harness: &mut Harness<'static, CadenzaApp>, path: &std::path::Path) {
     harness.state_mut().apply(Command::Open(path.to_path_buf()));
     let started = Instant::now();
     while !harness.state().status().starts_with("opened")
@@ -618,7 +618,7 @@ fn open(harness: &mut Harness<'static, CadenzaApp>, path: &std::path::Path) {
     settle(harness);
 }
 
-fn studio_file(name: &str) -> std::path::PathBuf {
+pub(crate) fn studio_file(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/studio")
         .join(name)

@@ -111,6 +111,9 @@ pub struct Clip {
     pub steps: usize,
     /// The selection's pitch rows.
     pub rows: (usize, usize),
+    /// The step the notes were copied from: their played part, velocity
+    /// and timing are copied along where the roll still has them.
+    pub from: usize,
 }
 
 /// The roll being composed and what belongs to it.
@@ -389,14 +392,18 @@ impl Document {
                 version.roll.remove_note_at(note.start, note.pitch);
                 set_lock(&mut version.locked, note, false);
             }
+            let mut moves = Vec::with_capacity(notes.len());
             for (note, locked) in notes.iter().zip(locks) {
                 if let Some(moved) = shifted(note, steps, rows) {
                     version.roll.add_note(moved);
                     if locked {
                         set_lock(&mut version.locked, &moved, true);
                     }
+                    moves.push((*note, moved));
                 }
             }
+            // Part, velocity and timing go with the notes.
+            version.roll.carry_played(&moves, false);
             true
         });
         if !moved {
@@ -435,6 +442,7 @@ impl Document {
             set_lock(&mut version.locked, &note, false);
             let resized = RollNote { len, ..note };
             version.roll.add_note(resized);
+            version.roll.carry_played(&[(note, resized)], false);
             if locked {
                 set_lock(&mut version.locked, &resized, true);
             }
@@ -463,6 +471,7 @@ impl Document {
             notes,
             steps: selection.steps.1 - selection.steps.0,
             rows: selection.rows,
+            from: selection.steps.0,
         })
     }
 
@@ -480,6 +489,7 @@ impl Document {
         }
         let pasted = self.edit_version(|version| {
             version.roll = grown;
+            let mut copies = Vec::with_capacity(clip.notes.len());
             for (note, locked) in &clip.notes {
                 let placed = RollNote {
                     start: at + note.start,
@@ -489,7 +499,13 @@ impl Document {
                 if *locked {
                     set_lock(&mut version.locked, &placed, true);
                 }
+                let source = RollNote {
+                    start: clip.from + note.start,
+                    ..*note
+                };
+                copies.push((source, placed));
             }
+            version.roll.carry_played(&copies, true);
             true
         });
         if pasted {
