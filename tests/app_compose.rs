@@ -372,6 +372,25 @@ fn the_surprise_lens_reads_every_note_and_a_wrong_note_stands_out() {
         wrong > median + 2.0,
         "wrong note {wrong} nats, median {median}"
     );
+    // Another model reads the roll again.
+    let before = harness
+        .state()
+        .generation()
+        .heard()
+        .unwrap()
+        .sounding
+        .clone();
+    harness
+        .state_mut()
+        .apply(Command::UseShippedModel("composer".to_owned()));
+    settle(&mut harness);
+    let again = harness
+        .state()
+        .generation()
+        .heard()
+        .expect("the new model's reading");
+    assert_eq!(again.sounding.len(), before.len());
+    assert_ne!(again.sounding, before);
     press(&mut harness, Key::U);
     assert!(harness.state().generation().heard().is_none());
 }

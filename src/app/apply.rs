@@ -390,6 +390,9 @@ impl CadenzaApp {
         }
         self.generation.install(model);
         self.request_generation();
+        // The new model's suggestions and reading.
+        self.suggest_ghosts();
+        self.hear_again();
     }
 
     /// Opens a file in the background: a roll, a model or a SoundFont.
@@ -539,8 +542,11 @@ impl CadenzaApp {
             self.status = error.to_string();
         }
         self.generation.clear_result();
+        self.composing.opened();
+        self.view.fit_pitches(self.document.roll());
         self.rebuild_shown();
         self.status = "restored the last session".to_owned();
         self.request_generation();
+        self.hear_again();
     }
 }
