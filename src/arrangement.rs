@@ -517,6 +517,8 @@ impl PianoRoll {
             });
         }
 
+        self.play_runs_to_their_end(&mut notes, &voiced);
+
         let unvoiced: Vec<_> = self
             .notes()
             .into_iter()
@@ -682,6 +684,64 @@ impl PianoRoll {
             .collect();
         self.arrangement_mut().add_played(performance.parts, chosen);
         changed
+    }
+
+    /// Lengthens stored notes whose cells the roll holds longer (drawn or
+    /// generated over their end): where no voiced note of a pitch sounds
+    /// through a roll note's last step, the note voicing its onset that ends
+    /// last plays to the roll note's end, on the grid. Without this the cells
+    /// past it would be neither played nor written.
+    fn play_runs_to_their_end(&self, notes: &mut [PlayedNote], voiced: &HashSet<(usize, usize)>) {
+        // Per key: the voiced notes' indices sorted by start, and the latest
+        // end among each prefix.
+        let mut by_key: std::collections::HashMap<u8, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (index, note) in notes.iter().enumerate() {
+            if note.in_roll {
+                by_key.entry(note.key).or_default().push(index);
+            }
+        }
+        let mut longer: Vec<(usize, usize)> = Vec::new();
+        for (key, indices) in &mut by_key {
+            indices.sort_by_key(|&i| notes[i].start);
+            let mut latest = 0;
+            let prefix_end: Vec<usize> = indices
+                .iter()
+                .map(|&i| {
+                    latest = latest.max(notes[i].end());
+                    latest
+                })
+                .collect();
+            let Some(pitch) = Pitch::from_midi(*key) else {
+                continue;
+            };
+            for (k, &index) in indices.iter().enumerate() {
+                let start = notes[index].start;
+                if !voiced.contains(&(start, pitch.row())) {
+                    continue;
+                }
+                // The roll note at this onset: up to the next onset or silence.
+                let mut end = start + 1;
+                while self.is_sounding(end, pitch) && !self.is_onset(end, pitch) {
+                    end += 1;
+                }
+                let sounding_through = indices.partition_point(|&i| notes[i].start < end);
+                let covered = prefix_end[sounding_through - 1];
+                // Only the last of the notes at this onset (by end) grows.
+                let last_here = indices[k + 1..]
+                    .iter()
+                    .take_while(|&&i| notes[i].start == start)
+                    .all(|&i| notes[i].end() <= notes[index].end());
+                if covered < end && last_here {
+                    longer.push((index, end));
+                }
+            }
+        }
+        for (index, end) in longer {
+            let note = &mut notes[index];
+            note.len = end - note.start;
+            note.end_offset = 0;
+        }
     }
 
     /// One past the last step of the run of `pitch` that sounds at `start`.
@@ -936,5 +996,29 @@ mod unit_tests {
         assert_eq!(basses.len(), 2);
         assert!(basses.iter().all(|n| n.part == 1 && n.velocity == 70));
         assert_eq!(basses[1].len, 6);
+    }
+
+    #[test]
+    fn cells_held_past_a_stored_note_play_to_their_end() {
+        let mut roll = arranged(vec![
+            played(0, 60, 2, 0, 90),
+            // Two parts on one pitch, the second inside the first: unchanged.
+            played(4, 64, 8, 0, 80),
+            played(6, 64, 2, 1, 50),
+        ]);
+        // Cells drawn on from the C's end, with no onset of their own.
+        for step in 2..6 {
+            roll.set(step, pitch(60), true);
+        }
+        let performance = roll.performance(100);
+        let c = performance.notes.iter().find(|n| n.key == 60).unwrap();
+        assert_eq!((c.start, c.len, c.velocity, c.part), (0, 6, 90, 0));
+        let es: Vec<(usize, usize)> = performance
+            .notes
+            .iter()
+            .filter(|n| n.key == 64)
+            .map(|n| (n.start, n.len))
+            .collect();
+        assert_eq!(es, vec![(4, 8), (6, 2)]);
     }
 }
