@@ -57,20 +57,20 @@ pub struct ShippedModel {
 /// The shipped models; [`DEFAULT_MODEL`] is used when the user names none.
 pub const SHIPPED_MODELS: &[ShippedModel] = &[
     ShippedModel {
-        name: "roll",
-        former_names: &[],
-        file_name: "roll.cadenza",
-        description: "Cadenza's own network (an LSTM over the steps) trained on the corpus with \
-                      binary cross-entropy: needs no boost",
-        bytes: include_bytes!("../assets/models/roll.cadenza"),
-    },
-    ShippedModel {
         name: "composer",
         former_names: &[],
         file_name: "composer.cadenza",
         description: "the composer (chords drawn note by note, the beat, filling from both \
                       sides) trained on the corpus",
         bytes: include_bytes!("../assets/models/composer.cadenza"),
+    },
+    ShippedModel {
+        name: "roll",
+        former_names: &[],
+        file_name: "roll.cadenza",
+        description: "Cadenza's own network (an LSTM over the steps) trained on the corpus with \
+                      binary cross-entropy: needs no boost",
+        bytes: include_bytes!("../assets/models/roll.cadenza"),
     },
     ShippedModel {
         name: "jsb",
@@ -99,7 +99,7 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
 ];
 
 /// The model the app and the CLI use when given none.
-pub const DEFAULT_MODEL: &str = "roll";
+pub const DEFAULT_MODEL: &str = "composer";
 
 /// The shipped model of that name.
 pub fn shipped_model(name: &str) -> Option<&'static ShippedModel> {

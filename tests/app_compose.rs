@@ -80,8 +80,8 @@ fn a_span_dragged_on_the_ruler_fills_in_variations_that_keep_and_undo() {
     let generated = app.generation().result().expect("a fill");
     assert!(generated.is_fill(), "{}", app.status());
     assert_eq!(generated.continuations.len(), 3);
-    // The shipped roll LSTM only continues: the composer fills.
-    assert_eq!(generated.filled_by, Some("composer"));
+    // The default model, the composer, fills itself.
+    assert_eq!(generated.filled_by, None);
     // Auditioning loops the span.
     assert_eq!(app.loop_region(), Some((32.0, 48.0)));
     // The shown roll changes inside the span only.
@@ -117,6 +117,17 @@ fn a_span_dragged_on_the_ruler_fills_in_variations_that_keep_and_undo() {
         harness.state().document().roll().sounding_masks(),
         before.sounding_masks()
     );
+
+    // The roll LSTM only continues: the composer fills for it.
+    harness
+        .state_mut()
+        .apply(Command::UseShippedModel("roll".to_owned()));
+    settle(&mut harness);
+    press(&mut harness, Key::F);
+    let generated = harness.state().generation().result().unwrap();
+    assert!(generated.is_fill());
+    assert_eq!(generated.filled_by, Some("composer"));
+    assert!(harness.state().status().contains("with the composer"));
 }
 
 #[test]
@@ -382,7 +393,7 @@ fn the_surprise_lens_reads_every_note_and_a_wrong_note_stands_out() {
         .clone();
     harness
         .state_mut()
-        .apply(Command::UseShippedModel("composer".to_owned()));
+        .apply(Command::UseShippedModel("roll".to_owned()));
     settle(&mut harness);
     let again = harness
         .state()

@@ -261,7 +261,7 @@ fn the_shipped_models_load_and_generate_with_no_arguments() {
     let out = cadenza(&["generate", "--out", path(&song)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("roll (shipped)"),
+        text(&out.stderr).contains("composer (shipped)"),
         "{}",
         text(&out.stderr)
     );
