@@ -1314,16 +1314,9 @@ pub fn fill(
             steps,
         });
     }
-    let masks = roll.sounding_masks();
-    // Silence before the piece leads its first step in, as in training.
-    let lead_in = [0u128];
-    let seed = if range.start == 0 {
-        &lead_in[..]
-    } else {
-        &masks[range.start.saturating_sub(CONTEXT_STEPS)..range.start]
-    };
-    let after = (range.end < steps).then(|| After {
-        steps: &masks[range.end..(range.end + CONTEXT_STEPS).min(steps)],
+    let (seed, after) = fill_context(roll.sounding_masks(), &range);
+    let after = after.map(|steps| After {
+        steps,
         at: range.end,
     });
     let placement = Placement {
@@ -1377,6 +1370,26 @@ pub fn hear(
         predictor.advance(&[step])?;
     }
     Ok(())
+}
+
+/// What a fill of `range` hears of `masks` (a roll's steps): up to
+/// [`CONTEXT_STEPS`] steps before the gap (a silent step at the piece's
+/// start, which leads its first step in as in training), and as many after
+/// it, if any.
+pub fn fill_context<'m>(
+    masks: &'m [u128],
+    range: &std::ops::Range<usize>,
+) -> (&'m [u128], Option<&'m [u128]>) {
+    const LEAD_IN: &[u128] = &[0];
+    let start = range.start.min(masks.len());
+    let seed = if start == 0 {
+        LEAD_IN
+    } else {
+        &masks[start.saturating_sub(CONTEXT_STEPS)..start]
+    };
+    let after = (range.end < masks.len())
+        .then(|| &masks[range.end..(range.end + CONTEXT_STEPS).min(masks.len())]);
+    (seed, after)
 }
 
 /// Writes steps given as bitmasks as 0/1 floats, `[steps, 106]` row-major.

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::generation::{GenerateRequest, Generated, Passage, range_rows};
 use super::{CadenzaApp, Clip, Command, Selection};
-use crate::generate::{CONTEXT_STEPS, Constraints, GenerateOptions, seed_context};
+use crate::generate::{Constraints, GenerateOptions, fill_context, seed_context};
 use crate::music::{Key, estimate_key};
 use crate::roll::PITCH_COUNT;
 
@@ -129,17 +129,8 @@ impl CadenzaApp {
                 if range.is_empty() {
                     return Err("the span to fill is empty".to_owned());
                 }
-                let masks = roll.sounding_masks();
-                let seed = if range.start == 0 {
-                    // Silence before the piece leads its first step in.
-                    vec![0]
-                } else {
-                    let start = range.start.min(masks.len());
-                    masks[start.saturating_sub(CONTEXT_STEPS)..start].to_vec()
-                };
-                let after = (range.end < masks.len()).then(|| {
-                    masks[range.end..(range.end + CONTEXT_STEPS).min(masks.len())].to_vec()
-                });
+                let (seed, after) = fill_context(roll.sounding_masks(), range);
+                let (seed, after) = (seed.to_vec(), after.map(<[u128]>::to_vec));
                 let options = GenerateOptions {
                     steps: range.len(),
                     ..options
