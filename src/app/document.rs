@@ -21,22 +21,30 @@ pub struct Version {
 }
 
 /// Earlier and later versions of the roll, oldest first, dropping the
-/// oldest when they would take more than the budget.
+/// oldest when they would take more than the budget. Each is kept with the
+/// bytes counted for it.
 #[derive(Debug, Default)]
 pub struct UndoHistory {
-    undo: VecDeque<Version>,
-    redo: Vec<Version>,
+    undo: VecDeque<(Version, usize)>,
+    redo: Vec<(Version, usize)>,
     /// Bytes the versions hold.
     bytes: usize,
     budget: usize,
 }
 
-/// Bytes a version's masks take.
-fn version_bytes(version: &Version) -> usize {
-    // The arrangement is shared between versions until one changes it, so
-    // it is not counted per version.
+/// Bytes `version` holds beside its neighbour in the history: its masks and
+/// locks, and its arrangement (played notes) where it is not the one
+/// `neighbour` shares (an edit of velocities or a move made a copy).
+fn version_bytes(version: &Version, neighbour: &Version) -> usize {
     let mask = std::mem::size_of::<u128>();
-    version.roll.steps() * 2 * mask + version.locked.len() * (mask + std::mem::size_of::<usize>())
+    let cells = version.roll.steps() * 2 * mask
+        + version.locked.len() * (mask + std::mem::size_of::<usize>());
+    let arrangement = version.roll.arrangement();
+    if std::ptr::eq(arrangement, neighbour.roll.arrangement()) {
+        cells
+    } else {
+        cells + std::mem::size_of_val(arrangement.notes())
+    }
 }
 
 impl UndoHistory {
@@ -48,38 +56,42 @@ impl UndoHistory {
         }
     }
 
-    /// Remembers `before` as the version an edit replaced; redo is gone.
-    pub fn record(&mut self, before: Version) {
-        self.bytes += version_bytes(&before);
-        self.undo.push_back(before);
-        for dropped in self.redo.drain(..) {
-            self.bytes -= version_bytes(&dropped);
+    /// Remembers `before` as the version an edit replaced with `current`;
+    /// redo is gone.
+    pub fn record(&mut self, before: Version, current: &Version) {
+        let bytes = version_bytes(&before, current);
+        self.bytes += bytes;
+        self.undo.push_back((before, bytes));
+        for (_, dropped) in self.redo.drain(..) {
+            self.bytes -= dropped;
         }
         while self.bytes > self.budget {
-            let Some(oldest) = self.undo.pop_front() else {
+            let Some((_, oldest)) = self.undo.pop_front() else {
                 break;
             };
-            self.bytes -= version_bytes(&oldest);
+            self.bytes -= oldest;
         }
     }
 
     /// The version before `current`, taking `current` for redo.
     pub fn undo(&mut self, current: Version) -> Result<Version, Version> {
-        let Some(previous) = self.undo.pop_back() else {
+        let Some((previous, counted)) = self.undo.pop_back() else {
             return Err(current);
         };
-        self.bytes = self.bytes + version_bytes(&current) - version_bytes(&previous);
-        self.redo.push(current);
+        let bytes = version_bytes(&current, &previous);
+        self.bytes = self.bytes + bytes - counted;
+        self.redo.push((current, bytes));
         Ok(previous)
     }
 
     /// The version undone last, taking `current` for undo.
     pub fn redo(&mut self, current: Version) -> Result<Version, Version> {
-        let Some(next) = self.redo.pop() else {
+        let Some((next, counted)) = self.redo.pop() else {
             return Err(current);
         };
-        self.bytes = self.bytes + version_bytes(&current) - version_bytes(&next);
-        self.undo.push_back(current);
+        let bytes = version_bytes(&current, &next);
+        self.bytes = self.bytes + bytes - counted;
+        self.undo.push_back((current, bytes));
         Ok(next)
     }
 
@@ -238,7 +250,7 @@ impl Document {
         if self.content == before {
             return false;
         }
-        self.history.record(before);
+        self.history.record(before, &self.content);
         self.changed();
         true
     }
@@ -252,7 +264,7 @@ impl Document {
                 locked: Locks::new(),
             },
         );
-        self.history.record(before);
+        self.history.record(before, &self.content);
         self.name = name;
         self.selection = None;
         self.changed();
@@ -692,10 +704,11 @@ mod unit_tests {
 
     #[test]
     fn the_history_keeps_to_its_budget_and_undo_redo_swap_versions() {
-        let each = version_bytes(&roll(100));
+        let current = roll(100);
+        let each = version_bytes(&roll(100), &current);
         let mut history = UndoHistory::with_budget(3 * each);
         for _ in 0..10 {
-            history.record(roll(100));
+            history.record(roll(100), &current);
         }
         assert_eq!(history.undo_depth(), 3);
         assert_eq!(history.bytes(), 3 * each);
@@ -704,8 +717,30 @@ mod unit_tests {
         assert!(history.can_redo());
         assert_eq!(history.redo(back).unwrap().roll.steps(), 200);
         // One roll larger than the budget is not kept at all.
-        history.record(roll(1_000));
+        history.record(roll(1_000), &current);
         assert!(history.bytes() <= 3 * each);
+    }
+
+    #[test]
+    fn an_arrangement_an_edit_copied_counts_against_the_budget() {
+        let mut played = roll(16);
+        let part = crate::arrangement::Part {
+            name: "piano".into(),
+            channel: 0,
+        };
+        let note = crate::arrangement::PlayedNote::on_grid(0, 1, 60, 0, 90, 0);
+        played
+            .roll
+            .arrangement_mut()
+            .add_played(vec![part], vec![note]);
+        let cells_only = version_bytes(&played, &played.clone());
+        // An edit of the arrangement (velocities, a move) copies it.
+        let mut edited = played.clone();
+        edited.roll.arrangement_mut().set_target_part(Some(0));
+        assert_eq!(
+            version_bytes(&played, &edited),
+            cells_only + std::mem::size_of::<crate::arrangement::PlayedNote>()
+        );
     }
 
     fn note(start: usize, midi: u8, len: usize) -> RollNote {
