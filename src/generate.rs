@@ -1084,16 +1084,19 @@ fn compose_in_lanes(
                     first_variation,
                     variations: per_lane.min(options.variations - first_variation),
                 };
+                // Each lane has a core: its products stay whole.
                 scope.spawn(move || {
-                    compose_lane(
-                        predictor.as_mut(),
-                        seed,
-                        placement,
-                        constraints,
-                        options,
-                        lane,
-                        stop,
-                    )
+                    crate::model::split::without_splitting(|| {
+                        compose_lane(
+                            predictor.as_mut(),
+                            seed,
+                            placement,
+                            constraints,
+                            options,
+                            lane,
+                            stop,
+                        )
+                    })
                 })
             })
             .collect();

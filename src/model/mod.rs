@@ -9,6 +9,7 @@ pub mod composer;
 mod lstm;
 pub mod native;
 pub mod recurrent;
+pub(crate) mod split;
 pub mod summary;
 
 use burn::module::Module;

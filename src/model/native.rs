@@ -15,9 +15,12 @@
 //! per generated step, its input projection a sum of kernel rows; and the
 //! composer in [`NativeComposer`], whose steps are drawn pitch by pitch.
 
+use std::sync::Arc;
+
 use burn::tensor::Tensor;
 
 use super::composer::{GAP_FEATURES, gap_features, gap_nearness};
+use super::split::{self, worth_splitting};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
 use crate::meter::{METER_FEATURES, Meter};
 use crate::roll::{mask_bits, mask_to_floats};
@@ -35,7 +38,7 @@ type QuadRow = [[f32; 4]; 4];
 
 /// A dense layer `[d_input, d_output]`, row-major, with its bias.
 #[derive(Clone, Debug)]
-struct Dense {
+pub(super) struct Dense {
     d_input: usize,
     d_output: usize,
     weight: Vec<f32>,
@@ -97,7 +100,7 @@ impl Dense {
     /// are zero in every sequence of a block are left out when there are
     /// enough of them to pay for the indexing; inputs mostly zero go through
     /// the plain loop.
-    fn apply_many(&self, xs: &[f32], out: &mut [f32]) {
+    pub(super) fn apply_many(&self, xs: &[f32], out: &mut [f32]) {
         let (d_input, d_output) = (self.d_input, self.d_output);
         if !self.zero_terms_vanish || d_input == 0 || d_output == 0 {
             self.apply_each_row(xs, out);
@@ -180,6 +183,66 @@ impl Dense {
                 let [x, y] = inputs.sums(panels, bias);
                 put(sequences - 1, first, &x);
                 put(sequences - 1, first + PANEL, &y);
+            }
+        }
+    }
+
+    pub(super) fn d_output(&self) -> usize {
+        self.d_output
+    }
+
+    /// Bytes of the panels a product reads.
+    pub(super) fn panel_bytes(&self) -> usize {
+        std::mem::size_of_val(self.panels.as_slice())
+    }
+
+    /// Pairs of panels ([`one_sums`] computes one pair at a time).
+    pub(super) fn panel_pairs(&self) -> usize {
+        self.panel_bias.len() / (2 * PANEL)
+    }
+
+    /// The output columns of panel pairs `pairs` (the padding left out).
+    pub(super) fn pair_columns(&self, pairs: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let column = |pair: usize| (pair * 2 * PANEL).min(self.d_output);
+        column(pairs.start)..column(pairs.end)
+    }
+
+    /// Whether [`apply_many`](Self::apply_many) takes one sequence `x`
+    /// through the panel kernels (else the plain loop, as fast for it).
+    pub(super) fn panels_fit(&self, x: &[f32]) -> bool {
+        let zeros = x.iter().filter(|&&v| v == 0.0).count();
+        self.zero_terms_vanish
+            && self.d_output > 0
+            && !x.is_empty()
+            && (zeros as f64) < 0.4 * x.len() as f64
+    }
+
+    /// The columns of panel pairs `pairs` of `bias + x W` for one sequence
+    /// `x` into `out` (a whole output row), bit for bit as
+    /// [`apply_many`](Self::apply_many) gives them: the same kernel, the
+    /// same order. Other columns are left as they are.
+    pub(super) fn apply_one_pairs(
+        &self,
+        x: &[f32],
+        pairs: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let inputs = OneInputs::new(x);
+        let biases = self.panel_bias.as_chunks::<PANEL>().0.as_chunks::<2>().0;
+        let pair_len = 2 * PANEL * self.d_input;
+        for pair in pairs {
+            let panels = &self.panels[pair * pair_len..(pair + 1) * pair_len];
+            let (a, b) = panels.split_at(PANEL * self.d_input);
+            let sums = inputs.sums(
+                [a.as_chunks::<PANEL>().0, b.as_chunks::<PANEL>().0],
+                &biases[pair],
+            );
+            for (half, sums) in sums.iter().enumerate() {
+                let first = (2 * pair + half) * PANEL;
+                if first < self.d_output {
+                    let width = PANEL.min(self.d_output - first);
+                    out[first..first + width].copy_from_slice(&sums[..width]);
+                }
             }
         }
     }
@@ -682,8 +745,11 @@ struct NativeLstm {
     sparse_rows: usize,
     /// Input kernel `[d_input, 4u]`.
     kernel: Vec<f32>,
-    /// Recurrent kernel `[u, 4u]` with the LSTM's bias.
-    recurrent: Dense,
+    /// Recurrent kernel `[u, 4u]` with the LSTM's bias (shared with the
+    /// thread that computes half of a large product, see [`super::split`]).
+    recurrent: Arc<Dense>,
+    /// Whether one sequence's recurrent product goes to two cores.
+    split: bool,
 }
 
 /// Hidden and cell states of several sequences, `[sequences, units]` each.
@@ -715,16 +781,18 @@ impl LstmStates {
 impl NativeLstm {
     fn from_keras(lstm: &super::KerasLstm, sparse_rows: usize) -> Result<Self, NativeCopyError> {
         let [_, gates] = lstm.kernel.dims();
+        let recurrent = Dense::new(
+            lstm.units,
+            gates,
+            read_tensor(lstm.recurrent_kernel.val())?,
+            read_tensor(lstm.bias.val())?,
+        );
         Ok(Self {
             units: lstm.units,
             sparse_rows,
             kernel: read_tensor(lstm.kernel.val())?,
-            recurrent: Dense::new(
-                lstm.units,
-                gates,
-                read_tensor(lstm.recurrent_kernel.val())?,
-                read_tensor(lstm.bias.val())?,
-            ),
+            split: worth_splitting(&recurrent),
+            recurrent: Arc::new(recurrent),
         })
     }
 
@@ -749,7 +817,11 @@ impl NativeLstm {
         let width = 4 * units;
         let dense_rows = self.kernel.len() / width - self.sparse_rows;
         // bias + h U, then + the kernel rows of the inputs.
-        self.recurrent.apply_many(hidden, gates);
+        if self.split && masks.len() == 1 && hidden.len() == units {
+            split::apply_one(&self.recurrent, hidden, gates);
+        } else {
+            self.recurrent.apply_many(hidden, gates);
+        }
         for (s, (&mask, gates)) in masks.iter().zip(gates.chunks_exact_mut(width)).enumerate() {
             for pitch in mask_bits(mask) {
                 if pitch < self.sparse_rows {
@@ -1207,6 +1279,100 @@ mod unit_tests {
                 dense.apply_many(&xs, &mut out);
                 assert_eq!(bits(&out), bits(&reference(&dense, &xs, n)));
             }
+        }
+    }
+
+    #[test]
+    fn any_split_of_the_panel_pairs_gives_the_whole_products_bits() {
+        let mut rng = seeded(12);
+        for (d_input, d_output) in [(256, 1024), (411, 234), (7, 33)] {
+            let dense = random_dense(&mut rng, d_input, d_output);
+            let pairs = dense.panel_pairs();
+            for _ in 0..4 {
+                let x = random_inputs(&mut rng, 1, d_input);
+                let mut whole = vec![f32::NAN; d_output];
+                dense.apply_many(&x, &mut whole);
+                let cut = rng.random_range(0..=pairs);
+                let mut halves = vec![f32::NAN; d_output];
+                dense.apply_one_pairs(&x, 0..cut, &mut halves);
+                dense.apply_one_pairs(&x, cut..pairs, &mut halves);
+                assert_eq!(
+                    bits(&halves),
+                    bits(&whole),
+                    "{d_input} -> {d_output}, cut {cut}"
+                );
+                let columns = dense.pair_columns(0..cut);
+                assert_eq!(columns.start, 0);
+                assert!(columns.end <= d_output);
+            }
+        }
+    }
+
+    /// The helper thread's half and the caller's give the whole product's
+    /// bits, also when two generations ask at once (one of them then
+    /// computes its product whole).
+    #[test]
+    fn split_products_match_the_whole_ones_bit_for_bit() {
+        let mut rng = seeded(13);
+        let dense = Arc::new(random_dense(&mut rng, 256, 1024));
+        let inputs: Vec<Vec<f32>> = (0..40)
+            .map(|_| (0..256).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+            .collect();
+        let expected: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|x| {
+                let mut out = vec![0.0; 1024];
+                dense.apply_many(x, &mut out);
+                bits(&out)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    let mut out = vec![f32::NAN; 1024];
+                    for (x, want) in inputs.iter().zip(&expected) {
+                        split::apply_one(&dense, x, &mut out);
+                        assert_eq!(&bits(&out), want);
+                    }
+                });
+            }
+        });
+        // Kept whole where asked, the same bits.
+        let mut out = vec![f32::NAN; 1024];
+        split::without_splitting(|| split::apply_one(&dense, &inputs[0], &mut out));
+        assert_eq!(bits(&out), expected[0]);
+    }
+
+    /// An LSTM that splits its recurrent product steps to the same states,
+    /// bit for bit, as one that does not.
+    #[test]
+    fn a_split_lstm_step_keeps_the_bits() {
+        let mut rng = seeded(14);
+        let (units, pitches) = (256, 106);
+        let kernel = (0..pitches * 4 * units)
+            .map(|_| rng.random_range(-0.3f32..0.3))
+            .collect();
+        let recurrent = random_dense(&mut rng, units, 4 * units);
+        let split = NativeLstm {
+            units,
+            sparse_rows: pitches,
+            kernel,
+            recurrent: Arc::new(recurrent),
+            split: true,
+        };
+        let whole = NativeLstm {
+            split: false,
+            ..split.clone()
+        };
+        let (mut a, mut b) = (LstmStates::default(), LstmStates::default());
+        split.reset(&mut a, 1);
+        whole.reset(&mut b, 1);
+        for _ in 0..30 {
+            let mask = (0..4).fold(0u128, |m, _| m | 1u128 << rng.random_range(20..90));
+            split.advance(&mut a, &[mask], &[]);
+            whole.advance(&mut b, &[mask], &[]);
+            assert_eq!(bits(&a.hidden), bits(&b.hidden));
+            assert_eq!(bits(&a.cell), bits(&b.cell));
         }
     }
 
