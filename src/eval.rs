@@ -333,11 +333,20 @@ pub struct FillLikelihood {
     pub fill_nll_per_frame: f64,
     /// The same steps given only the music before.
     pub continue_nll_per_frame: f64,
+    /// The gaps that start on a beat (a selection snapped to beats or
+    /// bars), and the same two figures over them: their first step usually
+    /// starts a chord and the step after them the next one.
+    pub on_beat_gaps: usize,
+    pub on_beat_fill_nll_per_frame: f64,
+    pub on_beat_continue_nll_per_frame: f64,
 }
 
-/// Cuts `gap`-step gaps out of every validation song (one every `2 * gap`
-/// steps, each with at least `gap` steps of music before and one after) and
-/// scores their real steps with and without the music after.
+/// Cuts `gap`-step gaps out of every validation song (one every `2 * gap +
+/// 1` steps, each with at least `gap` steps of music before and one after)
+/// and scores their real steps with and without the music after. The odd
+/// spacing puts gaps at every place in the bar in turn: an even one would
+/// start every 1-step gap on the second half of a beat, where a held note
+/// already tells the step.
 pub fn fill_likelihood(
     predictor: &mut dyn Predictor,
     data: &Dataset,
@@ -348,7 +357,8 @@ pub fn fill_likelihood(
         gap,
         ..FillLikelihood::default()
     };
-    let (mut fill, mut continuing) = ((0.0, 0.0), (0.0, 0.0));
+    // Nats with and without the music after: every gap, then those on a beat.
+    let (mut all, mut on_beat) = ([0.0; 2], [0.0; 2]);
     let mut probabilities = Vec::new();
     for (song, meter) in data.songs(true).zip(data.meters(true)) {
         let mut start = gap;
@@ -359,28 +369,43 @@ pub fn fill_likelihood(
                 steps: &song[end..(end + CONTEXT_STEPS).min(song.len())],
                 at: end,
             };
-            for (with_after, sums) in [(true, &mut fill), (false, &mut continuing)] {
+            let mut nats = [0.0; 2];
+            for (with_after, sum) in [true, false].into_iter().zip(&mut nats) {
                 predictor.place(&Placement {
                     meter,
                     first_step: start,
                     after: with_after.then_some(after),
                 })?;
                 predictor.start(&[seed])?;
+                let mut sums = (0.0, 0.0);
                 for &step in &song[start..end] {
                     predictor.conditionals(&[step], &mut probabilities)?;
-                    add_nll(&[step], &probabilities, sums);
+                    add_nll(&[step], &probabilities, &mut sums);
                     predictor.advance(&[step])?;
                 }
+                *sum = sums.0;
             }
+            add_pair(&mut all, nats);
             result.gaps += 1;
-            result.frames += gap;
-            start += 2 * gap;
+            if meter.is_beat(start) {
+                add_pair(&mut on_beat, nats);
+                result.on_beat_gaps += 1;
+            }
+            start += 2 * gap + 1;
         }
     }
-    let count = result.frames.max(1) as f64;
-    result.fill_nll_per_frame = fill.0 / count;
-    result.continue_nll_per_frame = continuing.0 / count;
+    let per_frame = |nats: f64, gaps: usize| nats / (gaps * gap).max(1) as f64;
+    result.frames = result.gaps * gap;
+    result.fill_nll_per_frame = per_frame(all[0], result.gaps);
+    result.continue_nll_per_frame = per_frame(all[1], result.gaps);
+    result.on_beat_fill_nll_per_frame = per_frame(on_beat[0], result.on_beat_gaps);
+    result.on_beat_continue_nll_per_frame = per_frame(on_beat[1], result.on_beat_gaps);
     Ok(result)
+}
+
+fn add_pair(sums: &mut [f64; 2], nats: [f64; 2]) {
+    sums[0] += nats[0];
+    sums[1] += nats[1];
 }
 
 /// Sounding notes per step, notes per non-empty step, mean note length and

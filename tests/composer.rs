@@ -560,6 +560,14 @@ fn eval_reports_the_benchmark_figure_gaps_and_the_music() {
     assert!(fill["gaps"].as_u64().unwrap() > 0, "{fill}");
     assert!(fill["fill_nll_per_frame"].as_f64().unwrap() > 0.0);
     assert!(fill["continue_nll_per_frame"].as_f64().unwrap() > 0.0);
+    // Gaps start at every place in the bar, some of them on a beat (the
+    // chorales are read at four steps a beat).
+    let (gaps, on_beat) = (
+        fill["gaps"].as_u64().unwrap(),
+        fill["on_beat_gaps"].as_u64().unwrap(),
+    );
+    assert!(on_beat > 0 && 2 * on_beat < gaps, "{fill}");
+    assert!(fill["on_beat_fill_nll_per_frame"].as_f64().unwrap() > 0.0);
     let free = &report["free_running"];
     for figures in [&free["music"], &free["data_music"]] {
         for share in ["clash_share", "in_key_share", "on_beat_share"] {
@@ -576,8 +584,8 @@ fn eval_reports_the_benchmark_figure_gaps_and_the_music() {
 }
 
 /// Songs of random chords, each held for two steps from step 1 on: the past
-/// cannot tell the first step of a pair (steps 1, 3, 5 ...: where
-/// `fill_likelihood` puts 1-step gaps), the music after can.
+/// cannot tell the first step of a pair (steps 1, 3, 5 ...: every other
+/// 1-step gap `fill_likelihood` cuts), the music after can.
 fn held_random_chords(count: usize, seed: u64) -> Vec<SongRoll> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)

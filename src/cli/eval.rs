@@ -43,10 +43,12 @@ use crate::limits;
 /// 106 rows. The composer scores a step by the chain rule; networks with
 /// independent outputs multiply their pitches' probabilities.
 ///
-/// With --fill N: real N-step gaps (one every 2N steps of each song, with
-/// music on both sides) scored given both sides (`fill_nll_per_frame`) and
-/// given the music before only (`continue_nll_per_frame`), nats per frame
-/// over all rows. Only the composer hears the music after a gap.
+/// With --fill N: real N-step gaps (one every 2N+1 steps of each song, so
+/// they start at every place in the bar, with music on both sides) scored
+/// given both sides (`fill_nll_per_frame`) and given the music before only
+/// (`continue_nll_per_frame`), nats per frame over all rows; and the same
+/// over the gaps that start on a beat, as a selection snapped to beats
+/// would. Only the composer hears the music after a gap.
 ///
 /// Music (generated continuations beside the real steps that follow the
 /// same seed windows): the share of sounding steps with a semitone clash
@@ -242,17 +244,7 @@ fn to_text(report: &Report) -> String {
         l.frames, l.frame_nll_88, l.nll_per_step
     );
     if let Some(fill) = &report.evaluation.fill {
-        let gain = 1.0 - fill.fill_nll_per_frame / fill.continue_nll_per_frame.max(1e-12);
-        let _ = writeln!(
-            text,
-            "{} gaps of {} steps: fill_nll_per_frame {:.3}, continue_nll_per_frame {:.3} ({:.1}% \
-             lower with the music after)",
-            fill.gaps,
-            fill.gap,
-            fill.fill_nll_per_frame,
-            fill.continue_nll_per_frame,
-            gain * 100.0
-        );
+        write_fill(&mut text, fill);
     }
     for (name, s) in [("at 0.5", &t.at_half), ("best", &t.best)] {
         let _ = writeln!(
@@ -316,4 +308,26 @@ fn to_text(report: &Report) -> String {
         f.curve_ratio_range.1
     );
     text
+}
+
+/// The fill figures' line: every gap, then those that start on a beat.
+fn write_fill(text: &mut String, fill: &crate::eval::FillLikelihood) {
+    let gain = |with: f64, without: f64| 100.0 * (1.0 - with / without.max(1e-12));
+    let _ = writeln!(
+        text,
+        "{} gaps of {} steps: fill_nll_per_frame {:.3}, continue_nll_per_frame {:.3} ({:.1}% \
+         lower with the music after); the {} starting on a beat: {:.3} against {:.3} ({:.1}%)",
+        fill.gaps,
+        fill.gap,
+        fill.fill_nll_per_frame,
+        fill.continue_nll_per_frame,
+        gain(fill.fill_nll_per_frame, fill.continue_nll_per_frame),
+        fill.on_beat_gaps,
+        fill.on_beat_fill_nll_per_frame,
+        fill.on_beat_continue_nll_per_frame,
+        gain(
+            fill.on_beat_fill_nll_per_frame,
+            fill.on_beat_continue_nll_per_frame
+        ),
+    );
 }
