@@ -203,9 +203,12 @@ fn the_app_window_opens_under_xvfb_and_is_captured() {
         vec!["key", "f"],
         vec!["mousemove", "--sync", "1200", "790"],
     ];
+    // Each event gets time for a frame of its own even on a loaded machine
+    // (the software renderer can take over 150 ms a frame there): a press,
+    // the moves and the release in one frame would make a click, not a drag.
     for args in &steps {
         assert!(xdotool(&xdo, &screen, args), "xdotool {args:?}");
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(400));
     }
     let filled = artifacts.join("cadenza-fill.png");
     let started = Instant::now();
