@@ -229,6 +229,9 @@ impl CadenzaApp {
         store: Option<SessionStore>,
         file: Option<&std::path::Path>,
     ) -> Self {
+        // The UI and the audio need a core of their own: a lone generation
+        // takes a second one only where a third is left for them.
+        crate::model::split::leave_a_core_for_the_ui();
         let wake: Waker = {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())

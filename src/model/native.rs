@@ -1309,8 +1309,8 @@ mod unit_tests {
     }
 
     /// The helper thread's half and the caller's give the whole product's
-    /// bits, also when two generations ask at once (one of them then
-    /// computes its product whole).
+    /// bits, also when three generations ask at once (those that find the
+    /// helper busy compute whole, or wait for it in the forced case).
     #[test]
     fn split_products_match_the_whole_ones_bit_for_bit() {
         let mut rng = seeded(13);
@@ -1327,11 +1327,16 @@ mod unit_tests {
             })
             .collect();
         std::thread::scope(|scope| {
-            for _ in 0..3 {
-                scope.spawn(|| {
+            for forced in [true, true, false] {
+                let (dense, inputs, expected) = (&dense, &inputs, &expected);
+                scope.spawn(move || {
                     let mut out = vec![f32::NAN; 1024];
-                    for (x, want) in inputs.iter().zip(&expected) {
-                        split::apply_one(&dense, x, &mut out);
+                    for (x, want) in inputs.iter().zip(expected) {
+                        if forced {
+                            assert!(split::apply_on_the_helper(dense, x, &mut out));
+                        } else {
+                            split::apply_one(dense, x, &mut out);
+                        }
                         assert_eq!(&bits(&out), want);
                     }
                 });

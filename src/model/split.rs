@@ -14,10 +14,21 @@
 //! takes to wake a sleeping thread, so the helper spins between them for a
 //! short while ([`SPIN`]) and only then parks: it costs a core only while a
 //! generation runs, as the variations that already share the cores do.
+//!
+//! A process that also draws a UI and plays audio (the app) splits only
+//! where that leaves them a core ([`leave_a_core_for_the_ui`]): on two cores
+//! a spinning helper, the generation and the UI thread would take turns and
+//! a slider's generation came 25% slower, not faster.
+//!
+//! The caller never waits on a helper that has not started: when its own
+//! half is done and the helper has not taken the other (no core was free
+//! for it, say the UI thread was drawing), the caller takes it back and
+//! computes it too. So with more threads than cores a generation is no
+//! slower than unsplit.
 
 use std::cell::Cell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,6 +46,14 @@ const SPLIT_FROM_BYTES: usize = 512 * 1024;
 /// Whether one sequence's products with `dense` are worth splitting here.
 pub(super) fn worth_splitting(dense: &Dense) -> bool {
     cores() >= 2 && dense.panel_bytes() >= SPLIT_FROM_BYTES && dense.panel_pairs() >= 2
+}
+
+/// Cores a split needs: two, or three once the process has a UI.
+static CORES_NEEDED: AtomicUsize = AtomicUsize::new(2);
+
+/// From now on, splits only where a core is left for the UI and the audio.
+pub(crate) fn leave_a_core_for_the_ui() {
+    CORES_NEEDED.store(3, Ordering::Relaxed);
 }
 
 fn cores() -> usize {
@@ -61,7 +80,10 @@ pub(crate) fn without_splitting<T>(f: impl FnOnce() -> T) -> T {
 /// the helper thread when it is free, else everything here. The same bits
 /// either way.
 pub(super) fn apply_one(dense: &Arc<Dense>, x: &[f32], out: &mut [f32]) {
-    let helper = if ALONE_HERE.with(Cell::get) || !dense.panels_fit(x) {
+    let helper = if ALONE_HERE.with(Cell::get)
+        || cores() < CORES_NEEDED.load(Ordering::Relaxed)
+        || !dense.panels_fit(x)
+    {
         None
     } else {
         helper().filter(|helper| helper.claim())
@@ -73,6 +95,21 @@ pub(super) fn apply_one(dense: &Arc<Dense>, x: &[f32], out: &mut [f32]) {
         }
         None => dense.apply_many(x, out),
     }
+}
+
+/// [`apply_one`] on the helper whatever the cores (waiting while another
+/// product holds it), for tests of the hand-over; false if no thread starts.
+#[cfg(test)]
+pub(super) fn apply_on_the_helper(dense: &Arc<Dense>, x: &[f32], out: &mut [f32]) -> bool {
+    let Some(helper) = helper() else {
+        return false;
+    };
+    while !helper.claim() {
+        std::thread::yield_now();
+    }
+    helper.apply(dense, x, out);
+    helper.busy.store(false, Ordering::Release);
+    true
 }
 
 /// The process's helper, started on first use (none if no thread starts).
@@ -93,6 +130,9 @@ struct Helper {
 struct Shared {
     /// Products asked for so far.
     posted: AtomicU64,
+    /// The last product someone took on: the helper when it starts one, or
+    /// the caller when it takes the helper's half back.
+    taken: AtomicU64,
     /// Products the helper has finished.
     done: AtomicU64,
     request: Mutex<Request>,
@@ -119,6 +159,7 @@ impl Helper {
     fn start() -> Option<Self> {
         let shared = Arc::new(Shared {
             posted: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
             done: AtomicU64::new(0),
             request: Mutex::new(Request::default()),
         });
@@ -161,6 +202,16 @@ impl Helper {
         let ticket = self.shared.posted.fetch_add(1, Ordering::Release) + 1;
         self.thread.thread().unpark();
         dense.apply_one_pairs(x, 0..split, out);
+        if self
+            .shared
+            .taken
+            .compare_exchange(ticket - 1, ticket, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // The helper has not started: its half is done here, whole.
+            dense.apply_one_pairs(x, split..pairs, out);
+            return;
+        }
         let mut spins = 0u32;
         while self.shared.done.load(Ordering::Acquire) != ticket {
             if self.thread.is_finished() {
@@ -202,6 +253,14 @@ fn serve(shared: &Shared) {
             } else {
                 std::hint::spin_loop();
             }
+        }
+        if shared
+            .taken
+            .compare_exchange(seen - 1, seen, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // The caller took this one back.
+            continue;
         }
         let (dense, pairs) = {
             let mut request = shared.request();
