@@ -208,8 +208,10 @@ impl Helper {
             .compare_exchange(ticket - 1, ticket, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            // The helper has not started: its half is done here, whole.
+            // The helper has not started: its half is done here, and the
+            // weights are let go as the helper would have.
             dense.apply_one_pairs(x, split..pairs, out);
+            self.shared.request().dense = None;
             return;
         }
         let mut spins = 0u32;
