@@ -12,7 +12,7 @@ use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::files::LoadOptions;
 use crate::generate::{
-    Constraints, Fill, GenerateOptions, Placement, Runner, compose, fill, generate_on, seed_window,
+    Constraints, Fill, GenerateOptions, Runner, fill, generate_on, generate_with, seed_window,
 };
 use crate::midi::{ImportOptions, import};
 use crate::model::{Architecture, ArticleNetConfig, Network};
@@ -194,17 +194,10 @@ fn measure(
     let generate_ms = time_generation(1)?;
     let runner = Runner::new(&model, selected)?;
     let generate_kept_ms = median_ms(5, Duration::from_secs(1), || {
-        let placement = Placement {
-            first_step: window.len(),
-            ..Placement::default()
-        };
-        compose(
+        generate_with(
             runner.predictor().as_mut(),
             window,
-            &placement,
-            &Constraints::default(),
             &GenerateOptions::default(),
-            &|| false,
         )?;
         Ok(())
     })?;
