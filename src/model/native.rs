@@ -29,6 +29,10 @@ use crate::roll::{mask_bits, mask_to_floats};
 /// panel fill four SSE registers.
 const PANEL: usize = 16;
 
+/// The share of zero inputs from which a sequence alone goes through
+/// [`Dense`]'s plain loop rather than the panel kernels.
+const SPARSE_FROM_ALONE: f64 = 0.4;
+
 /// One input row of two sequences, each value repeated over an SSE
 /// register's four lanes so that the pair kernel multiplies without shuffling.
 type PairRow = [[f32; 4]; 2];
@@ -113,7 +117,11 @@ impl Dense {
         // every panel for each, and is as fast (a sequence alone from 40%
         // zeros on, pairs from half).
         let zeros = xs.iter().filter(|&&x| x == 0.0).count();
-        let sparse_from = if sequences == 1 { 0.4 } else { 0.5 };
+        let sparse_from = if sequences == 1 {
+            SPARSE_FROM_ALONE
+        } else {
+            0.5
+        };
         if zeros as f64 >= sparse_from * xs.len() as f64 {
             self.apply_each_row(xs, out);
             return;
@@ -214,7 +222,7 @@ impl Dense {
         self.zero_terms_vanish
             && self.d_output > 0
             && !x.is_empty()
-            && (zeros as f64) < 0.4 * x.len() as f64
+            && (zeros as f64) < SPARSE_FROM_ALONE * x.len() as f64
     }
 
     /// The columns of panel pairs `pairs` of `bias + x W` for one sequence

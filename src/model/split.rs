@@ -43,9 +43,10 @@ const SPIN: Duration = Duration::from_micros(50);
 /// saves.
 const SPLIT_FROM_BYTES: usize = 512 * 1024;
 
-/// Whether one sequence's products with `dense` are worth splitting here.
+/// Whether one sequence's products with `dense` are large enough to split
+/// (whether the cores allow it is asked at each product).
 pub(super) fn worth_splitting(dense: &Dense) -> bool {
-    cores() >= 2 && dense.panel_bytes() >= SPLIT_FROM_BYTES && dense.panel_pairs() >= 2
+    dense.panel_bytes() >= SPLIT_FROM_BYTES && dense.panel_pairs() >= 2
 }
 
 /// Cores a split needs: two, or three once the process has a UI.
