@@ -4,6 +4,7 @@
 //! backend: tensors live on whatever [`Device`] the caller built the network
 //! on (see `device`).
 
+mod activations;
 pub mod article;
 pub mod composer;
 mod lstm;
