@@ -197,6 +197,8 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
         "--resume",
         "--lr",
         "0.0005",
+        "--feedback",
+        "0",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -207,14 +209,16 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
         stderr.contains("continuing at learning rate 0.0005 (was 0.001)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("continuing with feedback 0 (was 0.25)"),
+        "{stderr}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("little.loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let info = cadenza(&["model", "info", path(&model)]);
-    assert!(
-        text(&info.stdout).contains("lr 0.0005"),
-        "{}",
-        text(&info.stdout)
-    );
+    let info = text(&info.stdout);
+    assert!(info.contains("lr 0.0005"), "{info}");
+    assert!(info.contains("0% of input steps fed back"), "{info}");
     // The grid is the run's: another one is refused.
     let other_grid = cadenza(&[
         "train",

@@ -80,10 +80,13 @@ pub struct TrainArgs {
     pub transpose: Option<u8>,
     /// roll-lstm: share of input steps replaced by the network's own
     /// thresholded prediction while training (scheduled sampling), 0..1
-    /// [default: 0.25 for roll-lstm; none for the article's network].
+    /// [default: 0.25 for roll-lstm; none for the article's network]. With
+    /// --resume, continues the run at this share from then on (e.g. 0, to
+    /// settle a run on the music as it is).
     #[arg(long, value_name = "SHARE")]
     pub feedback: Option<f64>,
-    /// Continue the run saved in --out, with its own settings.
+    /// Continue the run saved in --out, with its own settings (but --lr and
+    /// --feedback, when given).
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -154,6 +157,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                     trainer.record().settings.learning_rate
                 );
                 trainer.set_learning_rate(lr)?;
+            }
+            if let Some(feedback) = args.feedback {
+                eprintln!(
+                    "continuing with feedback {feedback} (was {})",
+                    trainer.record().settings.feedback
+                );
+                trainer.set_feedback(feedback)?;
             }
             trainer
         }

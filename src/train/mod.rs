@@ -373,6 +373,21 @@ impl Trainer {
         Ok(())
     }
 
+    /// Goes on replacing `feedback` of the input steps by the network's own
+    /// predictions (recorded in the run's settings from then on).
+    pub fn set_feedback(&mut self, feedback: f64) -> Result<(), TrainError> {
+        if !(0.0..=1.0).contains(&feedback) {
+            return Err(TrainError::BadFeedback(feedback));
+        }
+        let settings = TrainSettings {
+            feedback,
+            ..self.record.settings.clone()
+        };
+        self.scheme.check(&settings)?;
+        self.record.settings = settings;
+        Ok(())
+    }
+
     /// The model for inference (no autodiff, no dropout, batch norm on
     /// moving statistics).
     pub fn model(&self) -> Network {
