@@ -981,14 +981,12 @@ impl NativeComposer {
         }
         // Both layers side by side: input row i = visible's row i, hidden's row i.
         let rows = |first: usize, last: usize| -> Vec<f32> {
-            (first..last)
-                .flat_map(|i| {
-                    visible.weight[i * pitches..(i + 1) * pitches]
-                        .iter()
-                        .chain(&hidden.weight[i * nade_units..(i + 1) * nade_units])
-                        .copied()
-                })
-                .collect()
+            let mut rows = Vec::with_capacity((last - first) * outputs);
+            for i in first..last {
+                rows.extend_from_slice(&visible.weight[i * pitches..(i + 1) * pitches]);
+                rows.extend_from_slice(&hidden.weight[i * nade_units..(i + 1) * nade_units]);
+            }
+            rows
         };
         let from_past = Dense::new(units, outputs, rows(0, units), vec![0.0; outputs]);
         let from_shared = Dense::new(
