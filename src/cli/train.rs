@@ -144,29 +144,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let data = load_data(args, &settings)?;
 
     let mut trainer = match &resumed {
-        Some(checkpoint) => {
-            let mut trainer = Trainer::resume(checkpoint, &selected.device)?;
-            eprintln!(
-                "resuming after epoch {} of {}",
-                trainer.record().epochs_done(),
-                args.epochs
-            );
-            if let Some(lr) = args.lr {
-                eprintln!(
-                    "continuing at learning rate {lr} (was {})",
-                    trainer.record().settings.learning_rate
-                );
-                trainer.set_learning_rate(lr)?;
-            }
-            if let Some(feedback) = args.feedback {
-                eprintln!(
-                    "continuing with feedback {feedback} (was {})",
-                    trainer.record().settings.feedback
-                );
-                trainer.set_feedback(feedback)?;
-            }
-            trainer
-        }
+        Some(checkpoint) => resumed_trainer(checkpoint, args, &selected.device)?,
         None => Trainer::new(
             args.shape.applied_to(&args.arch.default_config())?,
             settings,
@@ -204,6 +182,36 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let end = end?;
     print_outcome(args, &trainer, end);
     Ok(Outcome::Success)
+}
+
+/// The run saved in `checkpoint`, going on with the learning rate and
+/// feedback `args` give, if any.
+fn resumed_trainer(
+    checkpoint: &Checkpoint,
+    args: &TrainArgs,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<Trainer> {
+    let mut trainer = Trainer::resume(checkpoint, device)?;
+    eprintln!(
+        "resuming after epoch {} of {}",
+        trainer.record().epochs_done(),
+        args.epochs
+    );
+    if let Some(lr) = args.lr {
+        eprintln!(
+            "continuing at learning rate {lr} (was {})",
+            trainer.record().settings.learning_rate
+        );
+        trainer.set_learning_rate(lr)?;
+    }
+    if let Some(feedback) = args.feedback {
+        eprintln!(
+            "continuing with feedback {feedback} (was {})",
+            trainer.record().settings.feedback
+        );
+        trainer.set_feedback(feedback)?;
+    }
+    Ok(trainer)
 }
 
 /// Says where the run trains and with what: a run resumed from the CPU

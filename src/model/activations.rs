@@ -74,13 +74,17 @@ fn exp_near(x: f32) -> f32 {
     (cubic * scale) as f32
 }
 
+/// Whether [`exp_near`] takes `x` (not NaN, |x| < 88).
+#[inline(always)]
+fn is_near(x: f32) -> bool {
+    x.abs() < FAST_BELOW
+}
+
 /// Whether any of `values` is outside [`exp_near`]'s range (a fold, not an
 /// early exit, so that it vectorises).
 #[inline(always)]
 fn any_far(values: &[f32]) -> bool {
-    values
-        .iter()
-        .fold(false, |far, v| far | !(v.abs() < FAST_BELOW))
+    values.iter().fold(false, |far, &v| far | !is_near(v))
 }
 
 /// `values[i] = e^values[i]`.
@@ -88,11 +92,7 @@ fn any_far(values: &[f32]) -> bool {
 fn exp_all(values: &mut [f32]) {
     if any_far(values) {
         for v in values {
-            *v = if v.abs() < FAST_BELOW {
-                exp_near(*v)
-            } else {
-                v.exp()
-            };
+            *v = if is_near(*v) { exp_near(*v) } else { v.exp() };
         }
     } else {
         for v in values {
