@@ -10,6 +10,9 @@
 //! gives on a glibc system with FMA and the pinned songs stay. Processors
 //! without AVX2 and FMA take the plain loops, which call `f32::exp`.
 
+// Elsewhere than on x86-64 only the plain loops are compiled in.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 /// `2^(i/32)` as bits, less `i << 47`: adding `k << 47` for `k = 32n + i`
 /// then multiplies by `2^n` (glibc's `__exp2f_data.tab`).
 const TABLE: [u64; 32] = [
