@@ -197,19 +197,16 @@ fn resumed_trainer(
         trainer.record().epochs_done(),
         args.epochs
     );
+    // Said once the run has taken the new value: a refused one says why instead.
     if let Some(lr) = args.lr {
-        eprintln!(
-            "continuing at learning rate {lr} (was {})",
-            trainer.record().settings.learning_rate
-        );
+        let was = trainer.record().settings.learning_rate;
         trainer.set_learning_rate(lr)?;
+        eprintln!("continuing at learning rate {lr} (was {was})");
     }
     if let Some(feedback) = args.feedback {
-        eprintln!(
-            "continuing with feedback {feedback} (was {})",
-            trainer.record().settings.feedback
-        );
+        let was = trainer.record().settings.feedback;
         trainer.set_feedback(feedback)?;
+        eprintln!("continuing with feedback {feedback} (was {was})");
     }
     Ok(trainer)
 }
