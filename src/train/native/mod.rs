@@ -32,6 +32,15 @@ pub(super) use crate::model::native::read_tensor as read;
 
 /// Sequences (or windows) per chunk: the unit of work a core takes.
 const CHUNK: usize = 16;
+/// Steps per chunk of stretches at most (16 of the default 64 steps): longer
+/// stretches make smaller chunks, so a batch of them still spreads over the
+/// cores.
+const CHUNK_STEPS: usize = CHUNK * 64;
+
+/// Sequences per chunk for stretches of `length` steps.
+fn chunk_sequences(length: usize) -> usize {
+    CHUNK_STEPS.div_ceil(length.max(1)).clamp(1, CHUNK)
+}
 /// Elements per piece of the optimizer's update on a core.
 const ADAM_PIECE: usize = 16_384;
 
@@ -105,12 +114,13 @@ type ChunkRun<'a, W> = dyn Fn(Range<usize>, Option<&mut SeededRng>, &mut W, Opti
     + Sync
     + 'a;
 
-/// Runs `run` on each chunk of [`CHUNK`] of a batch's `n` sequences, the
+/// Runs `run` on each chunk of `per_chunk` of a batch's `n` sequences, the
 /// chunks shared among the cores, each with its own work space, gradients
 /// (zeroed first when training) and dropout draws (`seed_of` its index);
 /// returns the chunks' losses summed in order and how many chunks there were.
 fn run_chunks<W: Default + Send>(
     n: usize,
+    per_chunk: usize,
     work: &mut Vec<W>,
     grads: &mut Vec<Grads>,
     params: &[Vec<f32>],
@@ -118,7 +128,7 @@ fn run_chunks<W: Default + Send>(
     seed_of: &(dyn Fn(usize) -> Option<SeededRng> + Sync),
     run: &ChunkRun<'_, W>,
 ) -> (ChunkLoss, usize) {
-    let count = n.div_ceil(CHUNK);
+    let count = n.div_ceil(per_chunk);
     work.resize_with(count.max(work.len()), W::default);
     grads.resize_with(count.max(grads.len()), Grads::default);
     let losses: Vec<ChunkLoss> = work[..count]
@@ -130,7 +140,7 @@ fn run_chunks<W: Default + Send>(
             if train {
                 grads.reset(params);
             }
-            let sequences = c * CHUNK..((c + 1) * CHUNK).min(n);
+            let sequences = c * per_chunk..((c + 1) * per_chunk).min(n);
             run(sequences, rng.as_mut(), work, train.then_some(grads))
         })
         .collect();
@@ -356,6 +366,7 @@ impl NativeTrainer {
                 };
                 let (sum, count) = run_chunks(
                     n,
+                    chunk_sequences(length),
                     chunks,
                     &mut self.grads,
                     &net.params,
@@ -396,6 +407,7 @@ impl NativeTrainer {
                 };
                 let (sum, count) = run_chunks(
                     n,
+                    chunk_sequences(length),
                     chunks,
                     &mut self.grads,
                     &net.params,
