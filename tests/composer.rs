@@ -30,6 +30,7 @@ pub fn small_config() -> ComposerConfig {
         .with_future_units(12)
         .with_nade_units(16)
         .with_near_after(Some(true))
+        .with_pitch_profile(Some(true))
 }
 
 /// A small composer with non-trivial weights (the default init, seeded).
@@ -124,7 +125,8 @@ fn the_cpu_copy_scores_like_burn_with_and_without_music_after() {
     let model = small_model();
     let net = NativeComposer::from_model(&model).unwrap();
     let meter = Meter::new(TimeSignature::new(3, 4).unwrap(), 2);
-    let steps = random_steps(&mut StdRng::seed_from_u64(3), 14);
+    // Long enough for the pitch-class profile to decay.
+    let steps = random_steps(&mut StdRng::seed_from_u64(3), 80);
     for gap_end in [None, Some(9)] {
         let expected: Vec<f32> = burn::tensor::activation::sigmoid(
             model.conditional_logits(&burn_input(&steps, meter, gap_end, &device::cpu())),
@@ -675,4 +677,45 @@ fn the_shipped_jsb_model_fills_on_its_own_grid() {
             );
         }
     }
+}
+
+#[test]
+fn the_pitch_profile_weighs_recent_notes_more() {
+    use cadenza::model::composer::{PROFILE_DECAY, PROFILE_FEATURES, pitch_profiles};
+    // Row 39 is MIDI 60 (C), 43 E, 46 G; a C major triad, then one D (41).
+    let c_major = floats(&[1u128 << 39 | 1 << 43 | 1 << 46]);
+    let d = floats(&[1u128 << 41]);
+    let silence = floats(&[0]);
+    let mut steps = Vec::new();
+    steps.extend(&silence);
+    steps.extend(&c_major);
+    steps.extend(&d);
+    for _ in 0..200 {
+        steps.extend(&silence);
+    }
+    steps.extend(&d);
+    let mut out = vec![0.0f32; steps.len() / PITCH_COUNT * PROFILE_FEATURES];
+    pitch_profiles(&steps, PITCH_COUNT, &mut out);
+    let profile = |t: usize| &out[t * PROFILE_FEATURES..(t + 1) * PROFILE_FEATURES];
+    assert_eq!(profile(0), &[0.0; 12], "nothing heard yet");
+    let after_chord = profile(1);
+    for class in [0, 4, 7] {
+        assert!((after_chord[class] - 1.0 / 3.0).abs() < 1e-6);
+    }
+    // The D is newer: it weighs 1, each chord note PROFILE_DECAY.
+    let after_d = profile(2);
+    let total = 1.0 + 3.0 * PROFILE_DECAY;
+    assert!((after_d[2] - 1.0 / total).abs() < 1e-6);
+    assert!((after_d[0] - PROFILE_DECAY / total).abs() < 1e-6);
+    assert!((after_d.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    // Silence changes no share; a note long after outweighs the old ones
+    // by the decay over the gap.
+    let last = steps.len() / PITCH_COUNT - 1;
+    for (a, b) in profile(last - 1).iter().zip(after_d) {
+        assert!((a - b).abs() < 1e-5, "{a} against {b}");
+    }
+    let old = PROFILE_DECAY.powi(201);
+    let total = 1.0 + old * total;
+    assert!((profile(last)[2] - (1.0 + old) / total).abs() < 1e-4);
+    assert!((profile(last)[0] - old * PROFILE_DECAY / total).abs() < 1e-4);
 }

@@ -9,6 +9,9 @@
 //!   Continuing is the case with nothing after: that part of the context is
 //!   zero and a flag says so, with the distance to the gap's end in buckets
 //!   when there is one.
+//! - With `pitch_profile`, the context also holds the pitch-class profile of
+//!   the music heard so far (see [`pitch_profiles`]): the key, as a direct
+//!   input rather than something the past LSTM must carry over many steps.
 //! - A NADE output (Larochelle & Murray 2011, as in RNN-NADE) decides the
 //!   pitches of a step from low to high, each conditioned on the ones already
 //!   decided: `p(v_i | v_<i) = σ(b_i + V_i · σ(c + Σ_{j<i} v_j W_j))`, with `b`
@@ -21,7 +24,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::{log_sigmoid, sigmoid};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::ZeroBias as _;
 use super::lstm::KerasLstm;
@@ -77,6 +80,62 @@ pub fn gap_features(distance: Option<usize>, out: &mut [f32]) {
     }
 }
 
+/// Pitch classes in the profile.
+pub const PROFILE_FEATURES: usize = 12;
+/// What the notes of a step one step further back weigh in the profile: a
+/// half-life of 138 steps (over eight bars of sixteenths), so it tells the key of
+/// a whole passage rather than the harmony of the last bar.
+pub const PROFILE_DECAY: f32 = 0.995;
+
+/// The pitch class (0 = C) of roll row `row` (row 0 is MIDI 21, an A).
+pub fn pitch_class(row: usize) -> usize {
+    (21 + row) % 12
+}
+
+/// The weight of the step `back` steps before the newest in the profile.
+pub fn profile_weight(back: usize) -> f32 {
+    PROFILE_DECAY.powi(i32::try_from(back).unwrap_or(i32::MAX))
+}
+
+/// Decays pitch-class counts by a step and adds the notes of the next one
+/// (the rows that sound, low to high): the running sums of the profile.
+pub fn add_to_profile(counts: &mut [f32], sounding_rows: impl Iterator<Item = usize>) {
+    counts.iter_mut().for_each(|c| *c *= PROFILE_DECAY);
+    for row in sounding_rows {
+        counts[pitch_class(row)] += 1.0;
+    }
+}
+
+/// The pitch-class profile after each of `steps` (one sequence, `[time][pitches]`
+/// 0/1 values), `[time][PROFILE_FEATURES]`: each pitch class's share of the
+/// notes heard up to and including that step, a step `k` steps back
+/// weighing [`PROFILE_DECAY`]^k; zeros before any note.
+pub fn pitch_profiles(steps: &[f32], pitches: usize, out: &mut [f32]) {
+    let mut counts = [0.0f32; PROFILE_FEATURES];
+    for (step, profile) in steps
+        .chunks_exact(pitches)
+        .zip(out.chunks_exact_mut(PROFILE_FEATURES))
+    {
+        add_to_profile(
+            &mut counts,
+            step.iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(|(row, _)| row),
+        );
+        profile.copy_from_slice(&counts);
+        normalise_profile(profile);
+    }
+}
+
+/// Turns weighted counts into shares (all zero stays zero).
+pub fn normalise_profile(profile: &mut [f32]) {
+    let total: f32 = profile.iter().sum();
+    if total > 0.0 {
+        profile.iter_mut().for_each(|p| *p /= total);
+    }
+}
+
 /// The composer's shape.
 #[derive(Config, Debug, PartialEq)]
 pub struct ComposerConfig {
@@ -103,6 +162,10 @@ pub struct ComposerConfig {
     /// optional field is one serde lets a file leave out.
     #[config(default = "None")]
     pub near_after: Option<bool>,
+    /// Whether the context also holds the pitch-class profile of the music
+    /// heard so far ([`pitch_profiles`]). Off (none) in files from before it.
+    #[config(default = "None")]
+    pub pitch_profile: Option<bool>,
 }
 
 impl Default for ComposerConfig {
@@ -135,6 +198,11 @@ impl ComposerConfig {
         self.near_after == Some(true)
     }
 
+    /// Whether the context holds the pitch-class profile.
+    pub fn has_pitch_profile(&self) -> bool {
+        self.pitch_profile == Some(true)
+    }
+
     /// Values per step in the input of either LSTM.
     pub fn step_inputs(&self) -> usize {
         self.pitches + METER_FEATURES
@@ -142,15 +210,26 @@ impl ComposerConfig {
 
     /// Values of the context the NADE's biases are computed from: the past
     /// LSTM's state, the future LSTM's, the first step after the gap, the gap
-    /// and the meter features, and (with `near_after`) the first step after
-    /// scaled by nearness.
+    /// and the meter features, (with `near_after`) the first step after
+    /// scaled by nearness, and (with `pitch_profile`) the profile.
     pub fn context_size(&self) -> usize {
         let near = if self.has_near_after() {
             self.pitches
         } else {
             0
         };
-        self.units + self.future_units + self.pitches + GAP_FEATURES + METER_FEATURES + near
+        let profile = if self.has_pitch_profile() {
+            PROFILE_FEATURES
+        } else {
+            0
+        };
+        self.units
+            + self.future_units
+            + self.pitches
+            + GAP_FEATURES
+            + METER_FEATURES
+            + near
+            + profile
     }
 
     /// Builds the network (Keras-style initialisation). Call
@@ -172,6 +251,8 @@ impl ComposerConfig {
             hidden_bias: linear(h),
             nade_in: glorot.init_with([p, h], Some(p), Some(h), device),
             nade_out: glorot.init_with([p, h], Some(h), Some(p), device),
+            near_after: self.has_near_after(),
+            pitch_profile: self.has_pitch_profile(),
         }
     }
 
@@ -201,6 +282,9 @@ pub struct Composer {
     pub nade_in: Param<Tensor<2>>,
     /// `V`, `[pitches, nade_units]`: each pitch's read-out of the hidden layer.
     pub nade_out: Param<Tensor<2>>,
+    /// The context's optional parts (see [`ComposerConfig`]).
+    pub near_after: bool,
+    pub pitch_profile: bool,
 }
 
 /// A batch of stretches as the composer reads them, all `[batch, time, ..]`.
@@ -251,9 +335,6 @@ impl Composer {
         let future = at_gap_end(after) * has_after.clone();
         let first_after = at_gap_end(input.targets.clone()) * has_after;
         let context_size = self.visible_bias.weight.dims()[0];
-        let [_, _, pitches] = input.targets.dims();
-        let near_after = context_size
-            == self.past.units + self.future.units + 2 * pitches + GAP_FEATURES + METER_FEATURES;
         let mut parts = vec![
             self.dropout.forward(past),
             self.dropout.forward(future),
@@ -261,12 +342,15 @@ impl Composer {
             input.gap.clone(),
             input.meter.clone(),
         ];
-        if near_after {
+        if self.near_after {
             let buckets = GAP_BUCKET_NEARNESS.len();
             let nearness = Tensor::<1>::from_floats(GAP_BUCKET_NEARNESS, &first_after.device())
                 .reshape([1, 1, buckets]);
             let near = (input.gap.clone().narrow(2, 1, buckets) * nearness).sum_dim(2);
             parts.push(first_after * near);
+        }
+        if self.pitch_profile {
+            parts.push(pitch_profile(input.previous.clone()));
         }
         Tensor::cat(parts, 2).reshape([batch * time, context_size])
     }
@@ -299,4 +383,40 @@ impl Composer {
             targets * log_sigmoid(logits.clone()) + not_targets * log_sigmoid(logits.neg());
         log_likelihood.sum_dim(1).reshape([rows]).neg()
     }
+}
+
+/// [`pitch_profiles`] of every sequence of `steps` (`[batch, time, pitches]`)
+/// as tensor operations, so that it runs where the model does.
+fn pitch_profile(steps: Tensor<3>) -> Tensor<3> {
+    let [batch, time, pitches] = steps.dims();
+    let device = steps.device();
+    let classes: Vec<f32> = (0..pitches)
+        .flat_map(|row| {
+            (0..PROFILE_FEATURES).map(move |class| f32::from(u8::from(pitch_class(row) == class)))
+        })
+        .collect();
+    let classes = Tensor::<2>::from_data(
+        TensorData::new(classes, [pitches, PROFILE_FEATURES]),
+        &device,
+    );
+    let counts = steps
+        .reshape([batch * time, pitches])
+        .matmul(classes)
+        .reshape([batch, time, PROFILE_FEATURES]);
+    // weights[t][s]: how much step s counts in the profile after step t.
+    let weights: Vec<f32> = (0..time)
+        .flat_map(|t| (0..time).map(move |s| if s <= t { profile_weight(t - s) } else { 0.0 }))
+        .collect();
+    let weights = Tensor::<2>::from_data(TensorData::new(weights, [time, time]), &device);
+    let by_time = counts
+        .swap_dims(0, 1)
+        .reshape([time, batch * PROFILE_FEATURES]);
+    let sums = weights
+        .matmul(by_time)
+        .reshape([time, batch, PROFILE_FEATURES])
+        .swap_dims(0, 1);
+    let total = sums.clone().sum_dim(2);
+    // Zero before any note: 0 / 1.
+    let divisor = total.clone().clamp_min(0.0) + total.equal_elem(0.0).float();
+    sums / divisor
 }

@@ -59,9 +59,11 @@ impl Architecture {
         match self {
             Self::Article => NetworkConfig::Article(ArticleNetConfig::article()),
             Self::RollLstm => NetworkConfig::RollLstm(RollLstmConfig::new()),
-            Self::Composer => {
-                NetworkConfig::Composer(ComposerConfig::new().with_near_after(Some(true)))
-            }
+            Self::Composer => NetworkConfig::Composer(
+                ComposerConfig::new()
+                    .with_near_after(Some(true))
+                    .with_pitch_profile(Some(true)),
+            ),
         }
     }
 }

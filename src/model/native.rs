@@ -20,7 +20,9 @@ use std::sync::Arc;
 use burn::tensor::Tensor;
 
 use super::activations;
-use super::composer::{GAP_FEATURES, gap_features, gap_nearness};
+use super::composer::{
+    GAP_FEATURES, PROFILE_FEATURES, add_to_profile, gap_features, gap_nearness, normalise_profile,
+};
 use super::split::{self, worth_splitting};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
 use crate::meter::{METER_FEATURES, Meter};
@@ -916,14 +918,17 @@ impl NativeRollNet {
 pub struct NativeComposer {
     pitches: usize,
     nade_units: usize,
-    /// Whether the context ends with the first step after the gap scaled by
+    /// Whether the context holds the first step after the gap scaled by
     /// nearness (`ComposerConfig::near_after`).
     near_after: bool,
+    /// Whether it ends with the pitch-class profile of the steps fed
+    /// (`ComposerConfig::pitch_profile`).
+    pitch_profile: bool,
     past: NativeLstm,
     future: NativeLstm,
     /// The NADE's visible and hidden biases (`[pitches + nade_units]`) from
-    /// the past LSTM's output, without bias: the part of the context that
-    /// differs between sequences.
+    /// the past LSTM's output and the pitch-class profile, without bias: the
+    /// part of the context that differs between sequences.
     from_past: Dense,
     /// The same from the rest of the context (the music after the gap, the
     /// gap, the meter), with the layers' biases: the part every sequence
@@ -950,6 +955,11 @@ struct AfterGap {
 #[derive(Clone, Debug, Default)]
 pub struct ComposerState {
     past: LstmStates,
+    /// Each sequence's decayed pitch-class counts of the steps fed
+    /// (`[sequences][PROFILE_FEATURES]`), for the pitch-class profile.
+    profile_counts: Vec<f32>,
+    /// Each sequence's past LSTM output and profile, the input of `from_past`.
+    own: Vec<f32>,
     after: Option<AfterGap>,
     /// The shared part of the context, and what it adds to the biases.
     shared: Vec<f32>,
@@ -970,13 +980,19 @@ impl NativeComposer {
         let (visible, hidden) = (dense(&model.visible_bias)?, dense(&model.hidden_bias)?);
         let outputs = pitches + nade_units;
         let width = visible.d_input;
-        let plain = units + model.future.units + pitches + GAP_FEATURES + METER_FEATURES;
-        if hidden.d_input != width || (width != plain && width != plain + pitches) {
+        let near = if model.near_after { pitches } else { 0 };
+        let profile = if model.pitch_profile {
+            PROFILE_FEATURES
+        } else {
+            0
+        };
+        let expected =
+            units + model.future.units + pitches + GAP_FEATURES + METER_FEATURES + near + profile;
+        if hidden.d_input != width || width != expected {
             return Err(NativeCopyError(format!(
                 "the NADE's biases read {width} and {} inputs, not the composer's context \
-                 ({plain} or {})",
+                 ({expected})",
                 hidden.d_input,
-                plain + pitches
             )));
         }
         // Both layers side by side: input row i = visible's row i, hidden's row i.
@@ -988,17 +1004,25 @@ impl NativeComposer {
             }
             rows
         };
-        let from_past = Dense::new(units, outputs, rows(0, units), vec![0.0; outputs]);
-        let from_shared = Dense::new(
-            width - units,
+        // The context's last rows (the profile) differ between sequences too.
+        let shared_end = width - profile;
+        let from_past = Dense::new(
+            units + profile,
             outputs,
-            rows(units, width),
+            [rows(0, units), rows(shared_end, width)].concat(),
+            vec![0.0; outputs],
+        );
+        let from_shared = Dense::new(
+            shared_end - units,
+            outputs,
+            rows(units, shared_end),
             visible.bias.iter().chain(&hidden.bias).copied().collect(),
         );
         Ok(Self {
             pitches,
             nade_units,
-            near_after: width == plain + pitches,
+            near_after: model.near_after,
+            pitch_profile: model.pitch_profile,
             past: NativeLstm::from_keras(&model.past, pitches)?,
             future: NativeLstm::from_keras(&model.future, pitches)?,
             from_past,
@@ -1021,12 +1045,22 @@ impl NativeComposer {
     /// gap stays).
     pub fn reset(&self, state: &mut ComposerState, sequences: usize) {
         self.past.reset(&mut state.past, sequences);
+        state.profile_counts.clear();
+        state
+            .profile_counts
+            .resize(sequences * PROFILE_FEATURES, 0.0);
     }
 
     /// Makes `state` `sequences` copies of its first sequence (seeds that
     /// are all the same are fed once).
     pub fn replicate(&self, state: &mut ComposerState, sequences: usize) {
         state.past.replicate(self.past.units, sequences);
+        state.profile_counts.resize(PROFILE_FEATURES, 0.0);
+        let first: [f32; PROFILE_FEATURES] = std::array::from_fn(|i| state.profile_counts[i]);
+        state.profile_counts.truncate(0);
+        for _ in 0..sequences {
+            state.profile_counts.extend_from_slice(&first);
+        }
     }
 
     /// Forgets the music after the gap: continuing.
@@ -1068,6 +1102,47 @@ impl NativeComposer {
         let dense = std::mem::take(&mut state.dense);
         self.past.advance(&mut state.past, steps, &dense);
         state.dense = dense;
+        if self.pitch_profile {
+            // Sized here too, for a state that was never reset.
+            state
+                .profile_counts
+                .resize(steps.len() * PROFILE_FEATURES, 0.0);
+            for (counts, &step) in state
+                .profile_counts
+                .chunks_exact_mut(PROFILE_FEATURES)
+                .zip(steps)
+            {
+                add_to_profile(counts, mask_bits(step));
+            }
+        }
+    }
+
+    /// Writes each sequence's past LSTM output and then, with a profile,
+    /// its pitch-class profile to `state.own`.
+    fn own_context(&self, state: &mut ComposerState, sequences: usize) {
+        let units = self.past.units;
+        let profile = if self.pitch_profile {
+            PROFILE_FEATURES
+        } else {
+            0
+        };
+        let width = units + profile;
+        state.own.resize(sequences * width, 0.0);
+        for (s, own) in state.own.chunks_exact_mut(width).enumerate() {
+            let (hidden, classes) = own.split_at_mut(units);
+            hidden.copy_from_slice(&state.past.hidden[s * units..(s + 1) * units]);
+            if profile == 0 {
+                continue;
+            }
+            match state
+                .profile_counts
+                .get(s * PROFILE_FEATURES..(s + 1) * PROFILE_FEATURES)
+            {
+                Some(counts) => classes.copy_from_slice(counts),
+                None => classes.fill(0.0),
+            }
+            normalise_profile(classes);
+        }
     }
 
     /// Decides step `step` of every sequence pitch by pitch, low to high:
@@ -1085,7 +1160,7 @@ impl NativeComposer {
         chosen: &mut [u128],
         probabilities: &mut [f32],
     ) {
-        let (units, after_units, pitches) = (self.past.units, self.future.units, self.pitches);
+        let (after_units, pitches) = (self.future.units, self.pitches);
         let nade = self.nade_units;
         let outputs = pitches + nade;
         let sequences = self.sequences(state);
@@ -1120,8 +1195,8 @@ impl NativeComposer {
         self.from_shared
             .apply_many(&state.shared, &mut state.shared_biases);
         state.biases.resize(sequences * outputs, 0.0);
-        self.from_past
-            .apply_many(&state.past.hidden[..sequences * units], &mut state.biases);
+        self.own_context(state, sequences);
+        self.from_past.apply_many(&state.own, &mut state.biases);
         for biases in state.biases.chunks_exact_mut(outputs) {
             biases
                 .iter_mut()

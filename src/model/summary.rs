@@ -196,9 +196,14 @@ pub fn summarize_composer(config: &ComposerConfig) -> Summary {
         ),
         row(
             &format!(
-                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter{})",
+                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter{}{})",
                 if config.has_near_after() {
                     ", first step after by nearness"
+                } else {
+                    ""
+                },
+                if config.has_pitch_profile() {
+                    ", pitch-class profile"
                 } else {
                     ""
                 }

@@ -19,7 +19,9 @@ use super::lstm::{
 use super::{ChunkLoss, Grads, read};
 use crate::linalg::{self, MatRef, matmul};
 use crate::meter::METER_FEATURES;
-use crate::model::composer::{GAP_FEATURES, gap_features, gap_nearness};
+use crate::model::composer::{
+    GAP_FEATURES, PROFILE_FEATURES, gap_features, gap_nearness, pitch_profiles,
+};
 use crate::model::native::NativeCopyError;
 use crate::model::{Composer, ComposerConfig};
 use crate::rng::SeededRng;
@@ -75,6 +77,8 @@ pub(super) struct ComposerChunk {
     gap_distance: Vec<usize>,
     past_mask: Vec<f32>,
     future_mask: Vec<f32>,
+    /// Each sequence's pitch-class profiles, `[b][T][PROFILE_FEATURES]`.
+    profiles: Vec<f32>,
     context: Vec<f32>,
     /// The NADE's visible biases, then the logits, then their gradients.
     visible: Vec<f32>,
@@ -254,6 +258,17 @@ impl ComposerTrainer {
                 work.gap_distance.push(distance);
             }
         }
+        if self.config.has_pitch_profile() {
+            resize(&mut work.profiles, b * length * PROFILE_FEATURES);
+            let each = length * pitches;
+            for (previous, profiles) in batch
+                .previous
+                .chunks_exact(each)
+                .zip(work.profiles.chunks_exact_mut(length * PROFILE_FEATURES))
+            {
+                pitch_profiles(previous, pitches, profiles);
+            }
+        }
         work.past_is_binary = BinaryRows::from_dense(&work.past_in, width, &mut work.past_binary);
         work.future_is_binary =
             BinaryRows::from_dense(&work.future_in, width, &mut work.future_binary);
@@ -261,7 +276,7 @@ impl ComposerTrainer {
 
     /// Each row's context: past state (dropped out), future state at the
     /// gap's end (dropped out), first step after the gap, gap features,
-    /// meter, and the first step after by nearness.
+    /// meter, the first step after by nearness, and the pitch-class profile.
     fn build_context(
         &self,
         batch: ComposerBatch<'_>,
@@ -300,7 +315,8 @@ impl ComposerTrainer {
             let (future, rest) = rest.split_at_mut(future_units);
             let (first_after, rest) = rest.split_at_mut(pitches);
             let (gap_part, rest) = rest.split_at_mut(GAP_FEATURES);
-            let (meter, near) = rest.split_at_mut(METER_FEATURES);
+            let (meter, rest) = rest.split_at_mut(METER_FEATURES);
+            let (near, profile) = rest.split_at_mut(if c.has_near_after() { pitches } else { 0 });
             past.copy_from_slice(&work.past_tape.hidden[row * units..(row + 1) * units]);
             if !work.past_mask.is_empty() {
                 for (v, m) in past.iter_mut().zip(&work.past_mask[row * units..]) {
@@ -336,6 +352,10 @@ impl ComposerTrainer {
                 for (n, &f) in near.iter_mut().zip(first_after.iter()) {
                     *n = f * nearness;
                 }
+            }
+            if !profile.is_empty() {
+                profile
+                    .copy_from_slice(&work.profiles[at * PROFILE_FEATURES..][..PROFILE_FEATURES]);
             }
         }
     }

@@ -203,15 +203,18 @@ fn composer_gradients_match_burn() {
         sequence_steps: length,
         ..TrainSettings::default()
     };
-    for near_after in [Some(true), None] {
+    for (near_after, pitch_profile) in [(Some(true), Some(true)), (None, None)] {
         let config = ComposerConfig::new()
             .with_units(12)
             .with_future_units(8)
             .with_nade_units(10)
             .with_dropout(0.0)
-            .with_near_after(near_after);
+            .with_near_after(near_after)
+            .with_pitch_profile(pitch_profile);
         let worst = compare(&config.into(), &settings, &batch);
-        eprintln!("composer, near_after {near_after:?}: worst {worst:e}");
+        eprintln!(
+            "composer, near_after {near_after:?}, profile {pitch_profile:?}: worst {worst:e}"
+        );
     }
     // Without gaps (continuing only) too.
     batch.gaps.clear();
