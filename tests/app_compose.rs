@@ -716,9 +716,16 @@ fn a_locked_note_sounds_in_every_continuation_and_density_steers_them() {
     settle(&mut harness);
     let generated = harness.state().generation().result().unwrap();
     assert_eq!(generated.first_step(), 9);
+    // The demo has an F5 from step 23, so the drawn note keeps steps 20..23
+    // and the lock takes those; step 23 is the model's to decide.
+    let document = harness.state().document();
+    let locked: Vec<usize> = (9..9 + 106)
+        .filter(|&step| document.is_locked(step, row))
+        .collect();
+    assert_eq!(locked, [20, 21, 22]);
     for continuation in &generated.continuations {
-        for step in 20..24 {
-            assert_ne!(continuation.steps[step - 9] >> row & 1, 0);
+        for &step in &locked {
+            assert_ne!(continuation.steps[step - 9] >> row & 1, 0, "step {step}");
         }
     }
 

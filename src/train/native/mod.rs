@@ -116,15 +116,15 @@ type ChunkRun<'a, W> = dyn Fn(Range<usize>, Option<&mut SeededRng>, &mut W, Opti
 
 /// Runs `run` on each chunk of `per_chunk` of a batch's `n` sequences, the
 /// chunks shared among the cores, each with its own work space, gradients
-/// (zeroed first when training) and dropout draws (`seed_of` its index);
-/// returns the chunks' losses summed in order and how many chunks there were.
+/// (when training, `params` given: zeroed first, shaped like them) and
+/// dropout draws (`seed_of` its index); returns the chunks' losses summed in
+/// order and how many chunks there were.
 fn run_chunks<W: Default + Send>(
     n: usize,
     per_chunk: usize,
     work: &mut Vec<W>,
     grads: &mut Vec<Grads>,
-    params: &[Vec<f32>],
-    train: bool,
+    params: Option<&[Vec<f32>]>,
     seed_of: &(dyn Fn(usize) -> Option<SeededRng> + Sync),
     run: &ChunkRun<'_, W>,
 ) -> (ChunkLoss, usize) {
@@ -137,11 +137,11 @@ fn run_chunks<W: Default + Send>(
         .enumerate()
         .map(|(c, (work, grads))| {
             let mut rng = seed_of(c);
-            if train {
+            if let Some(params) = params {
                 grads.reset(params);
             }
             let sequences = c * per_chunk..((c + 1) * per_chunk).min(n);
-            run(sequences, rng.as_mut(), work, train.then_some(grads))
+            run(sequences, rng.as_mut(), work, params.map(|_| grads))
         })
         .collect();
     (losses.into_iter().sum(), count)
@@ -369,8 +369,7 @@ impl NativeTrainer {
                     chunk_sequences(length),
                     chunks,
                     &mut self.grads,
-                    &net.params,
-                    train,
+                    train.then_some(&net.params[..]),
                     &seed_of,
                     &run,
                 );
@@ -410,8 +409,7 @@ impl NativeTrainer {
                     chunk_sequences(length),
                     chunks,
                     &mut self.grads,
-                    &net.params,
-                    train,
+                    train.then_some(&net.params[..]),
                     &seed_of,
                     &run,
                 );
