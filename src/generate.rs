@@ -458,6 +458,12 @@ pub trait WindowNet {
         windows: &[[u128; WINDOW_STEPS]],
         out: &mut Vec<f32>,
     ) -> Result<(), GenerateError>;
+
+    /// A fresh predictor over the same network for a share of the
+    /// variations on another core (see [`Predictor::fork`]).
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        None
+    }
 }
 
 /// A window network as a [`Predictor`]: each sequence is its last 9 steps.
@@ -474,6 +480,10 @@ impl<N: WindowNet> Predictor for Windowed<N> {
 
     fn name(&self) -> &'static str {
         "article's"
+    }
+
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        self.net.fork()
     }
 
     fn start(&mut self, seeds: &[&[u128]]) -> Result<(), GenerateError> {
@@ -595,6 +605,10 @@ impl WindowNet for NativeArticleWindows<'_> {
         out.resize(windows.len() * self.net.pitches(), 0.0);
         self.net.forward(windows, &mut self.scratch, out);
         Ok(())
+    }
+
+    fn fork(&self) -> Option<Box<dyn Predictor + Send + '_>> {
+        Some(Box::new(NativePredictor::new(self.net)))
     }
 }
 
