@@ -365,4 +365,23 @@ fn the_native_cpu_copy_matches_keras_too() {
             );
         }
     }
+
+    // A scratch keeps each window's convolved rows for the window one step
+    // on: sliding two windows through the song (one of them restarting
+    // half way) gives the bits a fresh scratch gives.
+    let steps: Vec<u128> = window.iter().chain(&song.steps).copied().collect();
+    let mut kept = Scratch::default();
+    for t in 0..steps.len() - 9 {
+        let restarted = if t < 40 { t } else { t - 40 };
+        let windows = [
+            std::array::from_fn(|i| steps[t + i]),
+            std::array::from_fn(|i| steps[restarted + i]),
+        ];
+        let mut reused = vec![0.0; 2 * 106];
+        net.forward(&windows, &mut kept, &mut reused);
+        let mut fresh = vec![0.0; 2 * 106];
+        net.forward(&windows, &mut Scratch::default(), &mut fresh);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&reused), bits(&fresh), "step {t}");
+    }
 }
