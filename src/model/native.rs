@@ -1096,11 +1096,7 @@ impl NativeComposer {
     pub fn replicate(&self, state: &mut ComposerState, sequences: usize) {
         state.past.replicate(self.past.units, sequences);
         state.profile_counts.resize(PROFILE_FEATURES, 0.0);
-        let first: [f32; PROFILE_FEATURES] = std::array::from_fn(|i| state.profile_counts[i]);
-        state.profile_counts.truncate(0);
-        for _ in 0..sequences {
-            state.profile_counts.extend_from_slice(&first);
-        }
+        state.profile_counts = state.profile_counts.repeat(sequences);
     }
 
     /// Forgets the music after the gap: continuing.
