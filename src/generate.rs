@@ -42,6 +42,15 @@ impl Rule {
         vanish_proof: 0.65,
         vanish_inc: 1.001,
     };
+
+    /// Which rule this is.
+    pub fn kind(&self) -> RuleKind {
+        match self {
+            Rule::Boost { .. } => RuleKind::Boost,
+            Rule::Threshold { .. } => RuleKind::Threshold,
+            Rule::Sample { .. } => RuleKind::Sample,
+        }
+    }
 }
 
 /// Which rule, by name.
@@ -77,6 +86,19 @@ impl RuleKind {
             Architecture::Article => Self::Boost,
             Architecture::RollLstm | Architecture::Composer => Self::Sample,
         }
+    }
+
+    /// Whether the rule draws at random. The others decide every note the
+    /// same way each time, so their variations would be one roll repeated.
+    pub fn draws_at_random(self) -> bool {
+        self == Self::Sample
+    }
+
+    /// The rule's name, as `--rule` takes it.
+    pub fn name(self) -> String {
+        use clap::ValueEnum as _;
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |value| value.get_name().to_owned())
     }
 }
 

@@ -7,7 +7,7 @@ use cadenza::app::{CadenzaApp, Command, StartMode};
 use cadenza::generate::RuleKind;
 use cadenza::live_midi::LiveMessage;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 
 pub(crate) fn harness() -> Harness<'static, CadenzaApp> {
     let mut harness = Harness::builder()
@@ -69,6 +69,37 @@ fn the_default_model_needs_no_boost_and_the_article_model_is_one_choice_away() {
     assert_eq!(harness.state().params().rule.kind, RuleKind::Sample);
     choose_shipped_model(&mut harness, "composer (default)");
     assert_eq!(harness.state().model_name(), "composer (shipped)");
+}
+
+#[test]
+fn variations_are_drawn_only_by_a_rule_that_draws_at_random() {
+    let mut harness = harness();
+    let mut params = *harness.state().params();
+    params.variations = 3;
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    let generated = harness
+        .state()
+        .generation()
+        .result()
+        .expect("a continuation");
+    assert_eq!(generated.continuations.len(), 3);
+
+    // The boost decides every note the same way each time: one roll, and
+    // the slider says why it is off.
+    params.rule.kind = RuleKind::Boost;
+    harness.state_mut().apply(Command::ParamsChanged(params));
+    settle(&mut harness);
+    let generated = harness
+        .state()
+        .generation()
+        .result()
+        .expect("a continuation");
+    assert_eq!(generated.continuations.len(), 1);
+    let slider = harness.get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "variations");
+    assert!(slider.accesskit_node().is_disabled());
+    // The setting itself stays for when the rule draws again.
+    assert_eq!(harness.state().params().variations, 3);
 }
 
 #[test]

@@ -158,6 +158,27 @@ fn bad_model_files_and_parameters_are_one_line_errors() {
             text(&out.stderr)
         );
     }
+
+    // Rules that decide every note the same way each time refuse
+    // variations (they would be one roll repeated) and write nothing; the
+    // article's network's own rule is the boost.
+    for rule in [None, Some("threshold")] {
+        let mut args = vec!["generate", "--model", path(&model), "--backend", "cpu"];
+        if let Some(rule) = rule {
+            args.extend(["--rule", rule]);
+        }
+        let out_file = dir.path().join("same.mid");
+        args.extend(["--variations", "3", "--out", path(&out_file)]);
+        let out = cadenza(&args);
+        assert_eq!(out.status.code(), Some(2), "{rule:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("the {} rule", rule.unwrap_or("boost")))
+                && stderr.contains("variations need --rule sample"),
+            "{stderr}"
+        );
+        assert!(!dir.path().join("same-1.mid").exists());
+    }
 }
 
 #[test]

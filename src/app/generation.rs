@@ -54,8 +54,18 @@ impl Params {
     pub fn options(&self) -> GenerateOptions {
         GenerateOptions {
             steps: self.steps,
-            variations: self.variations,
+            variations: self.variations_drawn(),
             rule: self.rule.rule(),
+        }
+    }
+
+    /// The variations a generation makes: one unless the rule draws at
+    /// random, since the others would give the same roll each time.
+    pub fn variations_drawn(&self) -> usize {
+        if self.rule.kind.draws_at_random() {
+            self.variations
+        } else {
+            1
         }
     }
 

@@ -12,7 +12,8 @@ use crate::dataset::{Dataset, Preset};
 use crate::device::{self, BackendChoice, SelectedDevice};
 use crate::files::LoadOptions;
 use crate::generate::{
-    Constraints, Fill, GenerateOptions, Runner, fill, generate_on, generate_with, seed_window,
+    Constraints, Fill, GenerateOptions, RuleKind, RuleSettings, Runner, fill, generate_on,
+    generate_with, seed_window,
 };
 use crate::midi::{ImportOptions, import};
 use crate::model::{Architecture, ArticleNetConfig, Network};
@@ -32,8 +33,18 @@ pub struct ModelFigures {
     /// The same through burn's flex backend, for comparison (none for the
     /// composer, which always draws on its plain-Rust copy).
     pub generate_ms_cpu_burn: Option<f64>,
-    /// The same for 8 variations at once.
+    /// The same for 8 variations at once, drawn with `variations_rule`.
     pub generate8_ms_cpu: f64,
+    /// One generation with `variations_rule`, where that is not the model's
+    /// own rule: what the 8 variations compare with.
+    pub generate_one_of_8_ms_cpu: Option<f64>,
+    /// The rule every generation figure uses: the model's own, as the CLI
+    /// and the app draw with it.
+    pub rule: String,
+    /// The rule of the variations: the model's own when it draws at random,
+    /// else sampling at temperature 1 (the boost and the threshold would give
+    /// one roll 8 times, and the CLI refuses them variations).
+    pub variations_rule: String,
     /// A 32-step fill of the demo with music on both sides (the composer;
     /// none for networks that only continue).
     pub fill32_ms_cpu: Option<f64>,
@@ -79,17 +90,22 @@ impl ModelFigures {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "model {}, training data {} ({} windows)",
-            self.model, self.train_data, self.train_windows
+            "model {}, training data {} ({} windows); the {} rule",
+            self.model, self.train_data, self.train_windows, self.rule
         );
         let _ = writeln!(
             text,
             "CPU: 106-step generation {:.2} ms ({:.2} ms with the network's copy kept, 8 \
-             variations {:.2} ms), {:.3} ms per step ({}); training {:.0} windows/s at batch 32 \
+             variations {:.2} ms{}), {:.3} ms per step ({}); training {:.0} windows/s at batch 32 \
              with its defaults",
             self.generate_ms_cpu,
             self.generate_kept_ms_cpu,
             self.generate8_ms_cpu,
+            self.generate_one_of_8_ms_cpu
+                .map_or_else(String::new, |one| format!(
+                    " with the {} rule, {one:.2} ms for one with it",
+                    self.variations_rule
+                )),
             self.step_ms_cpu,
             self.generate_ms_cpu_burn.map_or_else(
                 || "its plain-Rust copy only".to_owned(),
@@ -166,6 +182,7 @@ struct DeviceFigures {
     /// Through burn even where generation would use the native copy.
     generate_burn_ms: Option<f64>,
     generate8_ms: f64,
+    generate_one_of_8_ms: Option<f64>,
     train_windows_per_s: f64,
 }
 
@@ -181,27 +198,34 @@ fn measure(
         Some(checkpoint) => checkpoint.model(device)?,
         None => Network::Article(ArticleNetConfig::article().init(device)),
     };
-    let time_generation = |variations: usize| {
-        let options = GenerateOptions {
-            variations,
-            ..GenerateOptions::default()
-        };
+    let (own, of_variations) = rules(model.architecture());
+    let options = |rule: RuleKind, variations: usize| GenerateOptions {
+        variations,
+        rule: RuleSettings {
+            kind: rule,
+            ..RuleSettings::default()
+        }
+        .rule(),
+        ..GenerateOptions::default()
+    };
+    let time_generation = |rule: RuleKind, variations: usize| {
+        let options = options(rule, variations);
         median_ms(5, Duration::from_secs(1), || {
             generate_on(&model, selected, window, &options)?;
             Ok(())
         })
     };
-    let generate_ms = time_generation(1)?;
+    let generate_ms = time_generation(own, 1)?;
     let runner = Runner::new(&model, selected)?;
     let generate_kept_ms = median_ms(5, Duration::from_secs(1), || {
-        generate_with(
-            runner.predictor().as_mut(),
-            window,
-            &GenerateOptions::default(),
-        )?;
+        generate_with(runner.predictor().as_mut(), window, &options(own, 1))?;
         Ok(())
     })?;
-    let generate8_ms = time_generation(8)?;
+    let generate8_ms = time_generation(of_variations, 8)?;
+    let generate_one_of_8_ms = match of_variations == own {
+        true => None,
+        false => Some(time_generation(of_variations, 1)?),
+    };
     let through_burn = SelectedDevice {
         native_inference: false,
         ..selected.clone()
@@ -209,7 +233,7 @@ fn measure(
     let generate_burn_ms = match model.architecture() {
         Architecture::Composer => None,
         _ => Some(median_ms(5, Duration::from_secs(1), || {
-            generate_on(&model, &through_burn, window, &GenerateOptions::default())?;
+            generate_on(&model, &through_burn, window, &options(own, 1))?;
             Ok(())
         })?),
     };
@@ -221,7 +245,7 @@ fn measure(
                 constraints: Constraints::default(),
                 options: GenerateOptions {
                     steps: 32,
-                    ..GenerateOptions::default()
+                    ..options(own, 1)
                 },
             };
             fill(&model, selected, seed_roll, &request, &|| false)?;
@@ -236,8 +260,21 @@ fn measure(
         fill32_ms,
         generate_burn_ms,
         generate8_ms,
+        generate_one_of_8_ms,
         train_windows_per_s,
     })
+}
+
+/// The rule a network of `architecture` generates with, and the one its
+/// variations are drawn with: the same where it draws at random, else
+/// sampling (variations of the others would be one roll repeated).
+fn rules(architecture: Architecture) -> (RuleKind, RuleKind) {
+    let own = RuleKind::default_for(architecture);
+    let of_variations = match own.draws_at_random() {
+        true => own,
+        false => RuleKind::Sample,
+    };
+    (own, of_variations)
 }
 
 /// Predicted steps per second training `architecture` on `data`, for at
@@ -360,6 +397,9 @@ pub fn bench_model(
             )
         }
     };
+    let architecture = checkpoint
+        .as_ref()
+        .map_or(Architecture::Article, |c| c.header.network.architecture());
     let demo = crate::assets::default_demo();
     let (seed_roll, _) = import(demo.midi, &ImportOptions::default())?;
     let cpu = measure(
@@ -385,6 +425,9 @@ pub fn bench_model(
         generate_kept_ms_cpu: cpu.generate_kept_ms,
         generate_ms_cpu_burn: cpu.generate_burn_ms,
         generate8_ms_cpu: cpu.generate8_ms,
+        generate_one_of_8_ms_cpu: cpu.generate_one_of_8_ms,
+        rule: rules(architecture).0.name(),
+        variations_rule: rules(architecture).1.name(),
         fill32_ms_cpu: cpu.fill32_ms,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,

@@ -51,6 +51,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub bounds: BoundArgs,
     /// Continuations to generate at once; more than one writes OUT-1.mid, OUT-2.mid, ...
+    /// (with the sample rule: the others give the same roll each time).
     #[arg(long, default_value_t = 1, value_parser = |s: &str| limits::VARIATIONS.parse(s))]
     pub variations: usize,
     /// The MIDI file to write.
@@ -211,6 +212,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<Outcome> {
         }
     };
     let rule = args.rule_params.rule(args.rule, &checkpoint.header);
+    if args.variations > 1 && !rule.kind().draws_at_random() {
+        let name = rule.kind().name();
+        anyhow::bail!(
+            "--variations {} with the {name} rule would write one roll {} times: it decides \
+             every note the same way each time; variations need --rule sample (with \
+             --temperature and --rng-seed)",
+            args.variations,
+            args.variations
+        );
+    }
     let constraints = args.bounds.constraints(&options)?;
     let started = Instant::now();
     let (continuations, first_step) = generate_steps(

@@ -25,8 +25,12 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             .logarithmic(true)
             .text("steps"),
     );
-    ui.add(
+    ui.add_enabled(
+        params.rule.kind.draws_at_random(),
         egui::Slider::new(&mut params.variations, limits::VARIATIONS.range()).text("variations"),
+    )
+    .on_disabled_hover_text(
+        "Boost and Threshold decide every note the same way each time: variations need Sample",
     );
     ui.checkbox(&mut params.live, "Live (regenerate on every change)")
         .on_hover_text("Every change of a control regenerates the continuation or the fill");
