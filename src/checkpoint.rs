@@ -127,16 +127,9 @@ impl Checkpoint {
                 network.architecture().name()
             )));
         }
-        // The variant's own record, so files do not depend on the enum.
-        let weights = match network {
-            Network::Article(model) => model.clone().into_record().into_bytes(),
-            Network::RollLstm(model) => model.clone().into_record().into_bytes(),
-            Network::Composer(model) => model.clone().into_record().into_bytes(),
-        }
-        .map_err(record_error)?;
         Ok(Self {
             header,
-            weights: weights.to_vec(),
+            weights: weights_of(network)?,
             optimizer: None,
         })
     }
@@ -160,22 +153,7 @@ impl Checkpoint {
 
     /// Builds the network on `device` and loads the weights into it.
     pub fn model(&self, device: &Device) -> Result<Network, CheckpointError> {
-        if let Some(problem) = self.header.network.problem() {
-            return Err(CheckpointError::Header(problem));
-        }
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
-            .map_err(record_error)?;
-        Ok(match self.header.network.init(device) {
-            Network::Article(model) => {
-                Network::Article(model.try_load_record(record).map_err(record_error)?)
-            }
-            Network::RollLstm(model) => {
-                Network::RollLstm(model.try_load_record(record).map_err(record_error)?)
-            }
-            Network::Composer(model) => {
-                Network::Composer(model.try_load_record(record).map_err(record_error)?)
-            }
-        })
+        network_from_weights(&self.header.network, &self.weights, device)
     }
 
     /// The file's bytes.
@@ -255,6 +233,43 @@ impl Checkpoint {
             source,
         })
     }
+}
+
+/// `network`'s weights as a model file's weights section holds them: the
+/// variant's own record, so files do not depend on the enum.
+pub fn weights_of(network: &Network) -> Result<Vec<u8>, CheckpointError> {
+    let weights = match network {
+        Network::Article(model) => model.clone().into_record().into_bytes(),
+        Network::RollLstm(model) => model.clone().into_record().into_bytes(),
+        Network::Composer(model) => model.clone().into_record().into_bytes(),
+    }
+    .map_err(record_error)?;
+    Ok(weights.to_vec())
+}
+
+/// Builds a network of `config` on `device` with the weights `weights` (as
+/// [`weights_of`] writes them).
+pub fn network_from_weights(
+    config: &NetworkConfig,
+    weights: &[u8],
+    device: &Device,
+) -> Result<Network, CheckpointError> {
+    if let Some(problem) = config.problem() {
+        return Err(CheckpointError::Header(problem));
+    }
+    let record =
+        ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(record_error)?;
+    Ok(match config.init(device) {
+        Network::Article(model) => {
+            Network::Article(model.try_load_record(record).map_err(record_error)?)
+        }
+        Network::RollLstm(model) => {
+            Network::RollLstm(model.try_load_record(record).map_err(record_error)?)
+        }
+        Network::Composer(model) => {
+            Network::Composer(model.try_load_record(record).map_err(record_error)?)
+        }
+    })
 }
 
 /// Checks the shape a header claims against the weights the file holds,

@@ -114,6 +114,9 @@ pub const VARIATIONS: Limit<usize> = Limit::new("variations", 1, 32);
 /// Epochs of one training run.
 pub const EPOCHS: Limit<usize> = Limit::new("epochs", 1, 10_000);
 
+/// Epochs a run's weight average spans (`--average-epochs`; 0 or 1: none).
+pub const AVERAGE_EPOCHS: Limit<usize> = Limit::new("average epochs", 0, 10_000);
+
 /// Examples per optimizer step.
 pub const BATCH: Limit<usize> = Limit::new("batch size", 1, 4_096);
 

@@ -67,6 +67,12 @@ pub struct TrainSettings {
     /// network learnt a step to be (files before this field: 4).
     #[serde(default = "default_steps_per_quarter")]
     pub steps_per_quarter: u8,
+    /// The model validated and saved averages the weights at the end of
+    /// recent epochs, exponentially, with the mean age of the last
+    /// `average_epochs` epochs' plain mean (`train::average`); 0 or 1: the
+    /// weights as the optimizer left them. The optimizer goes on from its own.
+    #[serde(default)]
+    pub average_epochs: usize,
 }
 
 fn default_steps_per_quarter() -> u8 {
@@ -91,6 +97,7 @@ impl Default for TrainSettings {
             feedback: 0.0,
             validation_dir: None,
             steps_per_quarter: default_steps_per_quarter(),
+            average_epochs: 0,
         }
     }
 }

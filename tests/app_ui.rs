@@ -331,6 +331,7 @@ fn training_in_the_app_makes_a_model_it_can_generate_with() {
         .apply(Command::TrainFormChanged(cadenza::app::TrainForm {
             data_dir: data.path().display().to_string(),
             epochs: 2,
+            average_epochs: 2,
             ..Default::default()
         }));
     harness.state_mut().apply(Command::StartTraining);
@@ -348,6 +349,9 @@ fn training_in_the_app_makes_a_model_it_can_generate_with() {
     assert!(progress.finished, "{progress:?}");
     assert_eq!(progress.epochs.len(), 2, "{}", progress.message);
     assert!(progress.epochs.iter().all(|r| r.validation_loss.is_some()));
+    let saved = cadenza::checkpoint::Checkpoint::load(progress.model.as_ref().unwrap()).unwrap();
+    let settings = &saved.header.training.as_ref().unwrap().settings;
+    assert_eq!(settings.average_epochs, 2);
     harness.state_mut().apply(Command::UseTrainedModel);
     settle(&mut harness);
     let app = harness.state();

@@ -409,6 +409,137 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
 }
 
 #[test]
+fn an_averaging_run_saves_the_mean_of_its_epochs_and_resumes_exactly() {
+    let data = little_dataset();
+    // Over 5 epochs: the first three come in at 1, 1/2 and 1/3, a plain mean.
+    let settings = TrainSettings {
+        batch_size: 16,
+        average_epochs: 5,
+        ..TrainSettings::default()
+    };
+    let cpu = device::cpu();
+    let training = cadenza::train::training_device(&cpu);
+    let dir = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+    let start = Checkpoint::new(
+        CheckpointHeader::new(ArticleNetConfig::article(), "start"),
+        &Trainer::new(
+            ArticleNetConfig::article(),
+            settings.clone(),
+            &data,
+            "little",
+            &cpu,
+        )
+        .unwrap()
+        .model(),
+    )
+    .unwrap();
+    let fresh = |settings: &TrainSettings| {
+        Trainer::with_model(
+            start.model(&training).unwrap(),
+            ArticleNetConfig::article(),
+            settings.clone(),
+            &data,
+            "little",
+            &training,
+        )
+        .unwrap()
+    };
+    let weights = |network: Network| all_weights(&network.into_article().unwrap());
+    let saved =
+        |path: &std::path::Path| weights(Checkpoint::load(path).unwrap().model(&cpu).unwrap());
+    let close = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0.0f32, f32::max)
+    };
+
+    for on_burn in [false, true] {
+        let straight = dir.path().join(format!("straight-{on_burn}.cadenza"));
+        let mut trainer = fresh(&settings);
+        if on_burn {
+            trainer = trainer.on_burn().unwrap();
+        }
+        let mut own = Vec::new();
+        for epochs in 1..=3 {
+            trainer
+                .fit(&data, epochs, None, &straight, &never, &mut |_| {})
+                .unwrap();
+            own.push(weights(trainer.optimizer_model()));
+        }
+        let mean: Vec<f32> = (0..own[0].len())
+            .map(|i| (own[0][i] + own[1][i] + own[2][i]) / 3.0)
+            .collect();
+        assert!(close(&own[2], &mean) > 1e-3, "the epochs moved the weights");
+        assert!(
+            close(&saved(&straight), &mean) <= 1e-5,
+            "on burn: {on_burn}"
+        );
+        assert!(close(&weights(trainer.model()), &mean) <= 1e-5);
+
+        // The epoch was validated on the average.
+        let averaged = Checkpoint::load(&straight)
+            .unwrap()
+            .model(&training)
+            .unwrap();
+        let mut plain = Trainer::with_model(
+            averaged,
+            ArticleNetConfig::article(),
+            TrainSettings {
+                average_epochs: 0,
+                ..settings.clone()
+            },
+            &data,
+            "little",
+            &training,
+        )
+        .unwrap();
+        let validated = trainer.record().log[2].validation_loss.unwrap();
+        let on_average = plain.validation_loss(&data).unwrap().unwrap();
+        assert!(
+            (validated - on_average).abs() <= 1e-6 * on_average,
+            "{validated} against {on_average}"
+        );
+
+        // Resumed after two epochs, the run goes on with the optimizer's own
+        // weights and the average as a straight one does.
+        let halves = dir.path().join(format!("halves-{on_burn}.cadenza"));
+        let mut first = fresh(&settings);
+        if on_burn {
+            first = first.on_burn().unwrap();
+        }
+        first
+            .fit(&data, 2, None, &halves, &never, &mut |_| {})
+            .unwrap();
+        let mut resumed = Trainer::resume(&Checkpoint::load(&halves).unwrap(), &cpu).unwrap();
+        assert_eq!(resumed.engine(), trainer.engine());
+        assert!(close(&weights(resumed.optimizer_model()), &own[1]) <= 1e-6);
+        resumed
+            .fit(&data, 3, None, &halves, &never, &mut |_| {})
+            .unwrap();
+        assert!(close(&saved(&halves), &saved(&straight)) <= 1e-6);
+    }
+
+    // Averaging switched off on resuming: the saved model is the optimizer's.
+    let out = dir.path().join("off.cadenza");
+    let mut trainer = fresh(&settings);
+    trainer
+        .fit(&data, 2, None, &out, &never, &mut |_| {})
+        .unwrap();
+    let mut resumed = Trainer::resume(&Checkpoint::load(&out).unwrap(), &cpu).unwrap();
+    resumed.set_average_epochs(0).unwrap();
+    resumed
+        .fit(&data, 3, None, &out, &never, &mut |_| {})
+        .unwrap();
+    assert_eq!(saved(&out), weights(resumed.optimizer_model()));
+    assert!(matches!(
+        resumed.set_average_epochs(1_000_000),
+        Err(TrainError::OutOfRange(_))
+    ));
+}
+
+#[test]
 fn each_run_resumes_on_the_engine_that_wrote_its_optimizer_state() {
     let data = little_dataset();
     let settings = TrainSettings {

@@ -26,6 +26,9 @@ pub struct TrainForm {
     pub arch: Architecture,
     pub preset: Preset,
     pub loss: LossKind,
+    /// Epochs the saved weights are averaged over (0: none), see
+    /// [`TrainSettings::average_epochs`].
+    pub average_epochs: usize,
 }
 
 impl Default for TrainForm {
@@ -37,6 +40,7 @@ impl Default for TrainForm {
             arch,
             preset: Preset::Forward,
             loss: train::default_settings(arch).loss,
+            average_epochs: 0,
         }
     }
 }
@@ -114,6 +118,7 @@ fn train(
     let settings = TrainSettings {
         preset: form.preset,
         loss: form.loss,
+        average_epochs: form.average_epochs,
         ..train::default_settings(form.arch)
     };
     let data = Dataset::from_folder(

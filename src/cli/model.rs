@@ -123,6 +123,14 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
                 s.feedback * 100.0
             );
         }
+        if s.average_epochs > 1 {
+            let _ = writeln!(
+                text,
+                "weights: an average over about the last {} epochs' (the optimizer's own kept \
+                 for --resume)",
+                s.average_epochs
+            );
+        }
         text.push_str(&loss_table(training));
     }
     text

@@ -5,6 +5,7 @@
 //! networks (examples, loss, feedback) is each one's [`scheme`].
 
 mod adam;
+pub mod average;
 mod native;
 mod scheme;
 
@@ -17,7 +18,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Tensor};
 
 use crate::atomic::write_atomically;
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointHeader, network_from_weights, weights_of,
+};
 use crate::dataset::{Dataset, Preset};
 use crate::eval::{FrameScores, free_running, teacher_forced};
 use crate::generate::{GenerateError, GenerateOptions, RuleKind, RuleSettings, Runner};
@@ -26,6 +29,7 @@ use crate::model::{Architecture, Network, NetworkConfig};
 use crate::record::{EpochRecord, MusicCheck, TrainSettings, TrainingRecord};
 
 pub use adam::KerasAdam;
+use average::{AveragedState, WeightAverage, averaged_state, params_of, with_params};
 use native::NativeTrainer;
 use scheme::{BatchData, BatchPosition, Examples, TrainingScheme, burn_roll_logits, scheme_for};
 pub use scheme::{DEFAULT_FEEDBACK, DEFAULT_TRANSPOSE};
@@ -174,6 +178,9 @@ pub struct Trainer {
     batch: BatchData,
     /// Steps taken through [`step`](Trainer::step).
     manual_steps: usize,
+    /// The average of the epoch-end weights, when the run averages
+    /// (`average_epochs` above 1) and has finished an epoch since.
+    average: Option<WeightAverage>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -198,6 +205,7 @@ impl Run {
     /// needs.
     fn checked(config: NetworkConfig, settings: TrainSettings) -> Result<Self, TrainError> {
         limits::BATCH.check(settings.batch_size)?;
+        limits::AVERAGE_EPOCHS.check(settings.average_epochs)?;
         let lr = settings.learning_rate;
         if !(lr.is_finite() && lr > 0.0) {
             return Err(TrainError::BadLearningRate(lr));
@@ -279,6 +287,7 @@ impl Trainer {
             device: device.clone(),
             batch: BatchData::default(),
             manual_steps: 0,
+            average: None,
         }
     }
 
@@ -289,15 +298,33 @@ impl Trainer {
             .training
             .clone()
             .ok_or(TrainError::NoTrainingRecord)?;
-        let optimizer_bytes = checkpoint
+        let section = checkpoint
             .optimizer_state()
             .ok_or(TrainError::NothingToResume)?;
         let run = Run::checked(checkpoint.header.network.clone(), record.settings.clone())?;
+        // An averaging run saves the average as its weights and keeps the
+        // optimizer's own beside its state.
+        let (optimizer_bytes, own_weights, average) = match averaged_state(section) {
+            Some(state) => {
+                let state = state.map_err(TrainError::OptimizerState)?;
+                let averaged = checkpoint.model(&crate::device::cpu())?;
+                let average = WeightAverage {
+                    params: params_of(&averaged),
+                    epochs: state.epochs,
+                };
+                (state.optimizer, Some(state.weights), Some(average))
+            }
+            None => (section, None, None),
+        };
+        let model_on = |device: &Device| match own_weights {
+            Some(weights) => network_from_weights(&checkpoint.header.network, weights, device),
+            None => checkpoint.model(device),
+        };
         // The engine that wrote the optimizer state goes on with it: the
         // plain-Rust trainer's runs on the CPU whatever `device` says.
         let engine = if NativeTrainer::wrote(optimizer_bytes) {
             let device = training_device(&crate::device::cpu());
-            let model = checkpoint.model(&device)?;
+            let model = model_on(&device)?;
             let mut native = NativeTrainer::from_network(&model, &run.config)
                 .map_err(|e| TrainError::Backend(e.to_string()))?
                 .ok_or_else(|| {
@@ -315,7 +342,7 @@ impl Trainer {
                 .from_bytes(Bytes::from_bytes_vec(optimizer_bytes.to_vec()))
                 .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?;
             Engine::Burn {
-                model: checkpoint.model(&device)?,
+                model: model_on(&device)?,
                 optimizer,
             }
         };
@@ -331,6 +358,7 @@ impl Trainer {
             device,
             batch: BatchData::default(),
             manual_steps: 0,
+            average,
         })
     }
 
@@ -388,12 +416,52 @@ impl Trainer {
         Ok(())
     }
 
+    /// Goes on averaging the weights over `epochs` epochs (0 or 1: not at
+    /// all), recorded in the run's settings from then on. The average so
+    /// far, if any, is kept.
+    pub fn set_average_epochs(&mut self, epochs: usize) -> Result<(), TrainError> {
+        limits::AVERAGE_EPOCHS.check(epochs)?;
+        self.record.settings.average_epochs = epochs;
+        if !self.averages() {
+            self.average = None;
+        }
+        Ok(())
+    }
+
+    /// Whether the run averages its weights.
+    fn averages(&self) -> bool {
+        self.record.settings.average_epochs > 1
+    }
+
     /// The model for inference (no autodiff, no dropout, batch norm on
-    /// moving statistics).
+    /// moving statistics): the average of the weights when the run keeps
+    /// one, else [`optimizer_model`](Self::optimizer_model).
     pub fn model(&self) -> Network {
+        let model = self.optimizer_model();
+        match &self.average {
+            Some(average) => with_params(model, &average.params),
+            None => model,
+        }
+    }
+
+    /// The weights as the optimizer left them, for inference.
+    pub fn optimizer_model(&self) -> Network {
         match &self.engine {
             Engine::Burn { model, .. } => model.valid(),
             Engine::Native(native) => native.to_network(&self.device.clone().without_autodiff()),
+        }
+    }
+
+    /// Takes the weights at the end of an epoch into the average.
+    fn average_epoch(&mut self) {
+        if !self.averages() {
+            return;
+        }
+        let params = params_of(&self.optimizer_model());
+        let span = self.record.settings.average_epochs;
+        match &mut self.average {
+            Some(average) => average.add(&params, span),
+            None => self.average = Some(WeightAverage::new(params)),
         }
     }
 
@@ -523,6 +591,13 @@ impl Trainer {
             return Ok(None);
         }
         let device = self.device.clone().without_autodiff();
+        // The plain-Rust trainer scores its own weights: an averaged model
+        // gets a copy of its own.
+        let mut averaged = match (&self.engine, &self.average) {
+            (Engine::Native(_), Some(_)) => NativeTrainer::from_network(&model, &self.config)
+                .map_err(|e| TrainError::Backend(e.to_string()))?,
+            _ => None,
+        };
         let mut batch = std::mem::take(&mut self.batch);
         let chunk = (4096 / self.targets_each()).max(1);
         let mut total = 0.0f64;
@@ -533,7 +608,9 @@ impl Trainer {
             examples.fill(data, start..end, &mut batch);
             let settings = &self.record.settings;
             let loss = match &mut self.engine {
-                Engine::Native(native) => native
+                Engine::Native(native) => averaged
+                    .as_mut()
+                    .unwrap_or(native)
                     .loss(&batch, settings)
                     .map_err(|e| TrainError::Backend(e.to_string())),
                 Engine::Burn { .. } => self
@@ -602,13 +679,21 @@ impl Trainer {
     pub fn checkpoint(&self, origin: &str) -> Result<Checkpoint, TrainError> {
         let mut header = CheckpointHeader::new(self.config.clone(), origin);
         header.training = Some(self.record.clone());
-        let optimizer = match &self.engine {
+        let mut optimizer = match &self.engine {
             Engine::Burn { optimizer, .. } => optimizer
                 .into_bytes()
                 .map_err(|e| TrainError::OptimizerState(format!("{e:?}")))?
                 .to_vec(),
             Engine::Native(native) => native.optimizer_bytes(),
         };
+        if let Some(average) = &self.average {
+            optimizer = AveragedState {
+                epochs: average.epochs,
+                weights: &weights_of(&self.optimizer_model())?,
+                optimizer: &optimizer,
+            }
+            .to_bytes();
+        }
         Ok(Checkpoint::new(header, &self.model())?.with_optimizer(optimizer))
     }
 
@@ -681,6 +766,7 @@ impl Trainer {
                 });
             }
             let seconds = started.elapsed().as_secs_f64();
+            self.average_epoch();
             let validation_loss = self.validation_loss(data)?;
             let (scores, music) = match validation_loss {
                 Some(_) => {

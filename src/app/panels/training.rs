@@ -28,6 +28,11 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
             .logarithmic(true)
             .text("epochs"),
     );
+    ui.add(egui::Slider::new(&mut form.average_epochs, 0..=50).text("average over epochs"))
+        .on_hover_text(
+            "Save an average of the weights of about the last N epochs (0: the last epoch's); \
+         it often does better on music it never saw",
+        );
     network_choice(ui, &mut form);
     if form != app.training.form {
         commands.push(Command::TrainFormChanged(form));
