@@ -82,6 +82,11 @@ pub fn gap_features(distance: Option<usize>, out: &mut [f32]) {
 
 /// Pitch classes in the profile.
 pub const PROFILE_FEATURES: usize = 12;
+
+/// Values the profile adds to the context: all of them with it, none without.
+pub fn profile_width(pitch_profile: bool) -> usize {
+    if pitch_profile { PROFILE_FEATURES } else { 0 }
+}
 /// What the notes of a step one step further back weigh in the profile: a
 /// half-life of 138 steps (over eight bars of sixteenths), so it tells the key of
 /// a whole passage rather than the harmony of the last bar.
@@ -218,11 +223,7 @@ impl ComposerConfig {
         } else {
             0
         };
-        let profile = if self.has_pitch_profile() {
-            PROFILE_FEATURES
-        } else {
-            0
-        };
+        let profile = profile_width(self.has_pitch_profile());
         self.units
             + self.future_units
             + self.pitches

@@ -22,6 +22,7 @@ use burn::tensor::Tensor;
 use super::activations;
 use super::composer::{
     GAP_FEATURES, PROFILE_FEATURES, add_to_profile, gap_features, gap_nearness, normalise_profile,
+    profile_width,
 };
 use super::split::{self, worth_splitting};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
@@ -1021,11 +1022,7 @@ impl NativeComposer {
         let outputs = pitches + nade_units;
         let width = visible.d_input;
         let near = if model.near_after { pitches } else { 0 };
-        let profile = if model.pitch_profile {
-            PROFILE_FEATURES
-        } else {
-            0
-        };
+        let profile = profile_width(model.pitch_profile);
         let expected =
             units + model.future.units + pitches + GAP_FEATURES + METER_FEATURES + near + profile;
         if hidden.d_input != width || width != expected {
@@ -1157,11 +1154,7 @@ impl NativeComposer {
     /// its pitch-class profile to `state.own`.
     fn own_context(&self, state: &mut ComposerState, sequences: usize) {
         let units = self.past.units;
-        let profile = if self.pitch_profile {
-            PROFILE_FEATURES
-        } else {
-            0
-        };
+        let profile = profile_width(self.pitch_profile);
         let width = units + profile;
         state.own.resize(sequences * width, 0.0);
         for (s, own) in state.own.chunks_exact_mut(width).enumerate() {
