@@ -76,26 +76,17 @@ fn variations_are_drawn_only_by_a_rule_that_draws_at_random() {
     let mut harness = harness();
     let mut params = *harness.state().params();
     params.variations = 3;
-    harness.state_mut().apply(Command::ParamsChanged(params));
-    settle(&mut harness);
-    let generated = harness
-        .state()
-        .generation()
-        .result()
-        .expect("a continuation");
-    assert_eq!(generated.continuations.len(), 3);
-
+    let mut continuations_with = |rule| {
+        params.rule.kind = rule;
+        harness.state_mut().apply(Command::ParamsChanged(params));
+        settle(&mut harness);
+        let generated = harness.state().generation().result();
+        generated.expect("a continuation").continuations.len()
+    };
+    assert_eq!(continuations_with(RuleKind::Sample), 3);
     // The boost decides every note the same way each time: one roll, and
     // the slider says why it is off.
-    params.rule.kind = RuleKind::Boost;
-    harness.state_mut().apply(Command::ParamsChanged(params));
-    settle(&mut harness);
-    let generated = harness
-        .state()
-        .generation()
-        .result()
-        .expect("a continuation");
-    assert_eq!(generated.continuations.len(), 1);
+    assert_eq!(continuations_with(RuleKind::Boost), 1);
     let slider = harness.get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "variations");
     assert!(slider.accesskit_node().is_disabled());
     // The setting itself stays for when the rule draws again.

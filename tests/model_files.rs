@@ -287,6 +287,40 @@ fn little_dataset() -> Dataset {
     Dataset::from_rolls(rolls, Preset::Forward, 0.34, 1).unwrap()
 }
 
+/// Trainers of the article's network on `data` that all start from the
+/// same concrete weights: burn seeds a process-wide generator and draws
+/// weights lazily, so two runs seeded alike can still differ while other
+/// tests draw from it in parallel.
+fn one_start(data: &Dataset) -> impl Fn(&TrainSettings) -> Trainer + '_ {
+    let cpu = device::cpu();
+    let training = cadenza::train::training_device(&cpu);
+    let start = Trainer::new(
+        ArticleNetConfig::article(),
+        TrainSettings::default(),
+        data,
+        "little",
+        &cpu,
+    )
+    .unwrap()
+    .model();
+    let start = Checkpoint::new(
+        CheckpointHeader::new(ArticleNetConfig::article(), "start"),
+        &start,
+    )
+    .unwrap();
+    move |settings| {
+        Trainer::with_model(
+            start.model(&training).unwrap(),
+            ArticleNetConfig::article(),
+            settings.clone(),
+            data,
+            "little",
+            &training,
+        )
+        .unwrap()
+    }
+}
+
 #[test]
 fn training_checkpoints_each_epoch_and_resumes_exactly() {
     let data = little_dataset();
@@ -298,36 +332,8 @@ fn training_checkpoints_each_epoch_and_resumes_exactly() {
     let cpu = device::cpu();
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
-
-    // Both runs start from the same concrete weights: burn seeds a
-    // process-wide generator and draws weights lazily, so two runs seeded
-    // alike can still differ while other tests draw from it in parallel.
-    let training = cadenza::train::training_device(&cpu);
-    let start = Trainer::new(
-        ArticleNetConfig::article(),
-        settings.clone(),
-        &data,
-        "little",
-        &cpu,
-    )
-    .unwrap()
-    .model();
-    let start = Checkpoint::new(
-        CheckpointHeader::new(ArticleNetConfig::article(), "start"),
-        &start,
-    )
-    .unwrap();
-    let fresh = || {
-        Trainer::with_model(
-            start.model(&training).unwrap(),
-            ArticleNetConfig::article(),
-            settings.clone(),
-            &data,
-            "little",
-            &training,
-        )
-        .unwrap()
-    };
+    let from_start = one_start(&data);
+    let fresh = || from_start(&settings);
 
     let straight = dir.path().join("straight.cadenza");
     let mut trainer = fresh();
@@ -421,30 +427,7 @@ fn an_averaging_run_saves_the_mean_of_its_epochs_and_resumes_exactly() {
     let training = cadenza::train::training_device(&cpu);
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
-    let start = Checkpoint::new(
-        CheckpointHeader::new(ArticleNetConfig::article(), "start"),
-        &Trainer::new(
-            ArticleNetConfig::article(),
-            settings.clone(),
-            &data,
-            "little",
-            &cpu,
-        )
-        .unwrap()
-        .model(),
-    )
-    .unwrap();
-    let fresh = |settings: &TrainSettings| {
-        Trainer::with_model(
-            start.model(&training).unwrap(),
-            ArticleNetConfig::article(),
-            settings.clone(),
-            &data,
-            "little",
-            &training,
-        )
-        .unwrap()
-    };
+    let fresh = one_start(&data);
     let weights = |network: Network| all_weights(&network.into_article().unwrap());
     let saved =
         |path: &std::path::Path| weights(Checkpoint::load(path).unwrap().model(&cpu).unwrap());
