@@ -28,7 +28,9 @@ pub struct TrainArgs {
     /// Total epochs (a resumed run continues up to this number).
     #[arg(long, default_value_t = 100, value_parser = |s: &str| limits::EPOCHS.parse(s))]
     pub epochs: usize,
-    /// Stop when the validation loss has not improved for this many epochs.
+    /// Stop when the validation loss has not improved for this many epochs,
+    /// counted from the lowest loss of the whole run: a resumed run stops
+    /// after one epoch if its lowest loss is already further back than this.
     #[arg(long, value_name = "EPOCHS", value_parser = |s: &str| limits::EPOCHS.parse(s))]
     pub patience: Option<usize>,
     /// Where to train: `auto` and `cpu` train on the CPU with Cadenza's
