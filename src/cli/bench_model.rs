@@ -222,9 +222,10 @@ fn measure(
         Ok(())
     })?;
     let generate8_ms = time_generation(of_variations, 8)?;
-    let generate_one_of_8_ms = match of_variations == own {
-        true => None,
-        false => Some(time_generation(of_variations, 1)?),
+    let generate_one_of_8_ms = if of_variations == own {
+        None
+    } else {
+        Some(time_generation(of_variations, 1)?)
     };
     let through_burn = SelectedDevice {
         native_inference: false,
@@ -270,9 +271,10 @@ fn measure(
 /// sampling (variations of the others would be one roll repeated).
 fn rules(architecture: Architecture) -> (RuleKind, RuleKind) {
     let own = RuleKind::default_for(architecture);
-    let of_variations = match own.draws_at_random() {
-        true => own,
-        false => RuleKind::Sample,
+    let of_variations = if own.draws_at_random() {
+        own
+    } else {
+        RuleKind::Sample
     };
     (own, of_variations)
 }

@@ -126,7 +126,7 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
         if s.average_epochs > 1 {
             let _ = writeln!(
                 text,
-                "weights: an average over about the last {} epochs' (the optimizer's own kept \
+                "weights: averaged over about the last {} epochs (the optimizer's own are kept \
                  for --resume)",
                 s.average_epochs
             );
