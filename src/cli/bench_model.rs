@@ -402,6 +402,7 @@ pub fn bench_model(
     let architecture = checkpoint
         .as_ref()
         .map_or(Architecture::Article, |c| c.header.network.architecture());
+    let (own_rule, variations_rule) = rules(architecture);
     let demo = crate::assets::default_demo();
     let (seed_roll, _) = import(demo.midi, &ImportOptions::default())?;
     let cpu = measure(
@@ -428,8 +429,8 @@ pub fn bench_model(
         generate_ms_cpu_burn: cpu.generate_burn_ms,
         generate8_ms_cpu: cpu.generate8_ms,
         generate_one_of_8_ms_cpu: cpu.generate_one_of_8_ms,
-        rule: rules(architecture).0.name(),
-        variations_rule: rules(architecture).1.name(),
+        rule: own_rule.name(),
+        variations_rule: variations_rule.name(),
         fill32_ms_cpu: cpu.fill32_ms,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,
