@@ -438,6 +438,31 @@ const MINOR_PROFILE: [f64; 12] = [
     6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17,
 ];
 
+/// The 24 keys' Krumhansl–Kessler profiles as unit vectors with zero mean,
+/// majors on C..B then minors on C..B: the Pearson correlation of a
+/// pitch-class profile with key `k` is its centred values' dot product with
+/// template `k` over their norm.
+pub fn key_templates() -> [[f32; 12]; 24] {
+    let mut templates = [[0.0f32; 12]; 24];
+    for (k, template) in templates.iter_mut().enumerate() {
+        let profile = if k < 12 {
+            &MAJOR_PROFILE
+        } else {
+            &MINOR_PROFILE
+        };
+        let tonic = k % 12;
+        let mean = profile.iter().sum::<f64>() / 12.0;
+        let centred: Vec<f64> = (0..12)
+            .map(|class| profile[(class + 12 - tonic) % 12] - mean)
+            .collect();
+        let norm = centred.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for (value, centred) in template.iter_mut().zip(&centred) {
+            *value = (centred / norm) as f32;
+        }
+    }
+    templates
+}
+
 /// Pearson correlation of `x` with `profile` turned to start on `tonic`, or
 /// `None` when `x` does not vary (no key can be told from it).
 fn key_correlation(x: &[f64; 12], profile: &[f64; 12], tonic: usize) -> Option<f64> {

@@ -31,6 +31,7 @@ pub fn small_config() -> ComposerConfig {
         .with_nade_units(16)
         .with_near_after(Some(true))
         .with_pitch_profile(Some(true))
+        .with_key_input(Some(true))
 }
 
 /// A small composer with non-trivial weights (the default init, seeded).
@@ -695,7 +696,7 @@ fn the_pitch_profile_weighs_recent_notes_more() {
     }
     steps.extend(&d);
     let mut out = vec![0.0f32; steps.len() / PITCH_COUNT * PROFILE_FEATURES];
-    pitch_profiles(&steps, PITCH_COUNT, &mut out);
+    pitch_profiles(&steps, PITCH_COUNT, false, &mut out);
     let profile = |t: usize| &out[t * PROFILE_FEATURES..(t + 1) * PROFILE_FEATURES];
     assert_eq!(profile(0), &[0.0; 12], "nothing heard yet");
     let after_chord = profile(1);
@@ -718,4 +719,74 @@ fn the_pitch_profile_weighs_recent_notes_more() {
     let total = 1.0 + old * total;
     assert!((profile(last)[2] - (1.0 + old) / total).abs() < 1e-4);
     assert!((profile(last)[0] - old * PROFILE_DECAY / total).abs() < 1e-4);
+}
+
+#[test]
+fn the_key_input_picks_the_key_the_eval_estimate_picks() {
+    use cadenza::model::composer::{
+        KEY_FEATURES, PROFILE_FEATURES, key_weights, pitch_profiles, profile_width,
+    };
+    use cadenza::music::estimate_key;
+    let width = profile_width(true, true);
+    assert_eq!(width, PROFILE_FEATURES + KEY_FEATURES);
+    let features_of = |steps: &[u128]| {
+        let mut out = vec![0.0f32; steps.len() * width];
+        pitch_profiles(&floats(steps), PITCH_COUNT, true, &mut out);
+        out[(steps.len() - 1) * width..].to_vec()
+    };
+    let key_of = |weights: &[f32]| {
+        let best = (0..KEY_FEATURES)
+            .max_by(|&a, &b| weights[a].total_cmp(&weights[b]))
+            .unwrap();
+        (best % 12, best >= 12)
+    };
+    // Nothing heard, and every pitch class alike: no key.
+    assert_eq!(&features_of(&[0])[PROFILE_FEATURES..], &[0.0; KEY_FEATURES]);
+    let chromatic = (0..12).fold(0u128, |mask, row| mask | 1 << (39 + row));
+    assert_eq!(
+        &features_of(&[chromatic])[PROFILE_FEATURES..],
+        &[0.0; KEY_FEATURES]
+    );
+    // Random chords (one step, so the shares are plain counts): the key
+    // weighed most is the key `estimate_key` finds, and the weights sum to 1.
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut compared = 0;
+    for _ in 0..300 {
+        let notes = rng.random_range(3..10);
+        let chord = (0..notes).fold(0u128, |m, _| m | 1u128 << rng.random_range(10..90));
+        let features = features_of(&[chord]);
+        let weights = &features[PROFILE_FEATURES..];
+        assert!((weights.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let mut sorted = weights.to_vec();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        // A near tie could go either way in f32 and f64.
+        if sorted[0] < 1.01 * sorted[1] {
+            continue;
+        }
+        let key = estimate_key(&[chord]).unwrap();
+        assert_eq!(key_of(weights), (usize::from(key.tonic), key.minor));
+        compared += 1;
+    }
+    assert!(compared > 200, "{compared}");
+    // A scale with its tonic triad held longer: C major, then A minor with
+    // its leading tone; a clear key takes most of the weight.
+    let row = |midi: usize| midi - 21;
+    let steps_of = |scale: &[usize], triad: &[usize]| {
+        let scale = scale.iter().fold(0u128, |m, &p| m | 1 << row(p));
+        let triad = triad.iter().fold(0u128, |m, &p| m | 1 << row(p));
+        let mut steps = vec![scale];
+        steps.extend([triad; 4]);
+        steps
+    };
+    let mut weights = [0.0f32; KEY_FEATURES];
+    let c_major = features_of(&steps_of(&[60, 62, 64, 65, 67, 69, 71], &[60, 64, 67]));
+    key_weights(&c_major[..PROFILE_FEATURES], &mut weights);
+    assert_eq!(&weights[..], &c_major[PROFILE_FEATURES..]);
+    assert_eq!(key_of(&weights), (0, false));
+    assert!(weights[0] > 0.5, "{weights:?}");
+    let a_minor = features_of(&steps_of(&[57, 59, 60, 62, 64, 65, 68], &[57, 60, 64]));
+    assert_eq!(key_of(&a_minor[PROFILE_FEATURES..]), (9, true));
+    // The key input is read from the profile: it needs one.
+    let problem = ComposerConfig::new().with_key_input(Some(true)).problem();
+    assert!(problem.unwrap().contains("pitch-class profile"));
 }

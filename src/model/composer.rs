@@ -12,6 +12,12 @@
 //! - With `pitch_profile`, the context also holds the pitch-class profile of
 //!   the music heard so far (see [`pitch_profiles`]): the key, as a direct
 //!   input rather than something the past LSTM must carry over many steps.
+//!   With `key_input` as well, how well that profile matches each of the 24
+//!   keys (see [`key_weights`]): the biases are linear in the context, so the
+//!   profile alone can only nudge each pitch by how much its pitch class was
+//!   heard, while a weight per key lets each key bring its own scale (its
+//!   third above all, which a linear read of the profile blurs between major
+//!   and minor).
 //! - A NADE output (Larochelle & Murray 2011, as in RNN-NADE) decides the
 //!   pitches of a step from low to high, each conditioned on the ones already
 //!   decided: `p(v_i | v_<i) = σ(b_i + V_i · σ(c + Σ_{j<i} v_j W_j))`, with `b`
@@ -23,7 +29,9 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::{log_sigmoid, sigmoid};
+use std::sync::LazyLock;
+
+use burn::tensor::activation::{log_sigmoid, sigmoid, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::ZeroBias as _;
@@ -83,9 +91,52 @@ pub fn gap_features(distance: Option<usize>, out: &mut [f32]) {
 /// Pitch classes in the profile.
 pub const PROFILE_FEATURES: usize = 12;
 
-/// Values the profile adds to the context: all of them with it, none without.
-pub fn profile_width(pitch_profile: bool) -> usize {
-    if pitch_profile { PROFILE_FEATURES } else { 0 }
+/// Keys in the key input: major on C..B, then minor on C..B.
+pub const KEY_FEATURES: usize = 24;
+
+/// Values the profile and the key input add to the context (the key input
+/// comes after the profile it is computed from).
+pub fn profile_width(pitch_profile: bool, key_input: bool) -> usize {
+    let profile = if pitch_profile { PROFILE_FEATURES } else { 0 };
+    let key = if key_input { KEY_FEATURES } else { 0 };
+    profile + key
+}
+
+/// How sharply the key input singles out the best-matching key: each key
+/// weighs `exp(KEY_SHARPNESS * r)` for its correlation `r`, so a key that
+/// matches 0.15 better than the next (a typical margin over the relative or
+/// parallel key in tonal music) takes about 95% of the weight, and an
+/// ambiguous passage spreads it.
+pub const KEY_SHARPNESS: f32 = 20.0;
+
+/// A profile whose centred values are shorter than this has no key: nothing
+/// heard yet, or every pitch class alike.
+pub const KEY_MIN_SPREAD: f32 = 1e-6;
+
+static KEY_TEMPLATES: LazyLock<[[f32; PROFILE_FEATURES]; KEY_FEATURES]> =
+    LazyLock::new(crate::music::key_templates);
+
+/// The key input of a profile (`PROFILE_FEATURES` shares) into `out`
+/// (`KEY_FEATURES` values): the softmax of [`KEY_SHARPNESS`] times the
+/// profile's Pearson correlation with each key's Krumhansl–Kessler profile,
+/// the measure `eval`'s key estimate maximises; all zero when the profile has
+/// no key ([`KEY_MIN_SPREAD`]).
+pub fn key_weights(shares: &[f32], out: &mut [f32]) {
+    let mean = shares.iter().sum::<f32>() / PROFILE_FEATURES as f32;
+    let centred: [f32; PROFILE_FEATURES] = std::array::from_fn(|class| shares[class] - mean);
+    let spread = centred.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if spread < KEY_MIN_SPREAD {
+        out.fill(0.0);
+        return;
+    }
+    for (weight, template) in out.iter_mut().zip(KEY_TEMPLATES.iter()) {
+        let dot: f32 = centred.iter().zip(template).map(|(c, t)| c * t).sum();
+        *weight = KEY_SHARPNESS * dot / spread;
+    }
+    let top = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    out.iter_mut().for_each(|w| *w = (*w - top).exp());
+    let total: f32 = out.iter().sum();
+    out.iter_mut().for_each(|w| *w /= total);
 }
 /// What the notes of a step one step further back weigh in the profile: a
 /// half-life of 138 steps (over eight bars of sixteenths), so it tells the key of
@@ -112,15 +163,17 @@ pub fn add_to_profile(counts: &mut [f32], sounding_rows: impl Iterator<Item = us
 }
 
 /// The pitch-class profile after each of `steps` (one sequence, `[time][pitches]`
-/// 0/1 values), `[time][PROFILE_FEATURES]`: each pitch class's share of the
-/// notes heard up to and including that step, a step `k` steps back
-/// weighing [`PROFILE_DECAY`]^k; zeros before any note.
-pub fn pitch_profiles(steps: &[f32], pitches: usize, out: &mut [f32]) {
+/// 0/1 values), `[time][profile_width(true, key_input)]`: each pitch class's
+/// share of the notes heard up to and including that step, a step `k` steps
+/// back weighing [`PROFILE_DECAY`]^k (zeros before any note), then with
+/// `key_input` its [`key_weights`].
+pub fn pitch_profiles(steps: &[f32], pitches: usize, key_input: bool, out: &mut [f32]) {
     let mut counts = [0.0f32; PROFILE_FEATURES];
-    for (step, profile) in steps
+    for (step, features) in steps
         .chunks_exact(pitches)
-        .zip(out.chunks_exact_mut(PROFILE_FEATURES))
+        .zip(out.chunks_exact_mut(profile_width(true, key_input)))
     {
+        let (profile, key) = features.split_at_mut(PROFILE_FEATURES);
         add_to_profile(
             &mut counts,
             step.iter()
@@ -130,6 +183,9 @@ pub fn pitch_profiles(steps: &[f32], pitches: usize, out: &mut [f32]) {
         );
         profile.copy_from_slice(&counts);
         normalise_profile(profile);
+        if key_input {
+            key_weights(profile, key);
+        }
     }
 }
 
@@ -171,6 +227,10 @@ pub struct ComposerConfig {
     /// heard so far ([`pitch_profiles`]). Off (none) in files from before it.
     #[config(default = "None")]
     pub pitch_profile: Option<bool>,
+    /// Whether the context also holds the profile's [`key_weights`] (needs
+    /// `pitch_profile`). Off (none) in files from before it.
+    #[config(default = "None")]
+    pub key_input: Option<bool>,
 }
 
 impl Default for ComposerConfig {
@@ -195,6 +255,9 @@ impl ComposerConfig {
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return Some(format!("dropout {} is outside 0..1", self.dropout));
         }
+        if self.has_key_input() && !self.has_pitch_profile() {
+            return Some("the key input is computed from the pitch-class profile".to_string());
+        }
         None
     }
 
@@ -208,6 +271,11 @@ impl ComposerConfig {
         self.pitch_profile == Some(true)
     }
 
+    /// Whether the context holds the key input.
+    pub fn has_key_input(&self) -> bool {
+        self.key_input == Some(true)
+    }
+
     /// Values per step in the input of either LSTM.
     pub fn step_inputs(&self) -> usize {
         self.pitches + METER_FEATURES
@@ -216,14 +284,15 @@ impl ComposerConfig {
     /// Values of the context the NADE's biases are computed from: the past
     /// LSTM's state, the future LSTM's, the first step after the gap, the gap
     /// and the meter features, (with `near_after`) the first step after
-    /// scaled by nearness, and (with `pitch_profile`) the profile.
+    /// scaled by nearness, (with `pitch_profile`) the profile and (with
+    /// `key_input`) the key input.
     pub fn context_size(&self) -> usize {
         let near = if self.has_near_after() {
             self.pitches
         } else {
             0
         };
-        let profile = profile_width(self.has_pitch_profile());
+        let profile = profile_width(self.has_pitch_profile(), self.has_key_input());
         self.units
             + self.future_units
             + self.pitches
@@ -254,6 +323,7 @@ impl ComposerConfig {
             nade_out: glorot.init_with([p, h], Some(h), Some(p), device),
             near_after: self.has_near_after(),
             pitch_profile: self.has_pitch_profile(),
+            key_input: self.has_key_input(),
         }
     }
 
@@ -286,6 +356,7 @@ pub struct Composer {
     /// The context's optional parts (see [`ComposerConfig`]).
     pub near_after: bool,
     pub pitch_profile: bool,
+    pub key_input: bool,
 }
 
 /// A batch of stretches as the composer reads them, all `[batch, time, ..]`.
@@ -351,7 +422,10 @@ impl Composer {
             parts.push(first_after * near);
         }
         if self.pitch_profile {
-            parts.push(pitch_profile(input.previous.clone()));
+            let profile = pitch_profile(input.previous.clone());
+            let key = self.key_input.then(|| key_weights_of(profile.clone()));
+            parts.push(profile);
+            parts.extend(key);
         }
         Tensor::cat(parts, 2).reshape([batch * time, context_size])
     }
@@ -420,4 +494,26 @@ fn pitch_profile(steps: Tensor<3>) -> Tensor<3> {
     // Zero before any note: 0 / 1.
     let divisor = total.clone().clamp_min(0.0) + total.equal_elem(0.0).float();
     sums / divisor
+}
+
+/// [`key_weights`] of every profile (`[batch, time, PROFILE_FEATURES]`) as
+/// tensor operations.
+fn key_weights_of(profiles: Tensor<3>) -> Tensor<3> {
+    let [batch, time, classes] = profiles.dims();
+    let device = profiles.device();
+    let templates: Vec<f32> = (0..classes)
+        .flat_map(|class| KEY_TEMPLATES.iter().map(move |template| template[class]))
+        .collect();
+    let templates =
+        Tensor::<2>::from_data(TensorData::new(templates, [classes, KEY_FEATURES]), &device);
+    let centred = profiles.clone() - profiles.mean_dim(2);
+    let spread = centred.clone().powi_scalar(2).sum_dim(2).sqrt();
+    let dots = centred
+        .reshape([batch * time, classes])
+        .matmul(templates)
+        .reshape([batch, time, KEY_FEATURES]);
+    let has_key = spread.clone().greater_equal_elem(KEY_MIN_SPREAD).float();
+    // Divided by 1 where there is no key (the weights are zeroed there).
+    let divisor = spread + has_key.clone().neg().add_scalar(1.0);
+    softmax(dots.mul_scalar(KEY_SHARPNESS) / divisor, 2) * has_key
 }

@@ -62,7 +62,8 @@ impl Architecture {
             Self::Composer => NetworkConfig::Composer(
                 ComposerConfig::new()
                     .with_near_after(Some(true))
-                    .with_pitch_profile(Some(true)),
+                    .with_pitch_profile(Some(true))
+                    .with_key_input(Some(true)),
             ),
         }
     }

@@ -21,8 +21,8 @@ use burn::tensor::Tensor;
 
 use super::activations;
 use super::composer::{
-    GAP_FEATURES, PROFILE_FEATURES, add_to_profile, gap_features, gap_nearness, normalise_profile,
-    profile_width,
+    GAP_FEATURES, PROFILE_FEATURES, add_to_profile, gap_features, gap_nearness, key_weights,
+    normalise_profile, profile_width,
 };
 use super::split::{self, worth_splitting};
 use super::{ArticleNet, Composer, RollLstm, WINDOW_STEPS};
@@ -965,6 +965,9 @@ pub struct NativeComposer {
     /// Whether it ends with the pitch-class profile of the steps fed
     /// (`ComposerConfig::pitch_profile`).
     pitch_profile: bool,
+    /// Whether it also holds the profile's key weights
+    /// (`ComposerConfig::key_input`).
+    key_input: bool,
     past: NativeLstm,
     future: NativeLstm,
     /// The NADE's visible and hidden biases (`[pitches + nade_units]`) from
@@ -1022,7 +1025,7 @@ impl NativeComposer {
         let outputs = pitches + nade_units;
         let width = visible.d_input;
         let near = if model.near_after { pitches } else { 0 };
-        let profile = profile_width(model.pitch_profile);
+        let profile = profile_width(model.pitch_profile, model.key_input);
         let expected =
             units + model.future.units + pitches + GAP_FEATURES + METER_FEATURES + near + profile;
         if hidden.d_input != width || width != expected {
@@ -1060,6 +1063,7 @@ impl NativeComposer {
             nade_units,
             near_after: model.near_after,
             pitch_profile: model.pitch_profile,
+            key_input: model.key_input,
             past: NativeLstm::from_keras(&model.past, pitches)?,
             future: NativeLstm::from_keras(&model.future, pitches)?,
             from_past,
@@ -1154,15 +1158,16 @@ impl NativeComposer {
     /// its pitch-class profile to `state.own`.
     fn own_context(&self, state: &mut ComposerState, sequences: usize) {
         let units = self.past.units;
-        let profile = profile_width(self.pitch_profile);
+        let profile = profile_width(self.pitch_profile, self.key_input);
         let width = units + profile;
         state.own.resize(sequences * width, 0.0);
         for (s, own) in state.own.chunks_exact_mut(width).enumerate() {
-            let (hidden, classes) = own.split_at_mut(units);
+            let (hidden, features) = own.split_at_mut(units);
             hidden.copy_from_slice(&state.past.hidden[s * units..(s + 1) * units]);
             if profile == 0 {
                 continue;
             }
+            let (classes, key) = features.split_at_mut(PROFILE_FEATURES);
             match state
                 .profile_counts
                 .get(s * PROFILE_FEATURES..(s + 1) * PROFILE_FEATURES)
@@ -1171,6 +1176,9 @@ impl NativeComposer {
                 None => classes.fill(0.0),
             }
             normalise_profile(classes);
+            if self.key_input {
+                key_weights(classes, key);
+            }
         }
     }
 

@@ -196,7 +196,7 @@ pub fn summarize_composer(config: &ComposerConfig) -> Summary {
         ),
         row(
             &format!(
-                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter{}{})",
+                "context (+ first step after, {GAP_FEATURES} gap, {METER_FEATURES} meter{}{}{})",
                 if config.has_near_after() {
                     ", first step after by nearness"
                 } else {
@@ -204,6 +204,11 @@ pub fn summarize_composer(config: &ComposerConfig) -> Summary {
                 },
                 if config.has_pitch_profile() {
                     ", pitch-class profile"
+                } else {
+                    ""
+                },
+                if config.has_key_input() {
+                    ", key weights"
                 } else {
                     ""
                 }

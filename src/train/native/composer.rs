@@ -20,7 +20,7 @@ use super::{ChunkLoss, Grads, read};
 use crate::linalg::{self, MatRef, matmul};
 use crate::meter::METER_FEATURES;
 use crate::model::composer::{
-    GAP_FEATURES, PROFILE_FEATURES, gap_features, gap_nearness, pitch_profiles,
+    GAP_FEATURES, gap_features, gap_nearness, pitch_profiles, profile_width,
 };
 use crate::model::native::NativeCopyError;
 use crate::model::{Composer, ComposerConfig};
@@ -77,7 +77,7 @@ pub(super) struct ComposerChunk {
     gap_distance: Vec<usize>,
     past_mask: Vec<f32>,
     future_mask: Vec<f32>,
-    /// Each sequence's pitch-class profiles, `[b][T][PROFILE_FEATURES]`.
+    /// Each sequence's pitch-class profiles and key weights, `[b][T][width]`.
     profiles: Vec<f32>,
     context: Vec<f32>,
     /// The NADE's visible biases, then the logits, then their gradients.
@@ -259,14 +259,15 @@ impl ComposerTrainer {
             }
         }
         if self.config.has_pitch_profile() {
-            resize(&mut work.profiles, b * length * PROFILE_FEATURES);
+            let width = profile_width(true, self.config.has_key_input());
+            resize(&mut work.profiles, b * length * width);
             let each = length * pitches;
             for (previous, profiles) in batch
                 .previous
                 .chunks_exact(each)
-                .zip(work.profiles.chunks_exact_mut(length * PROFILE_FEATURES))
+                .zip(work.profiles.chunks_exact_mut(length * width))
             {
-                pitch_profiles(previous, pitches, profiles);
+                pitch_profiles(previous, pitches, self.config.has_key_input(), profiles);
             }
         }
         work.past_is_binary = BinaryRows::from_dense(&work.past_in, width, &mut work.past_binary);
@@ -276,7 +277,8 @@ impl ComposerTrainer {
 
     /// Each row's context: past state (dropped out), future state at the
     /// gap's end (dropped out), first step after the gap, gap features,
-    /// meter, the first step after by nearness, and the pitch-class profile.
+    /// meter, the first step after by nearness, the pitch-class profile and the
+    /// key weights.
     fn build_context(
         &self,
         batch: ComposerBatch<'_>,
@@ -354,8 +356,8 @@ impl ComposerTrainer {
                 }
             }
             if !profile.is_empty() {
-                profile
-                    .copy_from_slice(&work.profiles[at * PROFILE_FEATURES..][..PROFILE_FEATURES]);
+                let width = profile.len();
+                profile.copy_from_slice(&work.profiles[at * width..][..width]);
             }
         }
     }

@@ -203,17 +203,23 @@ fn composer_gradients_match_burn() {
         sequence_steps: length,
         ..TrainSettings::default()
     };
-    for (near_after, pitch_profile) in [(Some(true), Some(true)), (None, None)] {
+    for (near_after, pitch_profile, key_input) in [
+        (Some(true), Some(true), Some(true)),
+        (Some(true), Some(true), None),
+        (None, None, None),
+    ] {
         let config = ComposerConfig::new()
             .with_units(12)
             .with_future_units(8)
             .with_nade_units(10)
             .with_dropout(0.0)
             .with_near_after(near_after)
-            .with_pitch_profile(pitch_profile);
+            .with_pitch_profile(pitch_profile)
+            .with_key_input(key_input);
         let worst = compare(&config.into(), &settings, &batch);
         eprintln!(
-            "composer, near_after {near_after:?}, profile {pitch_profile:?}: worst {worst:e}"
+            "composer, near_after {near_after:?}, profile {pitch_profile:?}, key {key_input:?}: \
+             worst {worst:e}"
         );
     }
     // Without gaps (continuing only) too.
