@@ -70,10 +70,13 @@ fn pinned_song(name: Option<&str>) -> (Vec<u64>, Vec<u32>) {
 const PINNED_DIGESTS: [u64; 2] = [0x8954_2dbf_c641_ed06, 0x87a1_ac6d_923c_b4d4];
 const PINNED_CELLS: [u32; 2] = [240, 195];
 
-/// The default composer shipped on 2026-12-01 (with the pitch-class
-/// profile); a new default model changes them. The ones before it drew
-/// [0xdab1_cc51_a118_ba10, 0x6089_10a6_33dd_a781] with [238, 240] cells (176-step
-/// stretches, no profile) and [0xe7d9_0552_e47c_e044, 0xe685_32f4_15ec_6937]
-/// with [227, 206] (64-step stretches).
-const PINNED_DEFAULT_DIGESTS: [u64; 2] = [0x91d5_3926_a6a0_b581, 0x8e41_8a97_0c6e_4d10];
-const PINNED_DEFAULT_CELLS: [u32; 2] = [153, 150];
+/// The default composer shipped late on 2026-12-01 (with the key input,
+/// transposition into all twelve keys and averaged weights); a new default
+/// model changes them. The ones before it drew
+/// [0x91d5_3926_a6a0_b581, 0x8e41_8a97_0c6e_4d10] with [153, 150] cells (the
+/// pitch-class profile alone), [0xdab1_cc51_a118_ba10, 0x6089_10a6_33dd_a781]
+/// with [238, 240] (176-step stretches, no profile) and
+/// [0xe7d9_0552_e47c_e044, 0xe685_32f4_15ec_6937] with [227, 206] (64-step
+/// stretches).
+const PINNED_DEFAULT_DIGESTS: [u64; 2] = [0xf101_ae16_00a1_9091, 0x1f4a_5183_b7f5_d338];
+const PINNED_DEFAULT_CELLS: [u32; 2] = [155, 161];

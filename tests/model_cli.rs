@@ -342,3 +342,18 @@ fn eval_scores_a_model_on_a_folder_it_never_saw() {
         "no training songs at hand"
     );
 }
+
+/// The shipped composer holds averaged weights and no optimizer state:
+/// `model info` says the first and does not promise the optimizer's weights.
+#[test]
+fn model_info_tells_averaged_weights_without_promising_a_resume() {
+    let out = cadenza(&["model", "info", "composer"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("resumable: no"), "{shown}");
+    assert!(
+        shown.contains("weights: averaged over about the last 10 epochs\n"),
+        "{shown}"
+    );
+    assert!(!shown.contains("--resume"), "{shown}");
+}

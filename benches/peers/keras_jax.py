@@ -43,6 +43,7 @@ STEPS = 64  # steps per training stretch (roll LSTM, composer)
 WINDOW = 9  # the article's input window
 METER = 14  # composer's metre features
 GAP = 13  # composer's gap features: [has a gap, 12 distance buckets]
+PROFILE = 12 + 24  # composer's pitch-class profile and key weights
 ROLL_DENSITY = 0.04  # share of cells on in a typical roll
 SEED = 0
 
@@ -154,6 +155,9 @@ def build_composer():
     targets = keras.Input((STEPS, PITCHES), name="targets")
     gap = keras.Input((STEPS, GAP), name="gap")
     gap_end = keras.Input((STEPS,), dtype="int32", name="gap_end")
+    # The pitch-class profile and the key weights: data, computed before the network
+    # in Cadenza too.
+    profile = keras.Input((STEPS, PROFILE), name="profile")
 
     past = layers.LSTM(256, return_sequences=True)(layers.Concatenate()([previous, meter]))
     ahead = ops.flip(layers.Concatenate()([targets, meter]), axis=1)
@@ -169,11 +173,11 @@ def build_composer():
     nearness = ops.sum(gap[..., 1:] * ops.convert_to_tensor(NEAR, "float32"), axis=-1, keepdims=True)
     near = first_after * nearness
 
-    context = layers.Concatenate()([past_d, future_d, first_after, gap, meter, near])
+    context = layers.Concatenate()([past_d, future_d, first_after, gap, meter, near, profile])
     b = layers.Dense(PITCHES)(context)
     c = layers.Dense(128)(context)
     logits = NadeOutput(128)([targets, b, c])
-    inputs = [previous, meter, targets, gap, gap_end]
+    inputs = [previous, meter, targets, gap, gap_end, profile]
     return keras.Model(inputs, logits, name="composer"), nade_loss
 
 
@@ -193,7 +197,15 @@ def batch_composer(rng):
     gap[rows[:, None], t[None, :], 1 + bucket] = 1.0
     gap_end[rows] = np.minimum(t + rng.integers(1, 33, size=(len(rows), STEPS)), STEPS - 1)
 
-    x = {"previous": previous, "meter": meter, "targets": targets, "gap": gap, "gap_end": gap_end}
+    shares = rng.random((BATCH, STEPS, PROFILE), dtype=np.float32)
+    x = {
+        "previous": previous,
+        "meter": meter,
+        "targets": targets,
+        "gap": gap,
+        "gap_end": gap_end,
+        "profile": shares,
+    }
     return x, targets
 
 
@@ -201,7 +213,7 @@ def batch_composer(rng):
 NETWORKS = {
     "roll": (build_roll, batch_roll, 398_954, "predicted steps", BATCH * STEPS),
     "article": (build_article, batch_article, 251_370, "windows", BATCH),
-    "composer": (build_composer, batch_composer, 686_688, "predicted steps", BATCH * STEPS),
+    "composer": (build_composer, batch_composer, 695_112, "predicted steps", BATCH * STEPS),
 }
 
 

@@ -126,9 +126,13 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
         if s.average_epochs > 1 {
             let _ = writeln!(
                 text,
-                "weights: averaged over about the last {} epochs (the optimizer's own are kept \
-                 for --resume)",
-                s.average_epochs
+                "weights: averaged over about the last {} epochs{}",
+                s.average_epochs,
+                if checkpoint.optimizer_state().is_some() {
+                    " (the optimizer's own are kept for --resume)"
+                } else {
+                    ""
+                }
             );
         }
         text.push_str(&loss_table(training));
