@@ -26,11 +26,11 @@
 //!   independent coins. Training evaluates every conditional at once with a
 //!   cumulative sum over the pitches.
 
+use std::sync::LazyLock;
+
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use std::sync::LazyLock;
-
 use burn::tensor::activation::{log_sigmoid, sigmoid, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -105,8 +105,8 @@ pub fn profile_width(pitch_profile: bool, key_input: bool) -> usize {
 /// How sharply the key input singles out the best-matching key: each key
 /// weighs `exp(KEY_SHARPNESS * r)` for its correlation `r`, so a key that
 /// matches 0.15 better than the next (a typical margin over the relative or
-/// parallel key in tonal music) takes about 95% of the weight, and an
-/// ambiguous passage spreads it.
+/// parallel key in tonal music) weighs 20 times as much, and an ambiguous
+/// passage spreads the weight.
 pub const KEY_SHARPNESS: f32 = 20.0;
 
 /// A profile whose centred values are shorter than this has no key: nothing
@@ -138,6 +138,7 @@ pub fn key_weights(shares: &[f32], out: &mut [f32]) {
     let total: f32 = out.iter().sum();
     out.iter_mut().for_each(|w| *w /= total);
 }
+
 /// What the notes of a step one step further back weigh in the profile: a
 /// half-life of 138 steps (over eight bars of sixteenths), so it tells the key of
 /// a whole passage rather than the harmony of the last bar.
