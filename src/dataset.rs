@@ -410,20 +410,12 @@ pub struct Stretch {
 impl Dataset {
     /// Stretches of `length + 1` steps covering every training song (or
     /// validation song) at a stride of `length / 2`, the last one ending at
-    /// the song's end; a song shorter than a stretch gives one, led in by
-    /// silence. None are transposed.
+    /// the song's end. The first begins one step before its song, so the
+    /// song's first step is a target too, predicted from silence and the
+    /// initial state (what generation from silence and the benchmark ask
+    /// for); a song shorter than a stretch gives one, led in by silence.
+    /// None are transposed.
     pub fn stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
-        self.cut_stretches(validation, length, false)
-    }
-
-    /// [`stretches`](Self::stretches) that begin one step before each song,
-    /// so its first step is a target too, predicted from silence (what the
-    /// benchmark scores).
-    pub fn led_in_stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
-        self.cut_stretches(validation, length, true)
-    }
-
-    fn cut_stretches(&self, validation: bool, length: usize, lead_in: bool) -> Vec<Stretch> {
         let length = length.max(1);
         let songs = if validation {
             &self.validation_songs
@@ -431,11 +423,10 @@ impl Dataset {
             &self.train_songs
         };
         let stride = (length / 2).max(1);
-        let first_end = if lead_in { length } else { length + 1 };
         let mut stretches = Vec::new();
         for &song in songs {
             let steps = self.songs[song].steps.len();
-            let mut end = first_end.min(steps);
+            let mut end = length.min(steps);
             loop {
                 stretches.push(Stretch {
                     song: song as u32,
@@ -464,23 +455,6 @@ impl Dataset {
     ) -> Vec<Stretch> {
         self.shuffled(
             self.stretches(false, length),
-            rng_seed,
-            epoch,
-            length,
-            max_transpose,
-        )
-    }
-
-    /// [`stretch_order`](Self::stretch_order) of the led-in stretches.
-    pub fn led_in_stretch_order(
-        &self,
-        rng_seed: u64,
-        epoch: usize,
-        length: usize,
-        max_transpose: u8,
-    ) -> Vec<Stretch> {
-        self.shuffled(
-            self.led_in_stretches(false, length),
             rng_seed,
             epoch,
             length,

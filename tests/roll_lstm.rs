@@ -169,6 +169,22 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
     // A song shorter than a stretch gives one, led in by silence.
     let long = data.stretches(true, 200);
     assert_eq!(long.len(), data.report().files_validation);
+    // Every song's first step is a target, predicted from a silent input:
+    // the first stretch of each song begins one step before it (these
+    // songs have notes at every step, so only a lead-in is silent).
+    let in_order = data.stretches(false, length);
+    data.fill_stretches(&in_order, length, &mut inputs, &mut targets);
+    let led_in = inputs
+        .chunks_exact(length * PITCH_COUNT)
+        .filter(|stretch| stretch[..PITCH_COUNT].iter().all(|&v| v == 0.0))
+        .count();
+    assert_eq!(led_in, data.songs(false).count());
+    assert!(inputs[..PITCH_COUNT].iter().all(|&v| v == 0.0));
+    let first_step = data.songs(false).next().unwrap()[0];
+    assert_ne!(first_step, 0);
+    for (pitch, &target) in targets[..PITCH_COUNT].iter().enumerate() {
+        assert_eq!(target == 1.0, first_step >> pitch & 1 == 1, "{pitch}");
+    }
 
     let settings = TrainSettings {
         sequence_steps: length,

@@ -234,7 +234,8 @@ impl TrainingScheme for WindowScheme {
 }
 
 /// A recurrent network: stretches of `sequence_steps` steps, each step
-/// predicting the next, optionally transposed and fed back.
+/// predicting the next (each song's first from a silent lead-in), optionally
+/// transposed and fed back.
 #[derive(Debug)]
 struct StretchScheme;
 
@@ -400,7 +401,7 @@ pub(super) fn replace_with_own(
     }
 }
 
-/// The composer: led-in stretches (each song's first step is a target) with
+/// The composer: stretches (each song's first step is a target too) with
 /// their meter, every target scored by the chain rule, and random gaps: each
 /// target sees the music after a gap ending `d` steps later (or none), so the
 /// same network continues and fills.
@@ -450,8 +451,7 @@ impl TrainingScheme for ComposerScheme {
     }
 
     fn example_count(&self, data: &Dataset, settings: &TrainSettings, validation: bool) -> usize {
-        data.led_in_stretches(validation, settings.sequence_steps)
-            .len()
+        data.stretches(validation, settings.sequence_steps).len()
     }
 
     fn training_examples(
@@ -461,7 +461,7 @@ impl TrainingScheme for ComposerScheme {
         epoch: usize,
     ) -> Examples {
         Examples::Stretches {
-            stretches: data.led_in_stretch_order(
+            stretches: data.stretch_order(
                 settings.rng_seed,
                 epoch,
                 settings.sequence_steps,
@@ -475,7 +475,7 @@ impl TrainingScheme for ComposerScheme {
     fn validation_examples(&self, data: &Dataset, settings: &TrainSettings) -> Examples {
         let length = settings.sequence_steps;
         Examples::Stretches {
-            stretches: data.led_in_stretches(true, length),
+            stretches: data.stretches(true, length),
             length,
             meter: true,
         }
