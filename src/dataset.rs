@@ -412,8 +412,8 @@ impl Dataset {
     /// validation song) at a stride of `length / 2`, the last one ending at
     /// the song's end. The first begins one step before its song, so the
     /// song's first step is a target too, predicted from silence and the
-    /// initial state (what generation from silence and the benchmark ask
-    /// for); a song shorter than a stretch gives one, led in by silence.
+    /// initial state (as `cadenza eval` and the benchmark score it); a song
+    /// shorter than a stretch gives one, led in by silence.
     /// None are transposed.
     pub fn stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
         let length = length.max(1);
