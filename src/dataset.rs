@@ -397,7 +397,8 @@ impl Dataset {
 }
 
 /// A stretch of one song for sequence training: the `length + 1` steps that
-/// end at `end` (exclusive), silence before the song's start. The first
+/// end at `end` (exclusive), silence before the song's start and after its
+/// end. The first
 /// `length` are the input, the last `length` the targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stretch {
@@ -412,9 +413,11 @@ impl Dataset {
     /// validation song) at a stride of `length / 2`, the last one ending at
     /// the song's end. The first begins one step before its song, so the
     /// song's first step is a target too, predicted from silence and the
-    /// initial state (as `cadenza eval` and the benchmark score it); a song
-    /// shorter than a stretch gives one, led in by silence.
-    /// None are transposed.
+    /// initial state (as `cadenza eval` and the benchmark score it). A song
+    /// shorter than a stretch gives one that runs on in silence past its
+    /// end, steps no loss counts ([`fill_target_weights`](Self::fill_target_weights)):
+    /// its first step is still predicted from the initial state, as whole
+    /// songs are scored. None are transposed.
     pub fn stretches(&self, validation: bool, length: usize) -> Vec<Stretch> {
         let length = length.max(1);
         let songs = if validation {
@@ -426,14 +429,14 @@ impl Dataset {
         let mut stretches = Vec::new();
         for &song in songs {
             let steps = self.songs[song].steps.len();
-            let mut end = length.min(steps);
+            let mut end = length;
             loop {
                 stretches.push(Stretch {
                     song: song as u32,
                     end: end as u32,
                     transpose: 0,
                 });
-                if end == steps {
+                if end >= steps {
                     break;
                 }
                 end = (end + stride).min(steps);
@@ -493,7 +496,7 @@ impl Dataset {
 
     /// Writes the meter features of every target step of `stretches`,
     /// `[n, length, METER_FEATURES]`, each step counted from its song's start
-    /// (steps of the silence before a song count back from it).
+    /// (the silence before and after a song too, as if the bars went on).
     pub fn fill_meter(&self, stretches: &[Stretch], length: usize, out: &mut Vec<f32>) {
         out.clear();
         out.resize(stretches.len() * length * METER_FEATURES, 0.0);
@@ -526,7 +529,34 @@ impl Dataset {
         let steps = &self.songs[stretch.song as usize].steps;
         let end = stretch.end as usize;
         let start = end as isize - (length as isize + 1);
-        (start..end as isize).map(move |t| if t < 0 { 0 } else { steps[t as usize] })
+        (start..end as isize).map(move |t| {
+            usize::try_from(t)
+                .ok()
+                .and_then(|t| steps.get(t).copied())
+                .unwrap_or(0)
+        })
+    }
+
+    /// Writes how much each target step of `stretches` counts in the loss,
+    /// `[n, length]`: 1 for a step of the song, 0 for the silence after its
+    /// end. Leaves `out` empty when every step counts, as almost always, so
+    /// the losses take their unweighted path.
+    pub fn fill_target_weights(&self, stretches: &[Stretch], length: usize, out: &mut Vec<f32>) {
+        out.clear();
+        let past_end = |stretch: &Stretch| {
+            stretch.end as usize > self.songs[stretch.song as usize].steps.len()
+        };
+        if !stretches.iter().any(past_end) {
+            return;
+        }
+        for stretch in stretches {
+            let steps = self.songs[stretch.song as usize].steps.len();
+            // Target t is song step end - length + t.
+            let first = stretch.end as isize - length as isize;
+            out.extend(
+                (0..length as isize).map(|t| f32::from(u8::from(first + t < steps as isize))),
+            );
+        }
     }
 
     /// Writes `stretches` as model input `[n, length, 106]` and targets (the

@@ -166,9 +166,35 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
             .iter()
             .all(|&r| (14..86).contains(&r))
     );
-    // A song shorter than a stretch gives one, led in by silence.
+    // A song shorter than a stretch gives one, led in by one silent step,
+    // its first step the first target, and silence after its end that no
+    // loss counts.
     let long = data.stretches(true, 200);
     assert_eq!(long.len(), data.report().files_validation);
+    let (mut long_inputs, mut long_targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+    data.fill_stretches(&long, 200, &mut long_inputs, &mut long_targets);
+    data.fill_target_weights(&long, 200, &mut weights);
+    assert_eq!(weights.len(), long.len() * 200);
+    for (((song, x), y), w) in data
+        .songs(true)
+        .zip(long_inputs.chunks_exact(200 * PITCH_COUNT))
+        .zip(long_targets.chunks_exact(200 * PITCH_COUNT))
+        .zip(weights.chunks_exact(200))
+    {
+        assert!(x[..PITCH_COUNT].iter().all(|&v| v == 0.0));
+        assert_eq!(w.iter().filter(|&&w| w == 1.0).count(), song.len());
+        assert!(w[..song.len()].iter().all(|&w| w == 1.0));
+        for (t, &step) in song.iter().enumerate() {
+            let row = &y[t * PITCH_COUNT..(t + 1) * PITCH_COUNT];
+            for (pitch, &target) in row.iter().enumerate() {
+                assert_eq!(target == 1.0, step >> pitch & 1 == 1, "step {t}, {pitch}");
+            }
+        }
+        assert!(y[song.len() * PITCH_COUNT..].iter().all(|&v| v == 0.0));
+    }
+    // Where every stretch lies within its song, every step counts: no weights.
+    data.fill_target_weights(&data.stretches(false, length), length, &mut weights);
+    assert!(weights.is_empty());
     // Every song's first step is a target, predicted from a silent input:
     // the first stretch of each song begins one step before it (these
     // songs have notes at every step, so only a lead-in is silent).
@@ -203,6 +229,13 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
     )
     .unwrap();
     let first = trainer.validation_loss(&data).unwrap().unwrap();
+    // With binary cross-entropy it scores the validation songs whole, as
+    // `cadenza eval` and the benchmark do, per cell like the training loss.
+    let whole = cadenza::eval::song_likelihood(&trainer.model(), &data).unwrap();
+    assert!(
+        (first - whole.nll_per_step / PITCH_COUNT as f64).abs() < 1e-9,
+        "{first} vs {whole:?}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("roll.cadenza");
     let never = std::sync::atomic::AtomicBool::new(false);

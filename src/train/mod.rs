@@ -583,7 +583,10 @@ impl Trainer {
             return Ok(None);
         }
         let model = self.model();
-        if let Some(loss) = self.scheme.own_validation_loss(&model, data) {
+        if let Some(loss) = self
+            .scheme
+            .own_validation_loss(&model, &self.record.settings, data)
+        {
             return loss.map(Some);
         }
         let examples = self.scheme.validation_examples(data, &self.record.settings);
@@ -600,7 +603,7 @@ impl Trainer {
         };
         let mut batch = std::mem::take(&mut self.batch);
         let chunk = (4096 / self.targets_each()).max(1);
-        let mut total = 0.0f64;
+        let (mut total, mut counted) = (0.0f64, 0.0f64);
         let mut start = 0;
         let mut result = Ok(());
         while start < examples.len() {
@@ -619,7 +622,12 @@ impl Trainer {
                     .and_then(scalar),
             };
             match loss {
-                Ok(loss) => total += f64::from(loss) * (end - start) as f64,
+                Ok(loss) => {
+                    // Each batch's mean is over its counted steps.
+                    let steps = batch.counted_steps(end - start, self.targets_each());
+                    total += f64::from(loss) * steps;
+                    counted += steps;
+                }
                 Err(error) => {
                     result = Err(error);
                     break;
@@ -629,7 +637,7 @@ impl Trainer {
         }
         self.batch = batch;
         result?;
-        Ok(Some(total / examples.len() as f64))
+        Ok(Some(total / counted.max(1.0)))
     }
 
     /// What an epoch records beside its validation loss, on one CPU copy of

@@ -67,6 +67,7 @@ pub(super) trait TrainingScheme: std::fmt::Debug + Send {
     fn own_validation_loss(
         &self,
         _model: &Network,
+        _settings: &TrainSettings,
         _data: &Dataset,
     ) -> Option<Result<f64, TrainError>> {
         None
@@ -99,6 +100,22 @@ pub(super) struct BatchData {
     pub targets: Vec<f32>,
     pub meter: Vec<f32>,
     pub gaps: Vec<u32>,
+    /// Stretches only: how much each target step counts in the loss,
+    /// `[n][length]`, 0 for the silence after a song's end; empty: every
+    /// step counts fully.
+    pub weights: Vec<f32>,
+}
+
+impl BatchData {
+    /// How many target steps count when each example has `length`: the
+    /// weights' sum, or every step.
+    pub fn counted_steps(&self, examples: usize, length: usize) -> f64 {
+        if self.weights.is_empty() {
+            (examples * length) as f64
+        } else {
+            self.weights.iter().map(|&w| f64::from(w)).sum()
+        }
+    }
 }
 
 /// Where a batch lies in the run, to seed what is drawn for it.
@@ -134,6 +151,7 @@ impl Examples {
     pub fn fill(&self, data: &Dataset, range: std::ops::Range<usize>, batch: &mut BatchData) {
         batch.gaps.clear();
         batch.meter.clear();
+        batch.weights.clear();
         match self {
             Self::Windows(windows) => {
                 data.fill_batch(&windows[range], &mut batch.inputs, &mut batch.targets);
@@ -145,6 +163,7 @@ impl Examples {
             } => {
                 let stretches = &stretches[range];
                 data.fill_stretches(stretches, *length, &mut batch.inputs, &mut batch.targets);
+                data.fill_target_weights(stretches, *length, &mut batch.weights);
                 if *meter {
                     data.fill_meter(stretches, *length, &mut batch.meter);
                 }
@@ -318,11 +337,23 @@ impl TrainingScheme for StretchScheme {
             device,
         );
         let logits = net.logits_from(x, None).0; // [n, length, 106]
-        Ok(loss_of_logits(
-            settings.loss,
-            logits.reshape([n * length, PITCH_COUNT]),
-            y,
-        ))
+        let cells =
+            cell_losses_of_logits(settings.loss, logits.reshape([n * length, PITCH_COUNT]), y);
+        Ok(weighted_mean(cells, &batch.weights, device))
+    }
+
+    /// With binary cross-entropy (a likelihood), each validation song
+    /// scored whole from its start as the benchmark scores it, in the
+    /// training loss's unit (nats per cell): the stretches start from a
+    /// blank state mid-song and see at most `sequence_steps` of the past.
+    fn own_validation_loss(
+        &self,
+        model: &Network,
+        settings: &TrainSettings,
+        data: &Dataset,
+    ) -> Option<Result<f64, TrainError>> {
+        (settings.loss == LossKind::Bce)
+            .then(|| whole_song_nll(model, data).map(|nats| nats / PITCH_COUNT as f64))
     }
 
     /// Feeds back the network's own predictions ([`replace_with_own`]).
@@ -519,12 +550,13 @@ impl TrainingScheme for ComposerScheme {
             gap_end: Tensor::<2, Int>::from_data(TensorData::new(gap_end, [n, length]), device),
             gap: floats(&gap, GAP_FEATURES),
         };
-        Ok(net.step_nll(&input).mean())
+        let nll = net.step_nll(&input).reshape([n * length, 1]);
+        Ok(weighted_mean(nll, &batch.weights, device))
     }
 
     /// Draws each target's gap: none for half of them, else the music after
     /// a gap ending 1..=length/2 steps later, log-uniformly (none where that
-    /// passes the stretch's end). Seeded like feedback, so a resumed run draws the same.
+    /// passes the stretch's or the song's end). Seeded like feedback, so a resumed run draws the same.
     fn feed_back(
         &self,
         _own_logits: &mut OwnLogits<'_>,
@@ -540,7 +572,15 @@ impl TrainingScheme for ComposerScheme {
             &[position.epoch as u64, position.batch as u64, 0x6A9],
         );
         batch.gaps.clear();
-        for _ in 0..n {
+        for sequence in 0..n {
+            // The music after a gap is the song's: the silence past its end
+            // (a stretch longer than its song) is no music to join.
+            let song_steps = if batch.weights.is_empty() {
+                length
+            } else {
+                let weights = &batch.weights[sequence * length..(sequence + 1) * length];
+                weights.iter().take_while(|&&w| w > 0.0).count()
+            };
             for t in 0..length {
                 // Log-uniform: as many gaps end 1 step later as 2-3, 4-7 ...,
                 // so the steps that lead into the music after are often seen.
@@ -550,7 +590,7 @@ impl TrainingScheme for ComposerScheme {
                 } else {
                     0
                 };
-                let fits = t + distance < length;
+                let fits = t + distance < song_steps;
                 batch.gaps.push(if fits { distance as u32 } else { 0 });
             }
         }
@@ -562,14 +602,19 @@ impl TrainingScheme for ComposerScheme {
     fn own_validation_loss(
         &self,
         model: &Network,
+        _settings: &TrainSettings,
         data: &Dataset,
     ) -> Option<Result<f64, TrainError>> {
-        Some(
-            crate::eval::song_likelihood(model, data)
-                .map(|figures| figures.nll_per_step)
-                .map_err(|e| TrainError::Backend(e.to_string())),
-        )
+        Some(whole_song_nll(model, data))
     }
+}
+
+/// The validation songs' negative log-likelihood, each scored whole from its
+/// start, in nats per step.
+fn whole_song_nll(model: &Network, data: &Dataset) -> Result<f64, TrainError> {
+    crate::eval::song_likelihood(model, data)
+        .map(|figures| figures.nll_per_step)
+        .map_err(|e| TrainError::Backend(e.to_string()))
 }
 
 /// What every network trained on stretches needs: a stretch length and a
@@ -609,17 +654,75 @@ pub(super) fn loss_of(kind: LossKind, predicted: Tensor<2>, target: Tensor<2>) -
     }
 }
 
-/// [`loss_of`] from the logits of the probabilities, so binary cross-entropy
-/// stays finite however sure the network is.
-fn loss_of_logits(kind: LossKind, logits: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+/// Each cell's loss from the logits of the probabilities (`[rows, pitches]`),
+/// so binary cross-entropy stays finite however sure the network is.
+fn cell_losses_of_logits(kind: LossKind, logits: Tensor<2>, target: Tensor<2>) -> Tensor<2> {
     match kind {
-        LossKind::Mse => loss_of(kind, sigmoid(logits), target),
+        LossKind::Mse => (sigmoid(logits) - target).square(),
         LossKind::Bce | LossKind::Nll => {
             // -(y log s(z) + (1 - y) log s(-z))
             let not_target = target.clone().neg().add_scalar(1.0);
-            (target * log_sigmoid(logits.clone()) + not_target * log_sigmoid(logits.neg()))
-                .neg()
-                .mean()
+            (target * log_sigmoid(logits.clone()) + not_target * log_sigmoid(logits.neg())).neg()
         }
+    }
+}
+
+/// The mean of `losses` (`[rows, width]`, one row a target step) with each
+/// row weighted by `weights` (empty: all 1), over the counted cells.
+fn weighted_mean(losses: Tensor<2>, weights: &[f32], device: &Device) -> Tensor<1> {
+    if weights.is_empty() {
+        return losses.mean();
+    }
+    let [rows, width] = losses.dims();
+    let counted: f32 = weights.iter().sum();
+    let weights = Tensor::<2>::from_data(TensorData::new(weights.to_vec(), [rows, 1]), device);
+    (losses * weights)
+        .sum()
+        .div_scalar((counted * width as f32).max(1.0))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composer_gaps_never_join_the_silence_after_a_song() {
+        let (n, length) = (6, 16);
+        let song_steps = [16, 5, 16, 1, 9, 16];
+        let mut batch = BatchData {
+            targets: vec![0.0; n * length * PITCH_COUNT],
+            weights: song_steps
+                .iter()
+                .flat_map(|&steps| (0..length).map(move |t| f32::from(u8::from(t < steps))))
+                .collect(),
+            ..BatchData::default()
+        };
+        let settings = TrainSettings {
+            loss: LossKind::Nll,
+            sequence_steps: length,
+            ..TrainSettings::default()
+        };
+        let mut unused = |_: &[f32]| -> Result<Vec<f32>, TrainError> { Ok(Vec::new()) };
+        for index in 0..20 {
+            let position = BatchPosition {
+                epoch: 1,
+                batch: index,
+            };
+            ComposerScheme
+                .feed_back(&mut unused, &settings, &mut batch, position)
+                .unwrap();
+            assert_eq!(batch.gaps.len(), n * length);
+            for (gaps, &steps) in batch.gaps.chunks_exact(length).zip(&song_steps) {
+                for (t, &gap) in gaps.iter().enumerate() {
+                    assert!(
+                        gap == 0 || t + (gap as usize) < steps,
+                        "{t} + {gap} in {steps}"
+                    );
+                }
+            }
+        }
+        // Songs that fill their stretch still see gaps.
+        assert!(batch.gaps[..length].iter().any(|&gap| gap > 0));
     }
 }

@@ -467,7 +467,7 @@ impl ArticleTrainer {
         for row in logits.chunks_exact_mut(pitches) {
             linalg::add_assign(row, &self.params[DENSE_BIAS]);
         }
-        let sum = super::independent_loss(loss, &mut logits, targets, n * pitches);
+        let sum = super::independent_loss(loss, &mut logits, targets, pitches, &[], n * pitches);
         if !train {
             return (sum, Vec::new());
         }

@@ -54,6 +54,8 @@ pub(super) struct ComposerBatch<'a> {
     /// Distance from each target to its gap's end (0: none), `[b][T]`;
     /// empty: no gaps.
     pub gaps: &'a [u32],
+    /// How much each target counts, `[b][T]`; empty: all fully.
+    pub weights: &'a [f32],
     pub length: usize,
 }
 
@@ -75,6 +77,8 @@ pub(super) struct ComposerChunk {
     /// distance to it (0: no gap).
     gap_end: Vec<usize>,
     gap_distance: Vec<usize>,
+    /// Per row: how much its target counts.
+    weights: Vec<f32>,
     past_mask: Vec<f32>,
     future_mask: Vec<f32>,
     /// Each sequence's pitch-class profiles and key weights, `[b][T][width]`.
@@ -165,8 +169,8 @@ impl ComposerTrainer {
     }
 
     /// Runs a chunk forward and, with `grads`, backward: adds the gradient
-    /// of the mean step NLL over `steps` steps and returns the chunk's
-    /// summed NLL.
+    /// of the mean step NLL over `steps` counted steps and returns the
+    /// chunk's summed NLL (each step by its weight).
     pub fn run_chunk(
         &self,
         batch: ComposerBatch<'_>,
@@ -238,6 +242,7 @@ impl ComposerTrainer {
         resize(&mut work.targets, rows * pitches);
         work.gap_end.clear();
         work.gap_distance.clear();
+        work.weights.clear();
         for t in 0..length {
             for r in 0..b {
                 let at = r * length + t;
@@ -256,6 +261,8 @@ impl ComposerTrainer {
                 let distance = batch.gaps.get(at).copied().unwrap_or(0) as usize;
                 work.gap_end.push((t + distance).min(length - 1));
                 work.gap_distance.push(distance);
+                work.weights
+                    .push(batch.weights.get(at).copied().unwrap_or(1.0));
             }
         }
         if self.config.has_pitch_profile() {
@@ -364,8 +371,8 @@ impl ComposerTrainer {
 
     /// The NADE over one row: turns its visible biases into the logits,
     /// and when training those into the loss's gradient (mean over `steps`
-    /// steps) and fills the row's hidden-bias gradient; returns the row's
-    /// NLL.
+    /// counted steps, this one counted by its weight) and fills the row's
+    /// hidden-bias gradient; returns the row's weighted NLL.
     fn nade_row(&self, row: usize, steps: usize, train: bool, work: &mut ComposerChunk) -> f64 {
         let c = &self.config;
         let (pitches, h) = (c.pitches, c.nade_units);
@@ -399,7 +406,8 @@ impl ComposerTrainer {
             start = i + 1;
         }
         let mut loss = 0.0f64;
-        let scale = 1.0 / steps as f32;
+        let weight = work.weights[row];
+        let scale = weight / steps.max(1) as f32;
         for (z, &y) in logits.iter_mut().zip(targets) {
             let e = linalg::exp(-z.abs());
             loss += f64::from(z.max(0.0) - y * *z + e.ln_1p());
@@ -407,7 +415,7 @@ impl ComposerTrainer {
                 *z = (linalg::sigmoid(*z) - y) * scale;
             }
         }
-        loss
+        f64::from(weight) * loss
     }
 
     /// Back through the NADE (per row), the context layers and both LSTMs.

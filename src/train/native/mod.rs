@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use self::article::{ArticleChunk, ArticleTrainer};
 use self::composer::{ComposerBatch, ComposerChunk, ComposerTrainer};
-use self::roll::{RollChunk, RollTrainer};
+use self::roll::{RollBatch, RollChunk, RollTrainer};
 use super::scheme::{BatchData, BatchPosition};
 use crate::model::native::NativeCopyError;
 use crate::model::{Network, NetworkConfig};
@@ -76,34 +76,56 @@ impl Grads {
     }
 }
 
-/// Turns `logits` into the gradient of the mean loss over `cells` values
-/// (in place) and returns the loss summed over these values. BCE is taken
-/// from the logits; MSE compares their sigmoid with the targets.
+/// The weights of `sequences`' target steps (`[n][length]`), or none when
+/// every step counts.
+fn step_weights<'a>(weights: &'a [f32], sequences: &Range<usize>, length: usize) -> &'a [f32] {
+    if weights.is_empty() {
+        &[]
+    } else {
+        &weights[sequences.start * length..sequences.end * length]
+    }
+}
+
+/// Turns `logits` (rows of `width`) into the gradient of the mean loss over
+/// `cells` counted values (in place) and returns the loss summed over them.
+/// Each row counts `row_weights[row]` times (empty: once). BCE is taken from
+/// the logits; MSE compares their sigmoid with the targets.
 pub(super) fn independent_loss(
     kind: LossKind,
     logits: &mut [f32],
     targets: &[f32],
+    width: usize,
+    row_weights: &[f32],
     cells: usize,
 ) -> ChunkLoss {
-    let scale = 1.0 / cells as f32;
+    let scale = 1.0 / cells.max(1) as f32;
     let mut sum = 0.0f64;
-    match kind {
-        LossKind::Mse => {
-            for (z, &y) in logits.iter_mut().zip(targets) {
-                let p = crate::linalg::sigmoid(*z);
-                let d = p - y;
-                sum += f64::from(d * d);
-                *z = 2.0 * d * p * (1.0 - p) * scale;
+    for (row, (logits, targets)) in logits
+        .chunks_exact_mut(width)
+        .zip(targets.chunks_exact(width))
+        .enumerate()
+    {
+        let weight = row_weights.get(row).copied().unwrap_or(1.0);
+        let (mut row_sum, row_scale) = (0.0f64, weight * scale);
+        match kind {
+            LossKind::Mse => {
+                for (z, &y) in logits.iter_mut().zip(targets) {
+                    let p = crate::linalg::sigmoid(*z);
+                    let d = p - y;
+                    row_sum += f64::from(d * d);
+                    *z = 2.0 * d * p * (1.0 - p) * row_scale;
+                }
+            }
+            LossKind::Bce | LossKind::Nll => {
+                for (z, &y) in logits.iter_mut().zip(targets) {
+                    // -(y log s(z) + (1 - y) log s(-z)) = max(z, 0) - y z + ln(1 + e^-|z|)
+                    let e = crate::linalg::exp(-z.abs());
+                    row_sum += f64::from(z.max(0.0) - y * *z + e.ln_1p());
+                    *z = (crate::linalg::sigmoid(*z) - y) * row_scale;
+                }
             }
         }
-        LossKind::Bce | LossKind::Nll => {
-            for (z, &y) in logits.iter_mut().zip(targets) {
-                // -(y log s(z) + (1 - y) log s(-z)) = max(z, 0) - y z + ln(1 + e^-|z|)
-                let e = crate::linalg::exp(-z.abs());
-                sum += f64::from(z.max(0.0) - y * *z + e.ln_1p());
-                *z = (crate::linalg::sigmoid(*z) - y) * scale;
-            }
-        }
+        sum += f64::from(weight) * row_sum;
     }
     sum
 }
@@ -297,7 +319,8 @@ impl NativeTrainer {
             && batch.targets.len() == n * targets_each
             && batch.inputs.len() == n * inputs_each
             && batch.meter.len() == n * meter_each
-            && (batch.gaps.is_empty() || (meter_each > 0 && batch.gaps.len() == n * length));
+            && (batch.gaps.is_empty() || (meter_each > 0 && batch.gaps.len() == n * length))
+            && (batch.weights.is_empty() || batch.weights.len() == n * length);
         if fits {
             Ok(())
         } else {
@@ -345,24 +368,20 @@ impl NativeTrainer {
                 let length = settings.sequence_steps;
                 let each = length * net.config.pitches;
                 let n = batch.targets.len() / each;
-                let cells = n * each;
+                let cells = batch.counted_steps(n, length) as usize * net.config.pitches;
                 let net = &*net;
                 let run = |sequences: Range<usize>,
                            rng: Option<&mut SeededRng>,
                            work: &mut RollChunk,
                            grads: Option<&mut Grads>| {
                     let values = sequences.start * each..sequences.end * each;
-                    let (inputs, targets) = (&batch.inputs[values.clone()], &batch.targets[values]);
-                    net.run_chunk(
-                        inputs,
-                        targets,
+                    let chunk = RollBatch {
+                        inputs: &batch.inputs[values.clone()],
+                        targets: &batch.targets[values],
+                        weights: step_weights(&batch.weights, &sequences, length),
                         length,
-                        settings.loss,
-                        rng,
-                        cells,
-                        work,
-                        grads,
-                    )
+                    };
+                    net.run_chunk(chunk, settings.loss, rng, cells, work, grads)
                 };
                 let (sum, count) = run_chunks(
                     n,
@@ -380,7 +399,7 @@ impl NativeTrainer {
                 let length = settings.sequence_steps;
                 let each = length * net.config.pitches;
                 let n = batch.targets.len() / each;
-                let steps = n * length;
+                let steps = batch.counted_steps(n, length) as usize;
                 let meter = crate::meter::METER_FEATURES;
                 let net = &*net;
                 let run = |sequences: Range<usize>,
@@ -400,6 +419,7 @@ impl NativeTrainer {
                         } else {
                             &batch.gaps[steps_of(1)]
                         },
+                        weights: step_weights(&batch.weights, &sequences, length),
                         length,
                     };
                     net.run_chunk(chunk, rng, steps, work, grads)

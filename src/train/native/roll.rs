@@ -31,6 +31,18 @@ pub(super) struct RollTrainer {
     pub params: Vec<Vec<f32>>,
 }
 
+/// A chunk of stretches, batch-major as batches are filled.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RollBatch<'a> {
+    /// `[b][T][pitches]`: each stretch's input steps.
+    pub inputs: &'a [f32],
+    /// The steps one later.
+    pub targets: &'a [f32],
+    /// How much each target step counts, `[b][T]`; empty: all fully.
+    pub weights: &'a [f32],
+    pub length: usize,
+}
+
 /// One chunk's work space, kept between steps.
 #[derive(Debug, Default)]
 pub(super) struct RollChunk {
@@ -39,6 +51,8 @@ pub(super) struct RollChunk {
     binary: BinaryRows,
     /// Whether the inputs were all 0/1 (read through `binary`).
     is_binary: bool,
+    /// The batch's step weights, time-major (empty: all count).
+    weights: Vec<f32>,
     tape: LstmTape,
     /// Dropout's factor per hidden value (0 or 1 / keep).
     mask: Vec<f32>,
@@ -166,15 +180,12 @@ impl RollTrainer {
         }
     }
 
-    /// Runs sequences `inputs` / `targets` (`[n][length][pitches]`) forward
-    /// and, with `grads`, backward: adds the gradient of the loss averaged
-    /// over `cells` values, and returns the summed loss of its own cells.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs a chunk of stretches forward and, with `grads`, backward: adds
+    /// the gradient of the loss averaged over `cells` counted values, and
+    /// returns the summed loss of its own cells.
     pub fn run_chunk(
         &self,
-        inputs: &[f32],
-        targets: &[f32],
-        length: usize,
+        chunk: RollBatch<'_>,
         loss: LossKind,
         dropout: Option<&mut SeededRng>,
         cells: usize,
@@ -182,11 +193,23 @@ impl RollTrainer {
         grads: Option<&mut Grads>,
     ) -> ChunkLoss {
         let (pitches, units) = (self.config.pitches, self.config.units);
-        let batch = inputs.len() / (length * pitches);
+        let length = chunk.length;
+        let batch = chunk.inputs.len() / (length * pitches);
         let rows = batch * length;
-        self.forward(inputs, length, dropout, work);
-        to_time_major(targets, batch, length, pitches, &mut work.targets);
-        let chunk_loss = super::independent_loss(loss, &mut work.logits, &work.targets, cells);
+        self.forward(chunk.inputs, length, dropout, work);
+        to_time_major(chunk.targets, batch, length, pitches, &mut work.targets);
+        work.weights.clear();
+        if !chunk.weights.is_empty() {
+            to_time_major(chunk.weights, batch, length, 1, &mut work.weights);
+        }
+        let chunk_loss = super::independent_loss(
+            loss,
+            &mut work.logits,
+            &work.targets,
+            pitches,
+            &work.weights,
+            cells,
+        );
         let Some(grads) = grads else {
             return chunk_loss;
         };

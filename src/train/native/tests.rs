@@ -155,10 +155,58 @@ fn roll_lstm_gradients_match_burn() {
     let config = RollLstmConfig::new().with_units(12).with_dropout(0.0);
     for (loss, binary) in [(LossKind::Bce, true), (LossKind::Mse, false)] {
         let settings = roll_settings(loss);
-        let batch = random_batch(19, 6 * 106, 6 * 106, binary);
+        let mut batch = random_batch(19, 6 * 106, 6 * 106, binary);
         let worst = compare(&config.clone().into(), &settings, &batch);
         eprintln!("roll LSTM, {loss:?}, binary inputs {binary}: worst {worst:e}");
+        // Songs that end inside their stretch: the steps after count 0.
+        batch.weights = padding_weights(19, 6);
+        let worst = compare(&config.clone().into(), &settings, &batch);
+        eprintln!("roll LSTM, {loss:?}, past songs' ends: worst {worst:e}");
     }
+}
+
+/// Step weights of `n` stretches of `length` in which every third song ends
+/// early (1 for its steps, 0 after), as short songs' stretches have them.
+fn padding_weights(n: usize, length: usize) -> Vec<f32> {
+    (0..n)
+        .flat_map(|s| {
+            let song_steps = if s % 3 == 0 { 1 + s % length } else { length };
+            (0..length).map(move |t| f32::from(u8::from(t < song_steps)))
+        })
+        .collect()
+}
+
+#[test]
+fn steps_weighted_zero_change_neither_loss_nor_gradients() {
+    // Whatever the targets after a song's end hold, they count for nothing.
+    let config: NetworkConfig = RollLstmConfig::new().with_units(8).with_dropout(0.0).into();
+    let settings = roll_settings(LossKind::Bce);
+    let (n, length) = (9, 6);
+    let mut batch = random_batch(n, length * 106, length * 106, true);
+    batch.weights = padding_weights(n, length);
+    let model = config.init(&crate::device::cpu());
+    let run = |batch: &BatchData| {
+        let mut native = NativeTrainer::from_network(&model, &config)
+            .unwrap()
+            .unwrap();
+        let position = BatchPosition { epoch: 1, batch: 0 };
+        let loss = native.gradients(batch, &settings, Some(position));
+        (loss, native.summed_gradients())
+    };
+    let before = run(&batch);
+    for (index, &weight) in batch.weights.iter().enumerate() {
+        if weight == 0.0 {
+            batch.targets[index * 106..(index + 1) * 106].fill(1.0);
+        }
+    }
+    assert_eq!(run(&batch), before);
+    // Every weight 1 is the unweighted loss.
+    let unweighted = {
+        batch.weights.clear();
+        run(&batch)
+    };
+    batch.weights = vec![1.0; n * length];
+    assert_eq!(run(&batch), unweighted);
 }
 
 #[test]
@@ -222,6 +270,15 @@ fn composer_gradients_match_burn() {
              worst {worst:e}"
         );
     }
+    // Songs that end inside their stretch: their steps after count 0.
+    batch.weights = padding_weights(n, length);
+    let config = ComposerConfig::new()
+        .with_units(12)
+        .with_future_units(8)
+        .with_nade_units(10)
+        .with_dropout(0.0);
+    compare(&config.into(), &settings, &batch);
+    batch.weights.clear();
     // Without gaps (continuing only) too.
     batch.gaps.clear();
     let config = ComposerConfig::new()
