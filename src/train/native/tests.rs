@@ -270,23 +270,19 @@ fn composer_gradients_match_burn() {
              worst {worst:e}"
         );
     }
-    // Songs that end inside their stretch: their steps after count 0.
-    batch.weights = padding_weights(n, length);
-    let config = ComposerConfig::new()
+    let config: NetworkConfig = ComposerConfig::new()
         .with_units(12)
         .with_future_units(8)
         .with_nade_units(10)
-        .with_dropout(0.0);
-    compare(&config.into(), &settings, &batch);
+        .with_dropout(0.0)
+        .into();
+    // Songs that end inside their stretch: their steps after count 0.
+    batch.weights = padding_weights(n, length);
+    compare(&config, &settings, &batch);
     batch.weights.clear();
     // Without gaps (continuing only) too.
     batch.gaps.clear();
-    let config = ComposerConfig::new()
-        .with_units(12)
-        .with_future_units(8)
-        .with_nade_units(10)
-        .with_dropout(0.0);
-    compare(&config.into(), &settings, &batch);
+    compare(&config, &settings, &batch);
 }
 
 #[test]
