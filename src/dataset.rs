@@ -398,8 +398,7 @@ impl Dataset {
 
 /// A stretch of one song for sequence training: the `length + 1` steps that
 /// end at `end` (exclusive), silence before the song's start and after its
-/// end. The first
-/// `length` are the input, the last `length` the targets.
+/// end. The first `length` are the input, the last `length` the targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stretch {
     song: u32,
