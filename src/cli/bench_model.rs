@@ -55,6 +55,8 @@ pub struct ModelFigures {
     /// the roll LSTM's feedback pass): windows for the article's network,
     /// every step of the stretches for the others.
     pub train_windows_per_s_cpu: f64,
+    /// What that figure (and the GPU's) counts: `windows/s` or `predicted steps/s`.
+    pub train_unit: &'static str,
     /// Training throughput of every network, each in its unit, on each
     /// engine, as the peer script measures it (`benches/peers/`).
     pub training: Vec<TrainingFigure>,
@@ -96,7 +98,7 @@ impl ModelFigures {
         let _ = writeln!(
             text,
             "CPU: 106-step generation {:.2} ms ({:.2} ms with the network's copy kept, 8 \
-             variations {:.2} ms{}), {:.3} ms per step ({}); training {:.0} windows/s at batch 32 \
+             variations {:.2} ms{}), {:.3} ms per step ({}); training {:.0} {} at batch 32 \
              with its defaults",
             self.generate_ms_cpu,
             self.generate_kept_ms_cpu,
@@ -111,7 +113,8 @@ impl ModelFigures {
                 || "its plain-Rust copy only".to_owned(),
                 |ms| format!("through burn flex: {ms:.2} ms")
             ),
-            self.train_windows_per_s_cpu
+            self.train_windows_per_s_cpu,
+            self.train_unit
         );
         if let Some(fill) = self.fill32_ms_cpu {
             let _ = writeln!(text, "CPU: 32-step fill from both sides {fill:.2} ms");
@@ -143,8 +146,9 @@ impl ModelFigures {
                 let _ = writeln!(
                     text,
                     "GPU {gpu}: 106-step generation {one:.2} ms (8 variations {eight:.2} ms), \
-                     {:.3} ms per step; training {train:.0} windows/s at batch 32",
-                    one / 106.0
+                     {:.3} ms per step; training {train:.0} {} at batch 32",
+                    one / 106.0,
+                    self.train_unit
                 );
             }
             _ => {
@@ -152,6 +156,15 @@ impl ModelFigures {
             }
         }
         text
+    }
+}
+
+/// What a network's training throughput counts: windows for the article's
+/// network, every predicted step of the stretches for the others.
+fn training_unit(architecture: Architecture) -> &'static str {
+    match architecture {
+        Architecture::Article => "windows/s",
+        _ => "predicted steps/s",
     }
 }
 
@@ -333,10 +346,7 @@ fn training_figures(
         (Architecture::RollLstm, "roll"),
         (Architecture::Composer, "composer"),
     ] {
-        let unit = match architecture {
-            Architecture::Article => "windows/s",
-            _ => "predicted steps/s",
-        };
+        let unit = training_unit(architecture);
         let mut runs = vec![(true, false)];
         if architecture == Architecture::RollLstm {
             runs.push((false, false));
@@ -434,6 +444,7 @@ pub fn bench_model(
         fill32_ms_cpu: cpu.fill32_ms,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,
+        train_unit: training_unit(architecture),
         training,
         generate_ms_gpu: gpu.as_ref().map(|g| g.generate_ms),
         generate8_ms_gpu: gpu.as_ref().map(|g| g.generate8_ms),
