@@ -59,6 +59,12 @@ pub struct TrainSettings {
     /// generation makes it. 0: the real steps only (teacher forcing).
     #[serde(default)]
     pub feedback: f64,
+    /// Roll LSTM: the share of sounding input cells silenced while training
+    /// (inverted dropout: the rest scaled by 1 / (1 - share)), after any
+    /// feedback, so the network cannot lean on any one note of the past.
+    /// 0: the input as it is.
+    #[serde(default)]
+    pub input_dropout: f64,
     /// A folder whose files validate (a benchmark's own split), instead of
     /// a share of the training folder's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,7 @@ impl Default for TrainSettings {
             sequence_steps: default_sequence_steps(),
             max_transpose: 0,
             feedback: 0.0,
+            input_dropout: 0.0,
             validation_dir: None,
             steps_per_quarter: default_steps_per_quarter(),
             average_epochs: 0,

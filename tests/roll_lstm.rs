@@ -12,7 +12,7 @@ use cadenza::model::native::NativeRollNet;
 use cadenza::model::{Architecture, Network, RollLstm, RollLstmConfig};
 use cadenza::record::TrainSettings;
 use cadenza::roll::PITCH_COUNT;
-use cadenza::train::Trainer;
+use cadenza::train::{TrainError, Trainer};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -216,6 +216,7 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         sequence_steps: length,
         max_transpose: 2,
         feedback: 0.25,
+        input_dropout: 0.1,
         batch_size: 4,
         loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()
@@ -257,7 +258,45 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
     assert!((0.0..=1.0).contains(&f1) && (0.0..1.0).contains(&threshold));
     let saved = Checkpoint::load(&out).unwrap();
     assert!(saved.header.tuned_threshold().is_some());
-    assert_eq!(saved.header.training.unwrap().settings.feedback, 0.25);
+    let saved_settings = saved.header.training.unwrap().settings;
+    assert_eq!(
+        (saved_settings.feedback, saved_settings.input_dropout),
+        (0.25, 0.1)
+    );
+    // Input dropout of every note, or of the article's fixed windows, is refused.
+    let roll_settings = TrainSettings {
+        loss: cadenza::record::LossKind::Bce,
+        sequence_steps: length,
+        input_dropout: 1.0,
+        ..TrainSettings::default()
+    };
+    let all_dropped = Trainer::new(
+        RollLstmConfig::new().with_units(8),
+        roll_settings,
+        &data,
+        "x",
+        &device::cpu(),
+    );
+    assert!(
+        matches!(&all_dropped, Err(TrainError::BadInputDropout(share)) if *share == 1.0),
+        "{:?}",
+        all_dropped.err()
+    );
+    let article = Trainer::new(
+        Architecture::Article.default_config(),
+        TrainSettings {
+            input_dropout: 0.1,
+            ..TrainSettings::default()
+        },
+        &data,
+        "x",
+        &device::cpu(),
+    );
+    assert!(
+        matches!(&article, Err(TrainError::OnlyForRecurrent("input dropout"))),
+        "{:?}",
+        article.err()
+    );
 
     // The seed preset is for window networks.
     let seed_preset =
@@ -348,7 +387,7 @@ fn the_cli_trains_generates_with_and_compares_both_networks() {
 
 #[test]
 fn a_resumed_roll_lstm_run_equals_a_straight_one() {
-    // Transposition and feedback draw from generators seeded by the run's
+    // Transposition, feedback and input dropout draw from generators seeded by the run's
     // seed, the epoch and the batch; dropout 0 keeps burn's process-wide
     // generator (shared with tests running beside this one) out of it.
     let mut rng = StdRng::seed_from_u64(21);
@@ -359,6 +398,7 @@ fn a_resumed_roll_lstm_run_equals_a_straight_one() {
         sequence_steps: 12,
         max_transpose: 3,
         feedback: 0.5,
+        input_dropout: 0.2,
         batch_size: 4,
         loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()

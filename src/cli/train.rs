@@ -87,6 +87,12 @@ pub struct TrainArgs {
     /// settle a run on the music as it is).
     #[arg(long, value_name = "SHARE")]
     pub feedback: Option<f64>,
+    /// roll-lstm: share of sounding input cells silenced while training (the
+    /// rest scaled up to keep the mean), 0 up to 1, after any feedback: a
+    /// regulariser for small corpora [default: 0]. With --resume, continues
+    /// the run at this share from then on.
+    #[arg(long, value_name = "SHARE")]
+    pub input_dropout: Option<f64>,
     /// Validate and save an average of the weights at the end of recent
     /// epochs, exponential, as old on average as the last EPOCHS epochs'
     /// mean (0 or 1: the weights as they are). It often scores lower on
@@ -95,7 +101,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "EPOCHS", value_parser = |s: &str| limits::AVERAGE_EPOCHS.parse(s))]
     pub average_epochs: Option<usize>,
     /// Continue the run saved in --out, with its own settings (but --lr,
-    /// --feedback and --average-epochs, when given).
+    /// --feedback, --input-dropout and --average-epochs, when given).
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -142,6 +148,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                 sequence_steps: args.sequence_steps,
                 max_transpose: args.transpose.unwrap_or(defaults.max_transpose),
                 feedback: args.feedback.unwrap_or(defaults.feedback),
+                input_dropout: args.input_dropout.unwrap_or(defaults.input_dropout),
                 validation_dir: args.val_dir.as_ref().map(|d| d.display().to_string()),
                 steps_per_quarter: args
                     .read
@@ -194,8 +201,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// The run saved in `checkpoint`, going on with the learning rate and
-/// feedback `args` give, if any.
+/// The run saved in `checkpoint`, going on with the learning rate, feedback,
+/// input dropout and averaging `args` give, if any.
 fn resumed_trainer(
     checkpoint: &Checkpoint,
     args: &TrainArgs,
@@ -217,6 +224,11 @@ fn resumed_trainer(
         let was = trainer.record().settings.feedback;
         trainer.set_feedback(feedback)?;
         eprintln!("continuing with feedback {feedback} (was {was})");
+    }
+    if let Some(share) = args.input_dropout {
+        let was = trainer.record().settings.input_dropout;
+        trainer.set_input_dropout(share)?;
+        eprintln!("continuing with input dropout {share} (was {was})");
     }
     if let Some(epochs) = args.average_epochs {
         let was = trainer.record().settings.average_epochs;

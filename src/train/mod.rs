@@ -58,6 +58,8 @@ pub enum TrainError {
     NoFullBatch(usize),
     #[error("the feedback share {0} is outside 0..1")]
     BadFeedback(f64),
+    #[error("the input dropout {0} is outside 0..1 (1 would silence every input)")]
+    BadInputDropout(f64),
     #[error("cannot build the network: {0}")]
     BadNetwork(String),
     #[error(
@@ -216,6 +218,7 @@ impl Run {
         if !(0.0..=1.0).contains(&settings.feedback) {
             return Err(TrainError::BadFeedback(settings.feedback));
         }
+        check_input_dropout(settings.input_dropout)?;
         let scheme = scheme_for(&config);
         scheme.check(&settings)?;
         Ok(Self {
@@ -223,6 +226,15 @@ impl Run {
             scheme,
             settings,
         })
+    }
+}
+
+/// An input dropout share a run can take: 0 up to, not including, 1.
+fn check_input_dropout(share: f64) -> Result<(), TrainError> {
+    if (0.0..1.0).contains(&share) {
+        Ok(())
+    } else {
+        Err(TrainError::BadInputDropout(share))
     }
 }
 
@@ -409,6 +421,19 @@ impl Trainer {
         }
         let settings = TrainSettings {
             feedback,
+            ..self.record.settings.clone()
+        };
+        self.scheme.check(&settings)?;
+        self.record.settings = settings;
+        Ok(())
+    }
+
+    /// Goes on silencing `input_dropout` of the sounding input cells
+    /// (recorded in the run's settings from then on).
+    pub fn set_input_dropout(&mut self, input_dropout: f64) -> Result<(), TrainError> {
+        check_input_dropout(input_dropout)?;
+        let settings = TrainSettings {
+            input_dropout,
             ..self.record.settings.clone()
         };
         self.scheme.check(&settings)?;

@@ -203,6 +203,9 @@ impl TrainingScheme for WindowScheme {
         if settings.feedback > 0.0 {
             return Err(TrainError::OnlyForRecurrent("feedback"));
         }
+        if settings.input_dropout > 0.0 {
+            return Err(TrainError::OnlyForRecurrent("input dropout"));
+        }
         Ok(())
     }
 
@@ -356,7 +359,8 @@ impl TrainingScheme for StretchScheme {
             .then(|| whole_song_nll(model, data).map(|nats| nats / PITCH_COUNT as f64))
     }
 
-    /// Feeds back the network's own predictions ([`replace_with_own`]).
+    /// Feeds back the network's own predictions ([`replace_with_own`]),
+    /// then silences some input notes ([`drop_inputs`]).
     fn feed_back(
         &self,
         own_logits: &mut OwnLogits<'_>,
@@ -364,11 +368,13 @@ impl TrainingScheme for StretchScheme {
         batch: &mut BatchData,
         position: BatchPosition,
     ) -> Result<(), TrainError> {
-        if settings.feedback <= 0.0 {
-            return Ok(());
+        if settings.feedback > 0.0 {
+            let logits = own_logits(&batch.inputs)?;
+            replace_with_own(&mut batch.inputs, &logits, settings, position);
         }
-        let logits = own_logits(&batch.inputs)?;
-        replace_with_own(&mut batch.inputs, &logits, settings, position);
+        if settings.input_dropout > 0.0 {
+            drop_inputs(&mut batch.inputs, settings, position);
+        }
         Ok(())
     }
 }
@@ -432,6 +438,33 @@ pub(super) fn replace_with_own(
     }
 }
 
+/// Silences each sounding input cell with probability
+/// `settings.input_dropout` and scales the others by 1 / (1 - share), so an
+/// input's expected value is what the network meets when it generates.
+/// Seeded apart from the feedback's draws, by the run's seed, the epoch and
+/// the batch, so a resumed run silences the same cells.
+pub(super) fn drop_inputs(inputs: &mut [f32], settings: &TrainSettings, position: BatchPosition) {
+    const INPUT_DROPOUT_STREAM: u64 = 1;
+    let share = settings.input_dropout;
+    let kept_scale = (1.0 / (1.0 - share)) as f32;
+    let mut rng = seeded_for(
+        settings.rng_seed,
+        &[
+            position.epoch as u64,
+            position.batch as u64,
+            INPUT_DROPOUT_STREAM,
+        ],
+    );
+    // Silent cells stay silent whatever is drawn: only sounding ones draw.
+    for cell in inputs.iter_mut().filter(|cell| **cell != 0.0) {
+        *cell = if rng.random::<f64>() < share {
+            0.0
+        } else {
+            *cell * kept_scale
+        };
+    }
+}
+
 /// The composer: stretches (each song's first step is a target too) with
 /// their meter, every target scored by the chain rule, and random gaps: each
 /// target sees the music after a gap ending `d` steps later (or none), so the
@@ -473,6 +506,9 @@ impl TrainingScheme for ComposerScheme {
         }
         if settings.feedback > 0.0 {
             return Err(TrainError::NotForComposer("feedback"));
+        }
+        if settings.input_dropout > 0.0 {
+            return Err(TrainError::NotForComposer("input dropout"));
         }
         check_stretches(settings)
     }
@@ -685,6 +721,50 @@ fn weighted_mean(losses: Tensor<2>, weights: &[f32], device: &Device) -> Tensor<
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_dropout_silences_its_share_of_sounding_cells_and_keeps_the_mean() {
+        let settings = TrainSettings {
+            input_dropout: 0.2,
+            rng_seed: 7,
+            ..TrainSettings::default()
+        };
+        let position = BatchPosition { epoch: 3, batch: 5 };
+        // Every third cell sounds.
+        let original: Vec<f32> = (0..60_000)
+            .map(|i| f32::from(u8::from(i % 3 == 0)))
+            .collect();
+        let mut inputs = original.clone();
+        drop_inputs(&mut inputs, &settings, position);
+        let sounding = original.iter().filter(|&&x| x > 0.0).count();
+        let silenced = original
+            .iter()
+            .zip(&inputs)
+            .filter(|&(&was, &now)| was > 0.0 && now == 0.0)
+            .count();
+        let share = silenced as f64 / sounding as f64;
+        assert!((share - 0.2).abs() < 0.01, "silenced {share}");
+        for (&was, &now) in original.iter().zip(&inputs) {
+            if was == 0.0 {
+                assert_eq!(now, 0.0, "a silent cell began to sound");
+            } else {
+                assert!(now == 0.0 || (now - 1.25).abs() < 1e-6, "kept cell {now}");
+            }
+        }
+        let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        assert!((mean(&inputs) - mean(&original)).abs() < 0.01);
+        // Same seed, epoch and batch: the same cells (a resumed run).
+        let mut again = original.clone();
+        drop_inputs(&mut again, &settings, position);
+        assert_eq!(again, inputs);
+        let mut next_batch = original;
+        drop_inputs(
+            &mut next_batch,
+            &settings,
+            BatchPosition { epoch: 3, batch: 6 },
+        );
+        assert_ne!(next_batch, inputs);
+    }
 
     #[test]
     fn composer_gaps_never_join_the_silence_after_a_song() {
