@@ -323,6 +323,13 @@ fn the_cli_trains_generates_with_and_compares_both_networks() {
     let model = dir.path().join("roll.cadenza");
     let out = crate::helpers::train_one_epoch(&data, &model, &["--sequence-steps", "32"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Its throughput counts every predicted step of the stretches, not windows.
+    for said in [text(&out.stderr), text(&out.stdout)] {
+        assert!(
+            said.contains("predicted steps/s") && !said.contains("windows/s"),
+            "{said}"
+        );
+    }
     let info = cadenza(&["model", "info", path(&model)]);
     assert!(
         text(&info.stdout).contains("roll-lstm network"),

@@ -74,7 +74,10 @@ pub struct TrainProgress {
     pub fraction: f32,
     pub epoch: usize,
     pub loss: f32,
+    /// Training throughput, in `throughput_unit`.
     pub windows_per_s: f64,
+    /// What the throughput counts: windows or predicted steps, by network.
+    pub throughput_unit: &'static str,
     pub eta_seconds: f64,
     pub epochs: Vec<EpochRecord>,
     /// What the run said last (data found, device, how it ended).
@@ -172,7 +175,10 @@ impl TrainingRun {
         Self {
             cancel,
             worker,
-            progress: TrainProgress::default(),
+            progress: TrainProgress {
+                throughput_unit: request.form.arch.training_unit(),
+                ..TrainProgress::default()
+            },
             request,
         }
     }

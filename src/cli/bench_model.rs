@@ -159,15 +159,6 @@ impl ModelFigures {
     }
 }
 
-/// What a network's training throughput counts: windows for the article's
-/// network, every predicted step of the stretches for the others.
-fn training_unit(architecture: Architecture) -> &'static str {
-    match architecture {
-        Architecture::Article => "windows/s",
-        _ => "predicted steps/s",
-    }
-}
-
 /// Runs `f` at least `min_runs` times and for at least `min_time`, after two
 /// warm-up runs; returns the median run in milliseconds.
 fn median_ms(
@@ -346,7 +337,7 @@ fn training_figures(
         (Architecture::RollLstm, "roll"),
         (Architecture::Composer, "composer"),
     ] {
-        let unit = training_unit(architecture);
+        let unit = architecture.training_unit();
         let mut runs = vec![(true, false)];
         if architecture == Architecture::RollLstm {
             runs.push((false, false));
@@ -444,7 +435,7 @@ pub fn bench_model(
         fill32_ms_cpu: cpu.fill32_ms,
         step_ms_cpu: cpu.generate_ms / 106.0,
         train_windows_per_s_cpu: cpu.train_windows_per_s,
-        train_unit: training_unit(architecture),
+        train_unit: architecture.training_unit(),
         training,
         generate_ms_gpu: gpu.as_ref().map(|g| g.generate_ms),
         generate8_ms_gpu: gpu.as_ref().map(|g| g.generate8_ms),

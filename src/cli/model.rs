@@ -140,24 +140,25 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
                 }
             );
         }
-        text.push_str(&loss_table(training));
+        text.push_str(&loss_table(training, header.network.architecture()));
     }
     text
 }
 
-/// The loss history as an aligned table, the best epoch marked.
-pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
+/// The loss history as an aligned table, the best epoch marked; the
+/// throughput in `architecture`'s unit.
+pub fn loss_table(training: &crate::record::TrainingRecord, architecture: Architecture) -> String {
     let best = training.best_epoch().map(|r| r.epoch);
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{:>6}  {:>11}  {:>11}  {:>7}  {:>9}  {:>10}  {:>8}  {:>12}",
+        "{:>6}  {:>11}  {:>11}  {:>7}  {:>9}  {:>17}  {:>8}  {:>12}",
         "epoch",
         "train loss",
         "val loss",
         "val F1",
         "threshold",
-        "windows/s",
+        architecture.training_unit(),
         "seconds",
         "music goals"
     );
@@ -167,7 +168,7 @@ pub fn loss_table(training: &crate::record::TrainingRecord) -> String {
         };
         let _ = writeln!(
             text,
-            "{:>6}  {:>11.6}  {:>11}  {:>7}  {:>9}  {:>10.0}  {:>8.1}  {:>12}{}",
+            "{:>6}  {:>11.6}  {:>11}  {:>7}  {:>9}  {:>17.0}  {:>8.1}  {:>12}{}",
             r.epoch,
             r.train_loss,
             optional(r.validation_loss, 6),

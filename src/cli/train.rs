@@ -186,7 +186,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let epochs = args.epochs;
-    let mut on_event = |event: &TrainEvent| show_progress(&bar, epochs, event);
+    let unit = trainer.architecture().training_unit();
+    let mut on_event = |event: &TrainEvent| show_progress(&bar, epochs, unit, event);
     let end = trainer.fit(
         &data,
         args.epochs,
@@ -287,7 +288,10 @@ fn load_data(args: &TrainArgs, settings: &TrainSettings) -> anyhow::Result<Datas
 
 /// The loss table and how the run ended.
 fn print_outcome(args: &TrainArgs, trainer: &Trainer, end: TrainEnd) {
-    println!("{}", loss_table(trainer.record()).trim_end());
+    println!(
+        "{}",
+        loss_table(trainer.record(), trainer.architecture()).trim_end()
+    );
     let done = trainer.record().epochs_done();
     match end {
         TrainEnd::Finished => println!("finished {done} epochs"),
@@ -309,8 +313,9 @@ fn print_outcome(args: &TrainArgs, trainer: &Trainer, end: TrainEnd) {
     }
 }
 
-/// Moves the bar on each batch and prints a line per epoch.
-fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
+/// Moves the bar on each batch and prints a line per epoch, the
+/// throughput in `unit`.
+fn show_progress(bar: &ProgressBar, epochs: usize, unit: &str, event: &TrainEvent) {
     match event {
         TrainEvent::Batch {
             epoch,
@@ -323,7 +328,7 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
             bar.inc(1);
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.set_message(format!(
-                "batch {batch}/{batches} loss {loss:.5} {windows_per_s:.0} windows/s"
+                "batch {batch}/{batches} loss {loss:.5} {windows_per_s:.0} {unit}"
             ));
         }
         TrainEvent::Epoch(record) => {
@@ -336,7 +341,7 @@ fn show_progress(bar: &ProgressBar, epochs: usize, event: &TrainEvent) {
                 .as_ref()
                 .map_or_else(String::new, music_summary);
             let line = format!(
-                "epoch {}: train loss {:.6}, validation loss {}{f1}, {:.0} windows/s{music}",
+                "epoch {}: train loss {:.6}, validation loss {}{f1}, {:.0} {unit}{music}",
                 record.epoch,
                 record.train_loss,
                 record

@@ -49,6 +49,15 @@ impl Architecture {
         }
     }
 
+    /// What its training throughput counts: windows for the article's
+    /// network, every predicted step of the stretches for the others.
+    pub fn training_unit(self) -> &'static str {
+        match self {
+            Self::Article => "windows/s",
+            Self::RollLstm | Self::Composer => "predicted steps/s",
+        }
+    }
+
     /// Whether it hears the music after a gap, and so can fill one.
     pub fn fills(self) -> bool {
         self == Self::Composer

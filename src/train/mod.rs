@@ -374,6 +374,11 @@ impl Trainer {
         })
     }
 
+    /// The kind of network this run trains.
+    pub fn architecture(&self) -> Architecture {
+        self.config.architecture()
+    }
+
     /// What trains this run.
     pub fn engine(&self) -> TrainingEngine {
         match self.engine {

@@ -57,8 +57,12 @@ pub fn show(ui: &mut egui::Ui, app: &CadenzaApp, commands: &mut Vec<Command>) {
         return;
     };
     ui.add(egui::ProgressBar::new(progress.fraction).text(format!(
-        "epoch {}, loss {:.4}, {:.0} windows/s, ETA {:.0} s",
-        progress.epoch, progress.loss, progress.windows_per_s, progress.eta_seconds
+        "epoch {}, loss {:.4}, {:.0} {}, ETA {:.0} s",
+        progress.epoch,
+        progress.loss,
+        progress.windows_per_s,
+        progress.throughput_unit,
+        progress.eta_seconds
     )));
     ui.label(egui::RichText::new(&progress.message).weak());
     let train: Vec<[f64; 2]> = progress
