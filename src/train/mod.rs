@@ -424,23 +424,24 @@ impl Trainer {
         if !(0.0..=1.0).contains(&feedback) {
             return Err(TrainError::BadFeedback(feedback));
         }
-        let settings = TrainSettings {
+        self.go_on_with(TrainSettings {
             feedback,
             ..self.record.settings.clone()
-        };
-        self.scheme.check(&settings)?;
-        self.record.settings = settings;
-        Ok(())
+        })
     }
 
     /// Goes on silencing `input_dropout` of the sounding input cells
     /// (recorded in the run's settings from then on).
     pub fn set_input_dropout(&mut self, input_dropout: f64) -> Result<(), TrainError> {
         check_input_dropout(input_dropout)?;
-        let settings = TrainSettings {
+        self.go_on_with(TrainSettings {
             input_dropout,
             ..self.record.settings.clone()
-        };
+        })
+    }
+
+    /// Takes `settings` from now on, if the network's scheme accepts them.
+    fn go_on_with(&mut self, settings: TrainSettings) -> Result<(), TrainError> {
         self.scheme.check(&settings)?;
         self.record.settings = settings;
         Ok(())
