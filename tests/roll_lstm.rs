@@ -293,7 +293,7 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         &device::cpu(),
     );
     assert!(
-        matches!(&article, Err(TrainError::OnlyForRecurrent("input dropout"))),
+        matches!(&article, Err(TrainError::OnlyForRollLstm("input dropout"))),
         "{:?}",
         article.err()
     );

@@ -71,6 +71,8 @@ pub enum TrainError {
     OnlyForRecurrent(&'static str),
     #[error("{0} is not for the composer, whose loss scores each step by the chain rule")]
     NotForComposer(&'static str),
+    #[error("{0} is for the roll LSTM only")]
+    OnlyForRollLstm(&'static str),
     #[error("the {loss:?} loss does not suit this network; it takes {expected}")]
     WrongLoss {
         loss: crate::record::LossKind,

@@ -204,7 +204,7 @@ impl TrainingScheme for WindowScheme {
             return Err(TrainError::OnlyForRecurrent("feedback"));
         }
         if settings.input_dropout > 0.0 {
-            return Err(TrainError::OnlyForRecurrent("input dropout"));
+            return Err(TrainError::OnlyForRollLstm("input dropout"));
         }
         Ok(())
     }
@@ -508,7 +508,7 @@ impl TrainingScheme for ComposerScheme {
             return Err(TrainError::NotForComposer("feedback"));
         }
         if settings.input_dropout > 0.0 {
-            return Err(TrainError::NotForComposer("input dropout"));
+            return Err(TrainError::OnlyForRollLstm("input dropout"));
         }
         check_stretches(settings)
     }
