@@ -65,6 +65,12 @@ pub struct TrainSettings {
     /// 0: the input as it is.
     #[serde(default)]
     pub input_dropout: f64,
+    /// Roll LSTM: the share of the LSTM's hidden units silenced where they
+    /// feed its next step while training (variational dropout: one draw per
+    /// stretch, the same at every step, the rest scaled by 1 / (1 - share)),
+    /// so the state cannot lean on any one unit. 0: none.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
     /// A folder whose files validate (a benchmark's own split), instead of
     /// a share of the training folder's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +108,7 @@ impl Default for TrainSettings {
             max_transpose: 0,
             feedback: 0.0,
             input_dropout: 0.0,
+            recurrent_dropout: 0.0,
             validation_dir: None,
             steps_per_quarter: default_steps_per_quarter(),
             average_epochs: 0,

@@ -222,6 +222,8 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
         "0",
         "--input-dropout",
         "0.1",
+        "--recurrent-dropout",
+        "0.25",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -240,13 +242,20 @@ fn train_writes_a_model_and_its_loss_history_and_resumes() {
         stderr.contains("continuing with input dropout 0.1 (was 0)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("continuing with recurrent dropout 0.25 (was 0)"),
+        "{stderr}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("little.loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let info = cadenza(&["model", "info", path(&model)]);
     let info = text(&info.stdout);
     assert!(info.contains("lr 0.0005"), "{info}");
     assert!(
-        info.contains("0% of input steps fed back, 10% of input notes dropped"),
+        info.contains(
+            "0% of input steps fed back, 10% of input notes dropped, 25% of hidden units \
+             dropped where they feed the next step"
+        ),
         "{info}"
     );
     // The grid is the run's: another one is refused.

@@ -217,6 +217,7 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         max_transpose: 2,
         feedback: 0.25,
         input_dropout: 0.1,
+        recurrent_dropout: 0.2,
         batch_size: 4,
         loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()
@@ -260,8 +261,12 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
     assert!(saved.header.tuned_threshold().is_some());
     let saved_settings = saved.header.training.unwrap().settings;
     assert_eq!(
-        (saved_settings.feedback, saved_settings.input_dropout),
-        (0.25, 0.1)
+        (
+            saved_settings.feedback,
+            saved_settings.input_dropout,
+            saved_settings.recurrent_dropout
+        ),
+        (0.25, 0.1, 0.2)
     );
     // Input dropout of every note, or of the article's fixed windows, is refused.
     let roll_settings = TrainSettings {
@@ -272,15 +277,31 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
     };
     let all_dropped = Trainer::new(
         RollLstmConfig::new().with_units(8),
-        roll_settings,
+        roll_settings.clone(),
         &data,
         "x",
         &device::cpu(),
     );
     assert!(
-        matches!(&all_dropped, Err(TrainError::BadInputDropout(share)) if *share == 1.0),
+        matches!(&all_dropped, Err(TrainError::BadDropout("input dropout", share)) if *share == 1.0),
         "{:?}",
         all_dropped.err()
+    );
+    let all_units = Trainer::new(
+        RollLstmConfig::new().with_units(8),
+        TrainSettings {
+            input_dropout: 0.0,
+            recurrent_dropout: 1.0,
+            ..roll_settings
+        },
+        &data,
+        "x",
+        &device::cpu(),
+    );
+    assert!(
+        matches!(&all_units, Err(TrainError::BadDropout("recurrent dropout", share)) if *share == 1.0),
+        "{:?}",
+        all_units.err()
     );
     let article = Trainer::new(
         Architecture::Article.default_config(),
@@ -296,6 +317,24 @@ fn transposed_stretches_stay_in_the_roll_and_training_lowers_the_loss() {
         matches!(&article, Err(TrainError::OnlyForRollLstm("input dropout"))),
         "{:?}",
         article.err()
+    );
+    let composer = Trainer::new(
+        Architecture::Composer.default_config(),
+        TrainSettings {
+            recurrent_dropout: 0.1,
+            ..cadenza::train::default_settings(Architecture::Composer)
+        },
+        &data,
+        "x",
+        &device::cpu(),
+    );
+    assert!(
+        matches!(
+            &composer,
+            Err(TrainError::OnlyForRollLstm("recurrent dropout"))
+        ),
+        "{:?}",
+        composer.err()
     );
 
     // The seed preset is for window networks.
@@ -394,7 +433,7 @@ fn the_cli_trains_generates_with_and_compares_both_networks() {
 
 #[test]
 fn a_resumed_roll_lstm_run_equals_a_straight_one() {
-    // Transposition, feedback and input dropout draw from generators seeded by the run's
+    // Transposition, feedback and both dropouts draw from generators seeded by the run's
     // seed, the epoch and the batch; dropout 0 keeps burn's process-wide
     // generator (shared with tests running beside this one) out of it.
     let mut rng = StdRng::seed_from_u64(21);
@@ -406,6 +445,7 @@ fn a_resumed_roll_lstm_run_equals_a_straight_one() {
         max_transpose: 3,
         feedback: 0.5,
         input_dropout: 0.2,
+        recurrent_dropout: 0.3,
         batch_size: 4,
         loss: cadenza::record::LossKind::Bce,
         ..TrainSettings::default()

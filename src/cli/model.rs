@@ -117,12 +117,20 @@ fn describe(name: &str, checkpoint: &Checkpoint) -> String {
             let _ = writeln!(
                 text,
                 "stretches of {} steps, transposed by up to {} semitones, {:.0}% of input steps \
-                 fed back{}",
+                 fed back{}{}",
                 s.sequence_steps,
                 s.max_transpose,
                 s.feedback * 100.0,
                 if s.input_dropout > 0.0 {
                     format!(", {:.0}% of input notes dropped", s.input_dropout * 100.0)
+                } else {
+                    String::new()
+                },
+                if s.recurrent_dropout > 0.0 {
+                    format!(
+                        ", {:.0}% of hidden units dropped where they feed the next step",
+                        s.recurrent_dropout * 100.0
+                    )
                 } else {
                     String::new()
                 }

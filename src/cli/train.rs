@@ -93,6 +93,13 @@ pub struct TrainArgs {
     /// the run at this share from then on.
     #[arg(long, value_name = "SHARE")]
     pub input_dropout: Option<f64>,
+    /// roll-lstm: share of the LSTM's hidden units silenced where they feed
+    /// its next step while training, 0 up to 1 (one draw per stretch, the
+    /// same at every step; the rest scaled up to keep the mean): a
+    /// regulariser of the recurrence itself [default: 0]. With --resume,
+    /// continues the run at this share from then on.
+    #[arg(long, value_name = "SHARE")]
+    pub recurrent_dropout: Option<f64>,
     /// Validate and save an average of the weights at the end of recent
     /// epochs, exponential, as old on average as the last EPOCHS epochs'
     /// mean (0 or 1: the weights as they are). It often scores lower on
@@ -101,7 +108,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "EPOCHS", value_parser = |s: &str| limits::AVERAGE_EPOCHS.parse(s))]
     pub average_epochs: Option<usize>,
     /// Continue the run saved in --out, with its own settings (but --lr,
-    /// --feedback, --input-dropout and --average-epochs, when given).
+    /// --feedback, --input-dropout, --recurrent-dropout and --average-epochs,
+    /// when given).
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -149,6 +157,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
                 max_transpose: args.transpose.unwrap_or(defaults.max_transpose),
                 feedback: args.feedback.unwrap_or(defaults.feedback),
                 input_dropout: args.input_dropout.unwrap_or(defaults.input_dropout),
+                recurrent_dropout: args.recurrent_dropout.unwrap_or(defaults.recurrent_dropout),
                 validation_dir: args.val_dir.as_ref().map(|d| d.display().to_string()),
                 steps_per_quarter: args
                     .read
@@ -230,6 +239,11 @@ fn resumed_trainer(
         let was = trainer.record().settings.input_dropout;
         trainer.set_input_dropout(share)?;
         eprintln!("continuing with input dropout {share} (was {was})");
+    }
+    if let Some(share) = args.recurrent_dropout {
+        let was = trainer.record().settings.recurrent_dropout;
+        trainer.set_recurrent_dropout(share)?;
+        eprintln!("continuing with recurrent dropout {share} (was {was})");
     }
     if let Some(epochs) = args.average_epochs {
         let was = trainer.record().settings.average_epochs;

@@ -62,6 +62,18 @@ impl KerasLstm {
         input: Tensor<3>,
         state: Option<LstmState>,
     ) -> (Tensor<3>, Option<LstmState>) {
+        self.forward_masked(input, state, None)
+    }
+
+    /// [`forward_from`](Self::forward_from) with recurrent dropout: each
+    /// hidden state is multiplied by `recurrent_mask` (`[batch, units]`, the
+    /// same at every step) where it feeds the next step. Training only.
+    pub fn forward_masked(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        recurrent_mask: Option<&Tensor<2>>,
+    ) -> (Tensor<3>, Option<LstmState>) {
         let [batch, time, _] = input.dims();
         let units = self.units;
         // The input projection of every step at once: [batch, time, 4u].
@@ -79,7 +91,11 @@ impl KerasLstm {
                 .reshape([batch, 4 * units]);
             // From the zero state the recurrent term is zero: skip the matmul.
             if let Some(h) = &hidden {
-                z = z + h.clone().matmul(self.recurrent_kernel.val());
+                let fed = match recurrent_mask {
+                    Some(mask) => h.clone() * mask.clone(),
+                    None => h.clone(),
+                };
+                z = z + fed.matmul(self.recurrent_kernel.val());
             }
             let gate = |k: usize| z.clone().narrow(1, k * units, units);
             let input_gate = sigmoid(gate(0));

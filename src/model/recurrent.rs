@@ -85,7 +85,18 @@ impl RollLstm {
         steps: Tensor<3>,
         state: Option<LstmState>,
     ) -> (Tensor<3>, Option<LstmState>) {
-        let (hidden, state) = self.lstm.forward_from(steps, state);
+        self.logits_masked(steps, state, None)
+    }
+
+    /// [`logits_from`](Self::logits_from) with recurrent dropout
+    /// ([`KerasLstm::forward_masked`]), for training.
+    pub fn logits_masked(
+        &self,
+        steps: Tensor<3>,
+        state: Option<LstmState>,
+        recurrent_mask: Option<&Tensor<2>>,
+    ) -> (Tensor<3>, Option<LstmState>) {
+        let (hidden, state) = self.lstm.forward_masked(steps, state, recurrent_mask);
         (self.output.forward(self.dropout.forward(hidden)), state)
     }
 

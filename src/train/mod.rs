@@ -58,8 +58,8 @@ pub enum TrainError {
     NoFullBatch(usize),
     #[error("the feedback share {0} is outside 0..1")]
     BadFeedback(f64),
-    #[error("the input dropout {0} is outside 0..1 (1 would silence every input)")]
-    BadInputDropout(f64),
+    #[error("the {0} {1} is outside 0..1 (1 would silence all it drops from)")]
+    BadDropout(&'static str, f64),
     #[error("cannot build the network: {0}")]
     BadNetwork(String),
     #[error(
@@ -220,7 +220,8 @@ impl Run {
         if !(0.0..=1.0).contains(&settings.feedback) {
             return Err(TrainError::BadFeedback(settings.feedback));
         }
-        check_input_dropout(settings.input_dropout)?;
+        check_dropout("input dropout", settings.input_dropout)?;
+        check_dropout("recurrent dropout", settings.recurrent_dropout)?;
         let scheme = scheme_for(&config);
         scheme.check(&settings)?;
         Ok(Self {
@@ -231,12 +232,12 @@ impl Run {
     }
 }
 
-/// An input dropout share a run can take: 0 up to, not including, 1.
-fn check_input_dropout(share: f64) -> Result<(), TrainError> {
+/// A dropout share (`what`) a run can take: 0 up to, not including, 1.
+fn check_dropout(what: &'static str, share: f64) -> Result<(), TrainError> {
     if (0.0..1.0).contains(&share) {
         Ok(())
     } else {
-        Err(TrainError::BadInputDropout(share))
+        Err(TrainError::BadDropout(what, share))
     }
 }
 
@@ -435,9 +436,20 @@ impl Trainer {
     /// Goes on silencing `input_dropout` of the sounding input cells
     /// (recorded in the run's settings from then on).
     pub fn set_input_dropout(&mut self, input_dropout: f64) -> Result<(), TrainError> {
-        check_input_dropout(input_dropout)?;
+        check_dropout("input dropout", input_dropout)?;
         self.go_on_with(TrainSettings {
             input_dropout,
+            ..self.record.settings.clone()
+        })
+    }
+
+    /// Goes on silencing `recurrent_dropout` of the LSTM's hidden units
+    /// where they feed its next step (recorded in the run's settings from
+    /// then on).
+    pub fn set_recurrent_dropout(&mut self, recurrent_dropout: f64) -> Result<(), TrainError> {
+        check_dropout("recurrent dropout", recurrent_dropout)?;
+        self.go_on_with(TrainSettings {
+            recurrent_dropout,
             ..self.record.settings.clone()
         })
     }
@@ -597,7 +609,7 @@ impl Trainer {
             Engine::Burn { model, .. } => {
                 let device = &self.device;
                 let mut own = |inputs: &[f32]| burn_roll_logits(model, inputs, length, device);
-                self.scheme.feed_back(&mut own, settings, batch, position)
+                self.scheme.feed_back(&mut own, settings, batch, position)?;
             }
             Engine::Native(native) => {
                 let mut own = |inputs: &[f32]| {
@@ -605,9 +617,17 @@ impl Trainer {
                         TrainError::BadNetwork("only the roll LSTM feeds back".to_owned())
                     })
                 };
-                self.scheme.feed_back(&mut own, settings, batch, position)
+                self.scheme.feed_back(&mut own, settings, batch, position)?;
             }
         }
+        if let NetworkConfig::RollLstm(config) = &self.config
+            && settings.recurrent_dropout > 0.0
+        {
+            let sequences = batch.targets.len() / (length * config.pitches);
+            batch.recurrent_mask =
+                scheme::recurrent_mask(settings, position, sequences, config.units);
+        }
+        Ok(())
     }
 
     /// The mean loss over the dataset's validation part, in inference mode.

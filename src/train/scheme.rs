@@ -94,7 +94,7 @@ pub(super) fn scheme_for(config: &NetworkConfig) -> Box<dyn TrainingScheme> {
 /// A filled batch: inputs and targets as 0/1 floats, row-major; for the
 /// composer also each target's meter features and gap (distance to the gap's
 /// end, 0 for none; empty: no gaps).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct BatchData {
     pub inputs: Vec<f32>,
     pub targets: Vec<f32>,
@@ -104,6 +104,9 @@ pub(super) struct BatchData {
     /// `[n][length]`, 0 for the silence after a song's end; empty: every
     /// step counts fully.
     pub weights: Vec<f32>,
+    /// Roll LSTM while training: each stretch's factor per hidden unit where
+    /// it feeds the next step (0, or 1 / keep), `[n][units]`; empty: none.
+    pub recurrent_mask: Vec<f32>,
 }
 
 impl BatchData {
@@ -152,6 +155,7 @@ impl Examples {
         batch.gaps.clear();
         batch.meter.clear();
         batch.weights.clear();
+        batch.recurrent_mask.clear();
         match self {
             Self::Windows(windows) => {
                 data.fill_batch(&windows[range], &mut batch.inputs, &mut batch.targets);
@@ -203,9 +207,7 @@ impl TrainingScheme for WindowScheme {
         if settings.feedback > 0.0 {
             return Err(TrainError::OnlyForRecurrent("feedback"));
         }
-        if settings.input_dropout > 0.0 {
-            return Err(TrainError::OnlyForRollLstm("input dropout"));
-        }
+        refuse_roll_lstm_dropouts(settings)?;
         Ok(())
     }
 
@@ -339,7 +341,14 @@ impl TrainingScheme for StretchScheme {
             TensorData::new(batch.targets.to_vec(), [n * length, PITCH_COUNT]),
             device,
         );
-        let logits = net.logits_from(x, None).0; // [n, length, 106]
+        let mask = (!batch.recurrent_mask.is_empty()).then(|| {
+            let units = batch.recurrent_mask.len() / n.max(1);
+            Tensor::<2>::from_data(
+                TensorData::new(batch.recurrent_mask.clone(), [n, units]),
+                device,
+            )
+        });
+        let logits = net.logits_masked(x, None, mask.as_ref()).0; // [n, length, 106]
         let cells =
             cell_losses_of_logits(settings.loss, logits.reshape([n * length, PITCH_COUNT]), y);
         Ok(weighted_mean(cells, &batch.weights, device))
@@ -465,6 +474,55 @@ pub(super) fn drop_inputs(inputs: &mut [f32], settings: &TrainSettings, position
     }
 }
 
+/// [`recurrent_mask`]'s stream of draws, apart from the feedback's and the
+/// input dropout's.
+const RECURRENT_DROPOUT_STREAM: u64 = 2;
+
+/// Each of `sequences` stretches' factor per hidden unit (`units` each) for
+/// the roll LSTM's recurrent input: 0 with probability
+/// `settings.recurrent_dropout`, else 1 / (1 - share). One draw per stretch,
+/// kept at every step (variational dropout: a unit silenced at one step but
+/// not the next would leak what the mask hides). Seeded by the run's seed,
+/// the epoch and the batch, so a resumed run draws the same masks and both
+/// engines use the same.
+pub(super) fn recurrent_mask(
+    settings: &TrainSettings,
+    position: BatchPosition,
+    sequences: usize,
+    units: usize,
+) -> Vec<f32> {
+    let share = settings.recurrent_dropout;
+    let kept_scale = (1.0 / (1.0 - share)) as f32;
+    let mut rng = seeded_for(
+        settings.rng_seed,
+        &[
+            position.epoch as u64,
+            position.batch as u64,
+            RECURRENT_DROPOUT_STREAM,
+        ],
+    );
+    (0..sequences * units)
+        .map(|_| {
+            if rng.random::<f64>() < share {
+                0.0
+            } else {
+                kept_scale
+            }
+        })
+        .collect()
+}
+
+/// Refuses the roll LSTM's own dropouts for the networks without them.
+fn refuse_roll_lstm_dropouts(settings: &TrainSettings) -> Result<(), TrainError> {
+    if settings.input_dropout > 0.0 {
+        return Err(TrainError::OnlyForRollLstm("input dropout"));
+    }
+    if settings.recurrent_dropout > 0.0 {
+        return Err(TrainError::OnlyForRollLstm("recurrent dropout"));
+    }
+    Ok(())
+}
+
 /// The composer: stretches (each song's first step is a target too) with
 /// their meter, every target scored by the chain rule, and random gaps: each
 /// target sees the music after a gap ending `d` steps later (or none), so the
@@ -507,9 +565,7 @@ impl TrainingScheme for ComposerScheme {
         if settings.feedback > 0.0 {
             return Err(TrainError::NotForComposer("feedback"));
         }
-        if settings.input_dropout > 0.0 {
-            return Err(TrainError::OnlyForRollLstm("input dropout"));
-        }
+        refuse_roll_lstm_dropouts(settings)?;
         check_stretches(settings)
     }
 

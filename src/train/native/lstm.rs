@@ -82,8 +82,24 @@ pub(super) struct LstmTape {
     tanh_cells: Vec<f32>,
     /// Hidden states (the outputs), `[time][batch][u]`.
     pub hidden: Vec<f32>,
+    /// Each sequence's factor per hidden unit where it feeds the next step
+    /// (recurrent dropout, `[batch][u]`, set before the forward pass; empty:
+    /// none).
+    recurrent_mask: Vec<f32>,
+    /// With a mask, the hidden states times it that fed each next step,
+    /// `[time - 1][batch][u]`.
+    masked_hidden: Vec<f32>,
     batch: usize,
     time: usize,
+}
+
+impl LstmTape {
+    /// The recurrent dropout of the next forward passes (`[batch][u]`;
+    /// empty: none).
+    pub fn set_recurrent_mask(&mut self, mask: &[f32]) {
+        self.recurrent_mask.clear();
+        self.recurrent_mask.extend_from_slice(mask);
+    }
 }
 
 /// Scratch of the backward pass.
@@ -119,10 +135,22 @@ pub(super) fn forward(
     project(shape, weights, input, rows, &mut tape.gates);
     let step_gates = batch * gates_width;
     let step_units = batch * units;
+    let masked = !tape.recurrent_mask.is_empty();
+    debug_assert!(!masked || tape.recurrent_mask.len() == step_units);
+    if masked {
+        resize(&mut tape.masked_hidden, time.saturating_sub(1) * step_units);
+    }
     for t in 0..time {
         let gates = &mut tape.gates[t * step_gates..(t + 1) * step_gates];
         if t > 0 {
-            let previous = &tape.hidden[(t - 1) * step_units..t * step_units];
+            let mut previous = &tape.hidden[(t - 1) * step_units..t * step_units];
+            if masked {
+                let into = &mut tape.masked_hidden[(t - 1) * step_units..t * step_units];
+                for ((m, &h), &keep) in into.iter_mut().zip(previous).zip(&tape.recurrent_mask) {
+                    *m = h * keep;
+                }
+                previous = into;
+            }
             matmul(
                 gates,
                 MatRef::new(previous, batch, units),
@@ -260,13 +288,22 @@ pub(super) fn backward(
                 MatRef::new(weights.recurrent, units, gates_width).t(),
                 false,
             );
+            // A dropped unit fed the step nothing.
+            for (d, &keep) in scratch.hidden_next.iter_mut().zip(&tape.recurrent_mask) {
+                *d *= keep;
+            }
         }
     }
     let gate_grads = &scratch.gate_grads[..rows * gates_width];
     if time > 1 {
+        let fed = if tape.recurrent_mask.is_empty() {
+            &tape.hidden
+        } else {
+            &tape.masked_hidden
+        };
         matmul(
             grads.recurrent,
-            MatRef::new(&tape.hidden, (time - 1) * batch, units).t(),
+            MatRef::new(fed, (time - 1) * batch, units).t(),
             MatRef::new(&gate_grads[step_gates..], (time - 1) * batch, gates_width),
             true,
         );

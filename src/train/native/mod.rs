@@ -369,6 +369,7 @@ impl NativeTrainer {
                 let each = length * net.config.pitches;
                 let n = batch.targets.len() / each;
                 let cells = batch.counted_steps(n, length) as usize * net.config.pitches;
+                let units = net.config.units;
                 let net = &*net;
                 let run = |sequences: Range<usize>,
                            rng: Option<&mut SeededRng>,
@@ -379,6 +380,10 @@ impl NativeTrainer {
                         inputs: &batch.inputs[values.clone()],
                         targets: &batch.targets[values],
                         weights: step_weights(&batch.weights, &sequences, length),
+                        recurrent_mask: batch
+                            .recurrent_mask
+                            .get(sequences.start * units..sequences.end * units)
+                            .unwrap_or(&[]),
                         length,
                     };
                     net.run_chunk(chunk, settings.loss, rng, cells, work, grads)

@@ -40,6 +40,8 @@ pub(super) struct RollBatch<'a> {
     pub targets: &'a [f32],
     /// How much each target step counts, `[b][T]`; empty: all fully.
     pub weights: &'a [f32],
+    /// Each stretch's recurrent dropout factors, `[b][units]`; empty: none.
+    pub recurrent_mask: &'a [f32],
     pub length: usize,
 }
 
@@ -118,12 +120,14 @@ impl RollTrainer {
 
     /// Runs `inputs` (`[n][length][pitches]`, batch-major as batches are
     /// filled) forward to the logits of each next step, time-major in
-    /// `work.logits`. `dropout` draws the mask (none: inference).
+    /// `work.logits`. `dropout` draws the output's mask (none: inference);
+    /// `recurrent_mask` is the recurrent dropout's (empty: none).
     fn forward(
         &self,
         inputs: &[f32],
         length: usize,
         dropout: Option<&mut SeededRng>,
+        recurrent_mask: &[f32],
         work: &mut RollChunk,
     ) {
         let (pitches, units) = (self.config.pitches, self.config.units);
@@ -136,6 +140,7 @@ impl RollTrainer {
         } else {
             LstmInput::Dense(&work.inputs)
         };
+        work.tape.set_recurrent_mask(recurrent_mask);
         lstm::forward(&self.lstm(), input, batch, length, &mut work.tape);
         let hidden = &work.tape.hidden;
         work.mask.clear();
@@ -196,7 +201,7 @@ impl RollTrainer {
         let length = chunk.length;
         let batch = chunk.inputs.len() / (length * pitches);
         let rows = batch * length;
-        self.forward(chunk.inputs, length, dropout, work);
+        self.forward(chunk.inputs, length, dropout, chunk.recurrent_mask, work);
         to_time_major(chunk.targets, batch, length, pitches, &mut work.targets);
         work.weights.clear();
         if !chunk.weights.is_empty() {
@@ -268,7 +273,7 @@ impl RollTrainer {
     pub fn logits(&self, inputs: &[f32], length: usize, work: &mut RollChunk) -> Vec<f32> {
         let pitches = self.config.pitches;
         let batch = inputs.len() / (length * pitches);
-        self.forward(inputs, length, None, work);
+        self.forward(inputs, length, None, &[], work);
         let mut out = vec![0.0; inputs.len()];
         for t in 0..length {
             for b in 0..batch {

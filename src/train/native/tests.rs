@@ -163,6 +163,62 @@ fn roll_lstm_gradients_match_burn() {
         let worst = compare(&config.clone().into(), &settings, &batch);
         eprintln!("roll LSTM, {loss:?}, past songs' ends: worst {worst:e}");
     }
+    // Recurrent dropout: both engines take the batch's mask.
+    let settings = TrainSettings {
+        recurrent_dropout: 0.4,
+        ..roll_settings(LossKind::Bce)
+    };
+    let mut batch = random_batch(19, 6 * 106, 6 * 106, true);
+    let position = BatchPosition { epoch: 1, batch: 0 };
+    batch.recurrent_mask = crate::train::scheme::recurrent_mask(&settings, position, 19, 12);
+    let dropped = batch.recurrent_mask.iter().filter(|&&m| m == 0.0).count();
+    assert!((50..=130).contains(&dropped), "{dropped} of 228 dropped");
+    let unmasked = {
+        let mut plain = batch.clone();
+        plain.recurrent_mask.clear();
+        compare(&config.clone().into(), &settings, &plain)
+    };
+    let worst = compare(&config.clone().into(), &settings, &batch);
+    eprintln!("roll LSTM, recurrent dropout: worst {worst:e} (without: {unmasked:e})");
+}
+
+#[test]
+fn a_recurrent_mask_changes_the_gradients_and_is_drawn_again_each_batch() {
+    let config: NetworkConfig = RollLstmConfig::new().with_units(8).with_dropout(0.0).into();
+    let settings = TrainSettings {
+        recurrent_dropout: 0.5,
+        ..roll_settings(LossKind::Bce)
+    };
+    let batch = random_batch(4, 6 * 106, 6 * 106, true);
+    let first = BatchPosition { epoch: 1, batch: 0 };
+    let mask = crate::train::scheme::recurrent_mask(&settings, first, 4, 8);
+    assert!(mask.iter().all(|&m| m == 0.0 || m == 2.0));
+    assert_eq!(
+        mask,
+        crate::train::scheme::recurrent_mask(&settings, first, 4, 8)
+    );
+    let next = BatchPosition { epoch: 1, batch: 1 };
+    assert_ne!(
+        mask,
+        crate::train::scheme::recurrent_mask(&settings, next, 4, 8)
+    );
+    let device = training_device(&crate::device::cpu());
+    device.seed(3);
+    let model = config.init(&device);
+    let mut native = NativeTrainer::from_network(&model, &config)
+        .unwrap()
+        .unwrap();
+    native.gradients(&batch, &settings, Some(first));
+    let plain = native.summed_gradients();
+    let masked_batch = BatchData {
+        recurrent_mask: mask,
+        ..batch
+    };
+    native.gradients(&masked_batch, &settings, Some(first));
+    let masked = native.summed_gradients();
+    // Only the LSTM's recurrent kernel and what follows it can change; the
+    // recurrent kernel's gradient does.
+    assert_ne!(plain[1], masked[1]);
 }
 
 /// Step weights of `n` stretches of `length` in which every third song ends
