@@ -106,7 +106,66 @@ fn exp_all(values: &mut [f32]) {
     }
 }
 
-/// Picks the vector copy of a function where the processor has AVX2 and FMA.
+/// [`exp_all`] eight values to a 512-bit register, written out: LLVM keeps
+/// the loop to 256-bit registers (four doubles) on its own, and the table
+/// lookup, a gather there, is two permutes here. The same operations in the
+/// same order, fused where `exp_near` fuses: the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(unsafe_code)]
+fn exp_all_512(values: &mut [f32]) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_storeu_ps, _mm512_add_epi64, _mm512_and_si512, _mm512_castpd_si512,
+        _mm512_castsi512_pd, _mm512_cvtpd_ps, _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_loadu_si512,
+        _mm512_mask_blend_epi64, _mm512_mul_pd, _mm512_permutex2var_epi64, _mm512_set1_epi64,
+        _mm512_set1_pd, _mm512_slli_epi64, _mm512_sub_pd, _mm512_test_epi64_mask, _mm512_xor_si512,
+    };
+    if any_far(values) {
+        exp_all(values);
+        return;
+    }
+    // SAFETY (each load): the pointer is to a whole quarter of TABLE.
+    let table = [0, 8, 16, 24].map(|at| unsafe { _mm512_loadu_si512(TABLE[at..].as_ptr().cast()) });
+    let inv_ln2_32 = _mm512_set1_pd(INV_LN2_32);
+    let shift = _mm512_set1_pd(SHIFT);
+    let sign = _mm512_set1_epi64(i64::MIN);
+    let low_five = _mm512_set1_epi64(31);
+    let fifth_bit = _mm512_set1_epi64(16);
+    let [c0, c1, c2] = CUBIC.map(|c| _mm512_set1_pd(c));
+    let one = _mm512_set1_pd(1.0);
+    let (blocks, rest) = values.as_chunks_mut::<8>();
+    for block in blocks {
+        // SAFETY: the pointer is to a whole [f32; 8].
+        let x = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(block.as_ptr()) });
+        let rounded = _mm512_fmadd_pd(inv_ln2_32, x, shift);
+        let k = _mm512_castpd_si512(rounded);
+        let minus = _mm512_xor_si512(_mm512_castpd_si512(_mm512_sub_pd(rounded, shift)), sign);
+        let r = _mm512_fmadd_pd(inv_ln2_32, x, _mm512_castsi512_pd(minus));
+        let index = _mm512_and_si512(k, low_five);
+        let low = _mm512_permutex2var_epi64(table[0], index, table[1]);
+        let high = _mm512_permutex2var_epi64(table[2], index, table[3]);
+        let entry = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(index, fifth_bit), low, high);
+        let scale = _mm512_castsi512_pd(_mm512_add_epi64(entry, _mm512_slli_epi64::<47>(k)));
+        let cubic = _mm512_fmadd_pd(
+            _mm512_fmadd_pd(c0, r, c1),
+            _mm512_mul_pd(r, r),
+            _mm512_fmadd_pd(r, c2, one),
+        );
+        // SAFETY: the pointer is to a whole [f32; 8].
+        unsafe {
+            _mm256_storeu_ps(
+                block.as_mut_ptr(),
+                _mm512_cvtpd_ps(_mm512_mul_pd(cubic, scale)),
+            );
+        };
+    }
+    for v in rest {
+        *v = exp_near(*v);
+    }
+}
+
+/// Picks the vector copy of a function where the processor has AVX2 and FMA
+/// (with AVX-512F, its exponentials eight at a time).
 macro_rules! wide_or_plain {
     ($name:ident, $wide:ident, $plain:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         pub(crate) fn $name($($arg: $ty),*) {
@@ -114,18 +173,26 @@ macro_rules! wide_or_plain {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
+                let wider = std::arch::is_x86_feature_detected!("avx512f");
                 // SAFETY: the processor was just found to run AVX2 and FMA,
-                // the features `$wide` is compiled for.
+                // the features `$wide` is compiled for, and `wider` says
+                // whether it runs AVX-512F, which `exp_all_512` is.
                 #[allow(unsafe_code)]
-                return unsafe { $wide($($arg),*) };
+                return unsafe { $wide($($arg),*, wider) };
             }
             $plain($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
-        fn $wide($($arg: $ty),*) {
-            $body($($arg),*, exp_all)
+        fn $wide($($arg: $ty),*, wider: bool) {
+            if wider {
+                // SAFETY: the caller found AVX-512F.
+                #[allow(unsafe_code)]
+                $body($($arg),*, |values: &mut [f32]| unsafe { exp_all_512(values) })
+            } else {
+                $body($($arg),*, exp_all)
+            }
         }
 
         fn $plain($($arg: $ty),*) {
@@ -234,6 +301,42 @@ mod unit_tests {
                 "{x}"
             );
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_512_bit_exp_has_the_vector_exps_bits() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        // Runs of 8 and a rest, and a far value sending a run to the other path.
+        let x: Vec<f32> = spread_of_floats()
+            .filter(|x| x.abs() < FAST_BELOW)
+            .collect();
+        let mut wide = x.clone();
+        for chunk in wide.chunks_mut(1003) {
+            // SAFETY: the processor runs AVX-512F.
+            #[allow(unsafe_code)]
+            unsafe {
+                exp_all_512(chunk);
+            };
+        }
+        let mut reference = x.clone();
+        for chunk in reference.chunks_mut(1003) {
+            exp_all(chunk);
+        }
+        for ((&x, &a), &b) in x.iter().zip(&wide).zip(&reference) {
+            assert_eq!(a.to_bits(), b.to_bits(), "e^{x}");
+        }
+        let mut far = [1.0f32, 2.0, 100.0, -3.0, 0.5, 7.0, -8.0, 9.0, 10.0];
+        let mut expected = far;
+        exp_all(&mut expected);
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        unsafe {
+            exp_all_512(&mut far);
+        };
+        assert_eq!(far.map(f32::to_bits), expected.map(f32::to_bits));
     }
 
     #[test]
