@@ -161,9 +161,13 @@ impl Dense {
         }
         let last = (!last.is_empty()).then(|| OneInputs::new(last));
         let mut put = |sequence: usize, first: usize, sums: &[f32; PANEL]| {
-            if first < d_output {
-                let width = PANEL.min(d_output - first);
-                let at = sequence * d_output + first;
+            let at = sequence * d_output + first;
+            if first + PANEL <= d_output {
+                // A whole panel: a copy of known length, inlined (a call to
+                // memcpy per panel and sequence was 2% of 8 variations).
+                out[at..at + PANEL].copy_from_slice(sums);
+            } else if first < d_output {
+                let width = d_output - first;
                 out[at..at + width].copy_from_slice(&sums[..width]);
             }
         };
