@@ -15,7 +15,7 @@ use crate::meter::METER_FEATURES;
 use crate::model::composer::{ComposerInput, GAP_FEATURES, gap_features};
 use crate::model::{ArticleNet, Composer, Network, NetworkConfig, RollLstm, WINDOW_STEPS};
 use crate::record::{LossKind, TrainSettings};
-use crate::rng::seeded_for;
+use crate::rng::{SeededRng, seeded_for};
 use crate::roll::PITCH_COUNT;
 
 /// Training behaviour of one kind of network.
@@ -447,23 +447,31 @@ pub(super) fn replace_with_own(
     }
 }
 
+/// The draws of one dropout `stream` (kept apart from the feedback's) for the
+/// batch at `position`: seeded by the run's seed, the epoch and the batch, so
+/// a resumed run draws the same.
+fn dropout_draws(settings: &TrainSettings, position: BatchPosition, stream: u64) -> SeededRng {
+    seeded_for(
+        settings.rng_seed,
+        &[position.epoch as u64, position.batch as u64, stream],
+    )
+}
+
+/// What a kept value is scaled by where a `share` of them is silenced, so
+/// the expected value is the one the network meets when it generates.
+fn kept_scale(share: f64) -> f32 {
+    (1.0 / (1.0 - share)) as f32
+}
+
 /// Silences each sounding input cell with probability
 /// `settings.input_dropout` and scales the others by 1 / (1 - share), so an
 /// input's expected value is what the network meets when it generates.
-/// Seeded apart from the feedback's draws, by the run's seed, the epoch and
-/// the batch, so a resumed run silences the same cells.
+/// Its own stream of draws, so a resumed run silences the same cells.
 pub(super) fn drop_inputs(inputs: &mut [f32], settings: &TrainSettings, position: BatchPosition) {
     const INPUT_DROPOUT_STREAM: u64 = 1;
     let share = settings.input_dropout;
-    let kept_scale = (1.0 / (1.0 - share)) as f32;
-    let mut rng = seeded_for(
-        settings.rng_seed,
-        &[
-            position.epoch as u64,
-            position.batch as u64,
-            INPUT_DROPOUT_STREAM,
-        ],
-    );
+    let kept_scale = kept_scale(share);
+    let mut rng = dropout_draws(settings, position, INPUT_DROPOUT_STREAM);
     // Silent cells stay silent whatever is drawn: only sounding ones draw.
     for cell in inputs.iter_mut().filter(|cell| **cell != 0.0) {
         *cell = if rng.random::<f64>() < share {
@@ -482,9 +490,8 @@ const RECURRENT_DROPOUT_STREAM: u64 = 2;
 /// the roll LSTM's recurrent input: 0 with probability
 /// `settings.recurrent_dropout`, else 1 / (1 - share). One draw per stretch,
 /// kept at every step (variational dropout: a unit silenced at one step but
-/// not the next would leak what the mask hides). Seeded by the run's seed,
-/// the epoch and the batch, so a resumed run draws the same masks and both
-/// engines use the same.
+/// not the next would leak what the mask hides). Its own stream of draws,
+/// so a resumed run draws the same masks and both engines use the same.
 pub(super) fn recurrent_mask(
     settings: &TrainSettings,
     position: BatchPosition,
@@ -492,15 +499,8 @@ pub(super) fn recurrent_mask(
     units: usize,
 ) -> Vec<f32> {
     let share = settings.recurrent_dropout;
-    let kept_scale = (1.0 / (1.0 - share)) as f32;
-    let mut rng = seeded_for(
-        settings.rng_seed,
-        &[
-            position.epoch as u64,
-            position.batch as u64,
-            RECURRENT_DROPOUT_STREAM,
-        ],
-    );
+    let kept_scale = kept_scale(share);
+    let mut rng = dropout_draws(settings, position, RECURRENT_DROPOUT_STREAM);
     (0..sequences * units)
         .map(|_| {
             if rng.random::<f64>() < share {
