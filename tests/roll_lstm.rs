@@ -498,3 +498,72 @@ fn a_resumed_roll_lstm_run_equals_a_straight_one() {
         );
     }
 }
+
+#[test]
+fn a_manual_step_applies_the_runs_feedback_and_dropouts() {
+    // `Trainer::step` trains as an epoch does: the same batch gives another
+    // loss once feedback, input or recurrent dropout is set. Dropout 0 keeps
+    // burn's process-wide generator out of it.
+    let mut rng = StdRng::seed_from_u64(5);
+    let songs: Vec<Vec<u128>> = (0..3).map(|_| random_steps(&mut rng, 40)).collect();
+    let data = Dataset::from_rolls(songs, Preset::Forward, 0.0, 4).unwrap();
+    let length = 12;
+    let cells = 4 * length * PITCH_COUNT;
+    let inputs: Vec<f32> = (0..cells)
+        .map(|_| f32::from(u8::from(rng.random::<f32>() < 0.1)))
+        .collect();
+    let targets: Vec<f32> = (0..cells)
+        .map(|_| f32::from(u8::from(rng.random::<f32>() < 0.1)))
+        .collect();
+    let plain = TrainSettings {
+        sequence_steps: length,
+        max_transpose: 0,
+        feedback: 0.0,
+        batch_size: 4,
+        loss: cadenza::record::LossKind::Bce,
+        ..TrainSettings::default()
+    };
+    let loss_with = |settings: TrainSettings| {
+        Trainer::new(
+            RollLstmConfig::new().with_units(16).with_dropout(0.0),
+            settings,
+            &data,
+            "random",
+            &device::cpu(),
+        )
+        .unwrap()
+        .step(&inputs, &targets)
+        .unwrap()
+    };
+    let reference = loss_with(plain.clone());
+    assert_eq!(reference, loss_with(plain.clone()));
+    for (what, settings) in [
+        (
+            "feedback",
+            TrainSettings {
+                feedback: 0.5,
+                ..plain.clone()
+            },
+        ),
+        (
+            "input dropout",
+            TrainSettings {
+                input_dropout: 0.5,
+                ..plain.clone()
+            },
+        ),
+        (
+            "recurrent dropout",
+            TrainSettings {
+                recurrent_dropout: 0.5,
+                ..plain.clone()
+            },
+        ),
+    ] {
+        let loss = loss_with(settings);
+        assert!(
+            (loss - reference).abs() > 1e-6,
+            "{what}: {loss} vs {reference}"
+        );
+    }
+}

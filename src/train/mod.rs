@@ -560,10 +560,11 @@ impl Trainer {
 
     /// One optimizer step on a batch of inputs and targets (windows: inputs
     /// `[n, 9, 106]`, targets `[n, 106]`; stretches: both `[n, length, 106]`;
-    /// the composer's meter and gaps left out); returns the loss before the
-    /// step.
+    /// the composer's meter and gaps left out), with the run's settings
+    /// applied as in an epoch (the roll LSTM's feedback, input and recurrent
+    /// dropout); returns the loss before the step.
     pub fn step(&mut self, inputs: &[f32], targets: &[f32]) -> Result<f32, TrainError> {
-        let batch = BatchData {
+        let mut batch = BatchData {
             inputs: inputs.to_vec(),
             targets: targets.to_vec(),
             ..BatchData::default()
@@ -574,6 +575,7 @@ impl Trainer {
             batch: self.manual_steps,
         };
         self.manual_steps += 1;
+        self.feed_back(&mut batch, position)?;
         self.step_on(&batch, position)
     }
 
